@@ -1,0 +1,52 @@
+# ato_response -- PGXS build.  pg_config is taken from PATH (override: make PG_CONFIG=...).
+EXTENSION  = ato_response
+EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+MODULE_big = ato_response
+OBJS = \
+	ato_response.o \
+	src/geoip.o \
+	src/geoip_json.o \
+	src/ingest.o
+PGFILEDESC = "ato_response - account-takeover detection and response"
+
+# Install and upgrade scripts live in scripts/; sql/ belongs to pg_regress.
+DATA = $(wildcard scripts/$(EXTENSION)--*.sql)
+
+REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges
+REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CPPFLAGS = -I$(srcdir)/include -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK += -lmaxminddb
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The bundled GeoIP database (fetched, never committed) goes beside the
+# extension's SQL scripts, where ato_response.geoip_database points by default.
+GEOIP_FILE = geoip/geo-whois-asn-country.mmdb
+GEOIP_DIR  = $(datadir)/extension/ato_response
+
+.PHONY: geoip install-geoip
+geoip: $(GEOIP_FILE)
+$(GEOIP_FILE):
+	bash scripts/fetch-geoip.sh geoip
+
+install: install-geoip
+install-geoip:
+	@if [ -f $(GEOIP_FILE) ]; then \
+		$(MKDIR_P) '$(DESTDIR)$(GEOIP_DIR)' && \
+		$(INSTALL_DATA) $(GEOIP_FILE) '$(DESTDIR)$(GEOIP_DIR)/geo-whois-asn-country.mmdb.new' && \
+		mv -f '$(DESTDIR)$(GEOIP_DIR)/geo-whois-asn-country.mmdb.new' '$(DESTDIR)$(GEOIP_DIR)/geo-whois-asn-country.mmdb'; \
+	else \
+		echo "note: $(GEOIP_FILE) not present; run 'make geoip' to fetch the bundled GeoIP database"; \
+	fi
+
+# The control file holds the one version number; META.json must agree.
+.PHONY: check-version
+check-version:
+	@grep -q '"version": "$(EXTVERSION)"' META.json || { echo "META.json does not carry version $(EXTVERSION) of $(EXTENSION).control" >&2; exit 1; }
+	@test -f scripts/$(EXTENSION)--$(EXTVERSION).sql || { echo "scripts/$(EXTENSION)--$(EXTVERSION).sql is missing" >&2; exit 1; }
+	@echo "version $(EXTVERSION): control file, META.json and install script agree"

@@ -1,0 +1,83 @@
+/*
+ * ato_response.c
+ *     Module entry of the ato_response extension: the module magic, _PG_init
+ *     and the definition of every setting (GUC).  The work itself lives in
+ *     src/: GeoIP lookups in geoip.c, event validation and enrichment in
+ *     ingest.c.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "ato_response.h"
+
+PG_MODULE_MAGIC;
+
+#if PG_VERSION_NUM < 160000
+void		_PG_init(void);
+#endif
+
+char	   *ato_geoip_database_path = NULL;
+char	   *ato_asn_database_path = NULL;
+int			ato_max_user_agent_length = 1024;
+
+/*
+ * The bundled country database is installed by "make install" beside the
+ * extension's SQL scripts; it is the default so that enrichment works with no
+ * configuration.  The GUC machinery keeps a pointer to the boot value, so it
+ * must live as long as the process.
+ */
+static char *
+bundled_geoip_database_path(void)
+{
+	char		sharedir[MAXPGPATH];
+
+	get_share_path(my_exec_path, sharedir);
+	return MemoryContextStrdup(TopMemoryContext,
+							   psprintf("%s/extension/ato_response/geo-whois-asn-country.mmdb",
+										sharedir));
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("ato_response.geoip_database",
+							   "Path of the MaxMind DB file used to enrich events with a country and location.",
+							   "Both the GeoIP2/GeoLite2 layout and the flat country_code layout are read. "
+							   "Relative paths are relative to the data directory. An empty string turns enrichment off. "
+							   "Replace the file by renaming a new one over it; it is picked up by the next statement.",
+							   &ato_geoip_database_path,
+							   bundled_geoip_database_path(),
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ato_response.asn_database",
+							   "Path of an optional MaxMind DB file with autonomous system numbers and organisations.",
+							   "For example GeoLite2-ASN. Empty means the ASN fields come from ato_response.geoip_database when it has them.",
+							   &ato_asn_database_path,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ato_response.max_user_agent_length",
+							"User agents longer than this many bytes are cut to it when an event is stored.",
+							NULL,
+							&ato_max_user_agent_length,
+							1024,
+							64,
+							65536,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("ato_response");
+#else
+	EmitWarningsOnPlaceholders("ato_response");
+#endif
+}

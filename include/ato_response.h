@@ -1,0 +1,18 @@
+/*
+ * ato_response.h
+ *     Settings (GUC variables) of the ato_response extension, shared by its
+ *     C files.  The variables are defined and registered in ato_response.c.
+ */
+#ifndef ATO_RESPONSE_H
+#define ATO_RESPONSE_H
+
+/* ato_response.geoip_database: path of the country/city MaxMind DB file */
+extern char *ato_geoip_database_path;
+
+/* ato_response.asn_database: path of an optional ASN MaxMind DB file */
+extern char *ato_asn_database_path;
+
+/* ato_response.max_user_agent_length: longer user agents are cut (bytes) */
+extern int	ato_max_user_agent_length;
+
+#endif							/* ATO_RESPONSE_H */

@@ -1,0 +1,48 @@
+/*
+ * compat.h
+ *     The few server APIs that differ across the PostgreSQL versions
+ *     ato_response builds on (13 to 17), behind one name each.
+ */
+#ifndef ATO_COMPAT_H
+#define ATO_COMPAT_H
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/tuplestore.h"
+
+/*
+ * Set up a set-returning function in materialize mode: rsinfo->setResult
+ * and rsinfo->setDesc are ready for tuplestore_putvalues() afterwards.
+ */
+#if PG_VERSION_NUM >= 160000
+#define ato_init_materialized_srf(fcinfo) InitMaterializedSRF((fcinfo), 0)
+#elif PG_VERSION_NUM >= 150000
+#define ato_init_materialized_srf(fcinfo) SetSingleFuncCall((fcinfo), 0)
+#else
+static inline void
+ato_init_materialized_srf(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc;
+	MemoryContext oldcontext;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("materialize mode required, but it is not allowed in this context")));
+
+	oldcontext = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
+	MemoryContextSwitchTo(oldcontext);
+}
+#endif
+
+#endif							/* ATO_COMPAT_H */
