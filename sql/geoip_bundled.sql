@@ -1,0 +1,53 @@
+-- GeoIP look-ups against the bundled database (flat country_code layout),
+-- configured by default with no setting, with real addresses.
+SET timezone = 'UTC';
+
+SELECT database, setting, path LIKE '%/extension/ato_response/geo-whois-asn-country.mmdb' AS bundled_path,
+       loaded, database_type, ip_version, built_at IS NOT NULL AS has_build_time, problem
+  FROM ato.geoip_status();
+
+SELECT ip, ato.geoip_country(ip::inet) AS country
+  FROM unnest(ARRAY['8.8.8.8', '81.2.69.160', '1.1.1.1', '85.214.132.117', '133.11.0.1',
+                    '200.160.2.3', '2a02:2770::1', '2001:4860:4860::8888', '2a01:4f8::1',
+                    '::ffff:81.2.69.160', '8.8.8.0/24']) AS ip;
+
+-- Addresses nobody routes are misses: NULL, not a placeholder.
+SELECT ip, ato.geoip_country(ip::inet) AS country, ato.geoip(ip::inet) IS NULL AS no_record
+  FROM unnest(ARRAY['10.0.0.1', '192.0.2.1', '127.0.0.1', '::1', 'fe80::1', '0.0.0.0', '::']) AS ip;
+SELECT ato.geoip_country(NULL) IS NULL AS null_in_null_out, ato.geoip(NULL) IS NULL AS null_record;
+
+-- ato.geoip() returns every field the record has: the bundled one has only
+-- a country, so the rest is NULL and the matched network and record show.
+SELECT * FROM ato.geoip('81.2.69.160');
+SELECT (ato.geoip('2a02:2770::1')).country_code, (ato.geoip('2a02:2770::1')).network;
+SELECT network, network >>= '::ffff:8.8.8.8'::inet AS network_holds_address, details
+  FROM ato.geoip('::ffff:8.8.8.8');
+
+-- No ASN database is configured by default.
+SELECT database, loaded, path, problem FROM ato.geoip_status() WHERE database = 'asn';
+
+-- Settings: only superusers may point the server at files.
+SELECT name, context, unit FROM pg_settings WHERE name LIKE 'ato_response.%' ORDER BY name;
+SET ato_response.unknown_setting = 1;
+
+-- Turning enrichment off: look-ups ask for a database, events are still stored.
+SET ato_response.geoip_database = '';
+SELECT ato.geoip_country('8.8.8.8');
+SELECT ato.geoip('8.8.8.8');
+CREATE TEMP TABLE before_count AS SELECT count(*) AS n FROM ato.login_events;
+SELECT ato.record_login('geo-off', '8.8.8.8', 'success') > 0 AS stored;
+SELECT country_code FROM ato.login_events WHERE user_id = 'geo-off';
+-- A missing file: a warning on ingest, an error on an explicit call.
+SET ato_response.geoip_database = '/nonexistent/ato-missing.mmdb';
+SELECT ato.record_login('geo-missing', '8.8.8.8', 'success') > 0 AS stored;
+SELECT ato.record_login('geo-missing', '8.8.4.4', 'success') > 0 AS stored_without_second_warning;
+SELECT count(*) AS stored, count(country_code) AS enriched FROM ato.login_events WHERE user_id = 'geo-missing';
+SELECT loaded, problem FROM ato.geoip_status() WHERE database = 'geoip';
+SELECT ato.geoip_country('8.8.8.8');
+-- A directory is not a database either.
+SET ato_response.geoip_database = '/';
+SELECT ato.geoip_country('8.8.8.8');
+SELECT ato.record_login('geo-dir', '8.8.8.8', 'success') > 0 AS stored;
+RESET ato_response.geoip_database;
+SELECT ato.geoip_country('8.8.8.8') AS back_to_bundled;
+SELECT (SELECT count(*) FROM ato.login_events) - n AS new_events FROM before_count;

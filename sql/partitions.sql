@@ -1,0 +1,47 @@
+-- Monthly partitions: creating them (moving in what the default partition
+-- holds), listing them, dropping old months, and bad arguments.
+SET timezone = 'UTC';
+\set SHOW_CONTEXT never
+
+-- Rows for months with no partition wait in the default partition.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ('part-user', '8.8.8.8', 'success', '2023-05-10 00:00+00'),
+       ('part-user', '8.8.8.8', 'success', '2023-05-31 23:59:59.999999+00'),
+       ('part-user', '8.8.8.8', 'failure', '2023-06-01 00:00+00'),
+       ('part-user', '8.8.8.8', 'success', '2023-07-04 00:00+00');
+INSERT INTO ato.audit_events (actor_id, event_type, occurred_at)
+VALUES ('part-user', 'user.password_changed', '2023-05-11 00:00+00');
+SELECT tableoid::regclass, count(*) FROM ato.login_events WHERE user_id = 'part-user' GROUP BY 1;
+
+-- Creating May and June moves exactly their rows out of the default.
+SELECT ato.create_partitions('2023-05-20', '2023-06-01');
+SELECT occurred_at, tableoid::regclass FROM ato.login_events WHERE user_id = 'part-user' ORDER BY occurred_at;
+SELECT occurred_at, tableoid::regclass FROM ato.audit_events WHERE actor_id = 'part-user';
+-- Running it again creates nothing and moves nothing.
+SELECT ato.create_partitions('2023-05-01', '2023-06-30');
+
+-- New partitions carry the trigger of the parent and the indexes of the
+-- default partition.
+SELECT ato.record_login('part-user', '81.2.69.160', 'success', '2023-06-15 00:00+00') > 0 AS stored;
+SELECT country_code, tableoid::regclass FROM ato.login_events
+ WHERE user_id = 'part-user' AND occurred_at = '2023-06-15 00:00+00';
+SELECT tablename, regexp_replace(indexdef, 'INDEX \S+ ON \S+', 'INDEX ON') AS index
+  FROM pg_indexes
+ WHERE schemaname = 'ato' AND tablename IN ('login_events_p2023_06', 'audit_events_p2023_06')
+ ORDER BY 1, 2;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'ato.login_events_p2023_06'::regclass;
+
+-- Dropping old months costs a DROP TABLE; the default partition stays.
+SELECT ato.drop_partitions('2023-06-01');
+SELECT partition FROM ato.event_partitions WHERE lower_bound < '2023-08-01' ORDER BY 1;
+SELECT occurred_at FROM ato.login_events WHERE user_id = 'part-user' ORDER BY 1;
+SELECT ato.drop_partitions('2023-06-01') AS nothing_left_to_drop;
+
+-- Bad arguments.
+SELECT ato.create_partitions(NULL, '2024-01-01');
+SELECT ato.create_partitions('2024-01-01', NULL);
+SELECT ato.create_partitions('2024-02-01', '2024-01-01');
+SELECT ato.create_partitions('-infinity', '2024-01-01');
+SELECT ato.create_partitions('2000-01-01', '2011-01-01');
+SELECT ato.drop_partitions(NULL);
+SELECT ato.drop_partitions('infinity');

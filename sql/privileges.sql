@@ -1,0 +1,64 @@
+-- Privileges: nothing that reads, writes or manages events is PUBLIC; the
+-- GeoIP look-ups are.  Roles get exactly what they are granted.
+SET timezone = 'UTC';
+\set SHOW_CONTEXT never
+CREATE ROLE regress_ato_nobody;
+CREATE ROLE regress_ato_app;
+GRANT USAGE ON SCHEMA ato TO regress_ato_nobody, regress_ato_app;
+GRANT EXECUTE ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, text, jsonb) TO regress_ato_app;
+GRANT INSERT ON ato.login_events TO regress_ato_app;
+GRANT USAGE ON SEQUENCE ato.event_id_seq TO regress_ato_app;
+
+-- What PUBLIC may execute in schema ato.
+SELECT p.oid::regprocedure AS function
+  FROM pg_proc p
+ WHERE p.pronamespace = 'ato'::regnamespace
+   AND has_function_privilege('regress_ato_nobody', p.oid, 'EXECUTE')
+ ORDER BY 1::text;
+-- Tables and views PUBLIC can touch: none.
+SELECT c.oid::regclass FROM pg_class c
+ WHERE c.relnamespace = 'ato'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S')
+   AND (has_table_privilege('regress_ato_nobody', c.oid, 'SELECT')
+        OR has_table_privilege('regress_ato_nobody', c.oid, 'INSERT')
+        OR has_table_privilege('regress_ato_nobody', c.oid, 'UPDATE')
+        OR has_table_privilege('regress_ato_nobody', c.oid, 'DELETE'));
+
+SET ROLE regress_ato_nobody;
+SELECT ato.geoip_country('8.8.8.8');
+SELECT ato.record_login('mallory', '8.8.8.8', 'success');
+INSERT INTO ato.login_events (user_id, outcome) VALUES ('mallory', 'success');
+SELECT count(*) FROM ato.login_events;
+SELECT ato.create_partitions(now(), now());
+SELECT ato.drop_partitions(now());
+SELECT * FROM ato.geoip_status();
+SET ato_response.geoip_database = '/etc/passwd';
+RESET ROLE;
+
+-- An application role records logins (record_login runs as the extension's
+-- owner) and may bulk-insert, but cannot read events back.
+SET ROLE regress_ato_app;
+SELECT ato.record_login('app-user', '8.8.8.8', 'success', '2024-02-02 00:00+00') > 0 AS stored;
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ('app-user', '1.1.1.1', 'failure', '2024-02-02 00:01+00');
+SELECT count(*) FROM ato.login_events;
+SELECT ato.record_event('app-user', 'user.email_changed');
+RESET ROLE;
+SELECT user_id, outcome, country_code FROM ato.login_events WHERE user_id = 'app-user' ORDER BY occurred_at;
+
+-- SECURITY DEFINER functions pin search_path.
+SELECT p.oid::regprocedure AS security_definer, p.proconfig FROM pg_proc p
+ WHERE p.pronamespace = 'ato'::regnamespace AND p.prosecdef ORDER BY 1::text;
+SELECT p.oid::regprocedure FROM pg_proc p
+ WHERE p.pronamespace = 'ato'::regnamespace AND p.prosecdef
+   AND NOT coalesce(p.proconfig::text[] @> ARRAY['search_path=pg_catalog, pg_temp'], false);
+
+-- Every function and table has a comment.
+SELECT p.oid::regprocedure AS uncommented FROM pg_proc p
+ WHERE p.pronamespace = 'ato'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL;
+SELECT c.oid::regclass AS uncommented FROM pg_class c
+ WHERE c.relnamespace = 'ato'::regnamespace AND c.relkind IN ('p', 'v')
+   AND obj_description(c.oid, 'pg_class') IS NULL;
+
+DROP OWNED BY regress_ato_nobody, regress_ato_app;
+DROP ROLE regress_ato_nobody;
+DROP ROLE regress_ato_app;
