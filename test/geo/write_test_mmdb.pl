@@ -1,0 +1,254 @@
+#!/usr/bin/perl
+#
+# write_test_mmdb.pl - generate the small MaxMind DB (.mmdb) fixtures used by
+# the extension's geo tests.
+#
+# Usage: perl test/geo/write_test_mmdb.pl OUTDIR
+#
+# Writes into OUTDIR (created if missing):
+#   city.mmdb            GeoIP2-City layout (country / registered_country /
+#                        city / location), IPv6 tree with IPv4 aliased
+#   asn.mmdb             GeoLite2-ASN layout (autonomous_system_number /
+#                        autonomous_system_organization)
+#   flat.mmdb            ip-location-db flat layout ({ country_code })
+#   flat-ipv4-only.mmdb  flat layout, IPv4-only tree
+#   corrupt.mmdb         flat.mmdb with part of its search tree overwritten:
+#                        metadata still parses, lookups fail
+#   garbage.mmdb         4096 bytes that are not an mmdb file at all
+#   empty.mmdb           zero-length file
+#
+# Only documentation ranges (RFC 5737, RFC 3849) and shared address space
+# (RFC 6598) are used, so nothing here resembles real geolocation data. The
+# output is deterministic (fixed build_epoch, sorted map keys) so the fixtures
+# can be regenerated at test time and compared byte for byte. The tests depend
+# on the exact record contents below; change them together.
+
+use strict;
+use warnings;
+
+use File::Path qw(make_path);
+use File::Spec;
+use MaxMind::DB::Writer::Tree;
+
+# Fixed build timestamp (2024-01-01T00:00:00Z) so repeated runs are identical.
+my $BUILD_EPOCH = 1704067200;
+
+# Value types for every map key that appears in any of the databases.
+# An unknown key is a bug in this script, so it is fatal.
+my %KEY_TYPES = (
+    # GeoIP2-City
+    country            => 'map',
+    registered_country => 'map',
+    city               => 'map',
+    location           => 'map',
+    names              => 'map',
+    iso_code           => 'utf8_string',
+    en                 => 'utf8_string',
+    latitude           => 'double',
+    longitude          => 'double',
+    accuracy_radius    => 'uint16',
+
+    # GeoLite2-ASN
+    autonomous_system_number       => 'uint32',
+    autonomous_system_organization => 'utf8_string',
+
+    # ip-location-db flat layout
+    country_code => 'utf8_string',
+);
+
+sub key_type {
+    my ($key) = @_;
+    my $type = $KEY_TYPES{$key};
+    die "write_test_mmdb.pl: no MMDB type defined for map key '$key'\n"
+        unless defined $type;
+    return $type;
+}
+
+sub new_tree {
+    my (%args) = @_;
+    my $ip_version = $args{ip_version};
+
+    my $tree = MaxMind::DB::Writer::Tree->new(
+        ip_version    => $ip_version,
+        record_size   => $args{record_size},
+        database_type => $args{database_type},
+        languages     => ['en'],
+        description   => { en => $args{description} },
+        map_key_type_callback    => \&key_type,
+        merge_strategy           => 'none',
+        remove_reserved_networks => 0,    # test ranges are all "reserved"
+        ( $ip_version == 6 ? ( alias_ipv6_to_ipv4 => 1 ) : () ),
+    );
+
+    # build_epoch normally defaults to time(); pin it for reproducibility.
+    # The writer is private but intended for exactly this purpose.
+    $tree->_set_build_epoch($BUILD_EPOCH);
+    return $tree;
+}
+
+sub write_file {
+    my ( $path, $bytes ) = @_;
+    open my $fh, '>:raw', $path or die "cannot open $path for writing: $!\n";
+    print {$fh} $bytes or die "cannot write $path: $!\n";
+    close $fh or die "cannot close $path: $!\n";
+}
+
+sub read_file {
+    my ($path) = @_;
+    open my $fh, '<:raw', $path or die "cannot open $path: $!\n";
+    local $/;
+    my $bytes = <$fh>;
+    close $fh or die "cannot close $path: $!\n";
+    die "cannot read $path\n" unless defined $bytes;
+    return $bytes;
+}
+
+sub write_tree {
+    my ( $tree, $path, @networks ) = @_;
+    while (@networks) {
+        my ( $network, $record ) = splice @networks, 0, 2;
+        $tree->insert_network( $network, $record );
+    }
+    open my $fh, '>:raw', $path or die "cannot open $path for writing: $!\n";
+    $tree->write_tree($fh);
+    close $fh or die "cannot close $path: $!\n";
+    die "$path is empty after writing\n" unless -s $path;
+}
+
+sub city_record {
+    my ( $iso, $country, $city, $lat, $lon, $radius ) = @_;
+    return {
+        country            => { iso_code => $iso, names => { en => $country } },
+        registered_country => { iso_code => $iso, names => { en => $country } },
+        city               => { names => { en => $city } },
+        location           => {
+            latitude        => $lat,
+            longitude       => $lon,
+            accuracy_radius => $radius,
+        },
+    };
+}
+
+sub main {
+    die "usage: $0 OUTDIR\n" unless @ARGV == 1 && length $ARGV[0];
+    my $dir = $ARGV[0];
+
+    make_path($dir) unless -d $dir;
+    die "cannot create directory $dir\n" unless -d $dir;
+    my $out = sub { File::Spec->catfile( $dir, $_[0] ) };
+
+    # 1. city.mmdb
+    write_tree(
+        new_tree(
+            ip_version    => 6,
+            record_size   => 28,
+            database_type => 'ATO-Test-City',
+            description   => 'ato_response test fixture (City layout)',
+        ),
+        $out->('city.mmdb'),
+        '192.0.2.0/24' => city_record(
+            'GB', 'United Kingdom', 'London', 51.5142, -0.0931, 10
+        ),
+        '198.51.100.0/24' => city_record(
+            'US', 'United States', 'New York', 40.7128, -74.006, 20
+        ),
+        '203.0.113.0/25' => city_record(
+            'JP', 'Japan', 'Tokyo', 35.6895, 139.6917, 50
+        ),
+        '203.0.113.128/25' => city_record(
+            'BR', 'Brazil', 'Sao Paulo', -23.5505, -46.6333, 50
+        ),
+        '2001:db8:1::/48' => city_record(
+            'DE', 'Germany', 'Berlin', 52.52, 13.405, 20
+        ),
+        '2001:db8:2::/48' => city_record(
+            'AU', 'Australia', 'Sydney', -33.8688, 151.2093, 20
+        ),
+        # Only registered_country: exercises the fallback path.
+        '100.64.0.0/24' => { registered_country => { iso_code => 'FR' } },
+        # Invalid country code: must be rejected by the extension.
+        '100.64.1.0/24' => { country => { iso_code => 'not-a-code' } },
+    );
+
+    # 2. asn.mmdb
+    write_tree(
+        new_tree(
+            ip_version    => 6,
+            record_size   => 28,
+            database_type => 'ATO-Test-ASN',
+            description   => 'ato_response test fixture (ASN layout)',
+        ),
+        $out->('asn.mmdb'),
+        '192.0.2.0/24' => {
+            autonomous_system_number       => 64500,
+            autonomous_system_organization => 'Example Transit Ltd',
+        },
+        '198.51.100.0/24' => {
+            autonomous_system_number       => 64501,
+            autonomous_system_organization => 'Example Cloud Hosting',
+        },
+        '2001:db8:1::/48' => {
+            autonomous_system_number       => 64502,
+            autonomous_system_organization => 'Example IPv6 Net',
+        },
+    );
+
+    # 3. flat.mmdb (answers deliberately differ from city.mmdb)
+    write_tree(
+        new_tree(
+            ip_version    => 6,
+            record_size   => 28,
+            database_type => 'ATO-Test-Flat',
+            description   => 'ato_response test fixture (flat layout)',
+        ),
+        $out->('flat.mmdb'),
+        '192.0.2.0/24'    => { country_code => 'NL' },
+        '198.51.100.0/24' => { country_code => 'CA' },
+        '2001:db8:1::/48' => { country_code => 'SE' },
+    );
+
+    # 4. flat-ipv4-only.mmdb
+    write_tree(
+        new_tree(
+            ip_version    => 4,
+            record_size   => 24,
+            database_type => 'ATO-Test-Flat',
+            description   => 'ato_response test fixture (flat layout, IPv4 only)',
+        ),
+        $out->('flat-ipv4-only.mmdb'),
+        '192.0.2.0/24' => { country_code => 'IE' },
+    );
+
+    # 5a. corrupt.mmdb: flat.mmdb with a run of search-tree bytes set to 0xFF.
+    # Every 28-bit record in the run then points far past the data section,
+    # which libmaxminddb reports as a corrupt search tree at lookup time,
+    # while the metadata at the end of the file is untouched so MMDB_open
+    # still succeeds.
+    my $CORRUPT_OFFSET = 32;
+    my $CORRUPT_LENGTH = 64;
+    my $flat           = read_file( $out->('flat.mmdb') );
+    die "flat.mmdb too small to corrupt\n"
+        if length($flat) < $CORRUPT_OFFSET + $CORRUPT_LENGTH;
+    substr( $flat, $CORRUPT_OFFSET, $CORRUPT_LENGTH ) =
+        "\xFF" x $CORRUPT_LENGTH;
+    write_file( $out->('corrupt.mmdb'), $flat );
+
+    # 5b. garbage.mmdb: 4096 bytes, no metadata marker.
+    my $line    = "not a maxmind database\n";
+    my $garbage = substr( $line x ( int( 4096 / length $line ) + 1 ), 0, 4096 );
+    write_file( $out->('garbage.mmdb'), $garbage );
+
+    # 5c. empty.mmdb
+    write_file( $out->('empty.mmdb'), '' );
+
+    return 0;
+}
+
+my $rc = eval { main() };
+if ( !defined $rc ) {
+    my $err = $@ || 'unknown error';
+    print STDERR "write_test_mmdb.pl: $err";
+    print STDERR "\n" unless $err =~ /\n\z/;
+    exit 1;
+}
+exit $rc;
