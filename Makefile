@@ -39,7 +39,8 @@ install-geoip:
 	@if [ -f $(GEOIP_FILE) ]; then \
 		$(MKDIR_P) '$(DESTDIR)$(GEOIP_DIR)' && \
 		$(INSTALL_DATA) $(GEOIP_FILE) '$(DESTDIR)$(GEOIP_DIR)/geo-whois-asn-country.mmdb.new' && \
-		mv -f '$(DESTDIR)$(GEOIP_DIR)/geo-whois-asn-country.mmdb.new' '$(DESTDIR)$(GEOIP_DIR)/geo-whois-asn-country.mmdb'; \
+		mv -f '$(DESTDIR)$(GEOIP_DIR)/geo-whois-asn-country.mmdb.new' '$(DESTDIR)$(GEOIP_DIR)/geo-whois-asn-country.mmdb' && \
+		$(INSTALL_DATA) geoip/NRO_LICENSE '$(DESTDIR)$(GEOIP_DIR)/NRO_LICENSE'; \
 	else \
 		echo "note: $(GEOIP_FILE) not present; run 'make geoip' to fetch the bundled GeoIP database"; \
 	fi
