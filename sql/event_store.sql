@@ -62,3 +62,13 @@ EXPLAIN (COSTS OFF)
 SELECT count(*) FROM ato.login_events
  WHERE occurred_at >= '2024-02-10' AND occurred_at < '2024-02-11';
 RESET enable_seqscan;
+
+-- Updates are checked and normalised like inserts but keep the stored
+-- enrichment; setting recorded_at to NULL asks for the row to be enriched
+-- again.
+UPDATE ato.login_events SET outcome = 'FAILURE', ip_address = '81.2.69.160' WHERE user_id = 'carol';
+SELECT outcome, ip_address, country_code, recorded_at IS NOT NULL AS recorded
+  FROM ato.login_events WHERE user_id = 'carol';
+UPDATE ato.login_events SET country_code = NULL, recorded_at = NULL WHERE user_id = 'carol';
+SELECT outcome, ip_address, country_code, recorded_at IS NOT NULL AND recorded_at <= now() AS recorded_again
+  FROM ato.login_events WHERE user_id = 'carol';

@@ -2,9 +2,11 @@
  * ingest.c
  *     Validation and enrichment of events as they are stored: the row
  *     trigger function ato.enrich_event() that fires before every insert
- *     into ato.login_events and ato.audit_events.  ato.record_login(),
- *     ato.record_event(), INSERT and COPY all pass through it, so they
- *     accept, normalise and enrich rows exactly alike.
+ *     into and update of ato.login_events and ato.audit_events.
+ *     ato.record_login(), ato.record_event(), INSERT and COPY all pass
+ *     through it, so they accept, normalise and enrich rows exactly alike;
+ *     it is the only place these rules are written (the tables have no
+ *     CHECK constraints repeating them).
  *
  * What it does to a row:
  *   - rejects a NULL or empty user (actor) id, a NULL or infinite time, an
@@ -17,7 +19,9 @@
  *     databases when the row has an address, leaving any value the caller
  *     gave alone.  An unusable database never rejects the row.
  *   - a row that comes with recorded_at (a restore, a copy between
- *     databases) is checked but otherwise kept exactly as it was recorded.
+ *     databases, any update of a stored row) is checked but otherwise kept
+ *     as it is; an update that sets recorded_at to NULL has the row
+ *     enriched again.
  */
 #include "postgres.h"
 
@@ -26,6 +30,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -309,6 +314,7 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	HeapTuple	tuple;
+	TupleTableSlot *slot;
 	TupleDesc	tupdesc;
 	EventColumns *cols;
 	EventRow	row;
@@ -323,15 +329,35 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 				 errmsg("ato.enrich_event() must fire BEFORE INSERT OR UPDATE FOR EACH ROW"),
 				 errhint("It is a row trigger function of the event tables; it cannot be called directly.")));
 
-	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
-		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		tuple = trigdata->tg_newtuple;
+		slot = trigdata->tg_newslot;
+	}
+	else
+	{
+		tuple = trigdata->tg_trigtuple;
+		slot = trigdata->tg_trigslot;
+	}
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	cols = event_columns(fcinfo, trigdata);
 
+	/*
+	 * Take the columns from the executor's slot, which COPY and INSERT have
+	 * already filled column by column, rather than taking the tuple apart
+	 * again.
+	 */
 	row.values = palloc(tupdesc->natts * sizeof(Datum));
 	row.nulls = palloc(tupdesc->natts * sizeof(bool));
 	row.changed = false;
-	heap_deform_tuple(tuple, tupdesc, row.values, row.nulls);
+	if (slot != NULL && slot->tts_tupleDescriptor->natts == tupdesc->natts)
+	{
+		slot_getallattrs(slot);
+		memcpy(row.values, slot->tts_values, tupdesc->natts * sizeof(Datum));
+		memcpy(row.nulls, slot->tts_isnull, tupdesc->natts * sizeof(bool));
+	}
+	else
+		heap_deform_tuple(tuple, tupdesc, row.values, row.nulls);
 
 	check_occurred_at(&row, cols);
 	check_subject(&row, cols);
