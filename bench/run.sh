@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# run.sh -- the benchmarks of ato_response, each the extension's way against
+# the plain way in one run on the same data, printing the ratio:
+#
+#   ingest     COPY of 1M login events into ato.login_events (trigger,
+#              partitions, BRIN index) against a plain table of the same
+#              columns, without and with the same BRIN index on occurred_at
+#   geoip      ato.geoip_country() over 5M addresses against the same
+#              lookups in a C loop over libmaxminddb
+#   breakdown  where the ingest time goes: the same COPY into tables that add
+#              one ingredient at a time (and a perf profile of the ato COPY
+#              when perf is installed); not part of the default run
+#   window     time-window queries over a year of history (50M login events
+#              by default) in ato.login_events against one plain table with a
+#              B-tree on occurred_at, and dropping the oldest month against
+#              DELETE; not part of the default run (about 15 minutes, 30 GB)
+#
+#   bash bench/run.sh [all|ingest|geoip|breakdown|window]   (default: all = ingest + geoip)
+#
+# As root on a fresh Debian 12 machine it installs the packages, builds and
+# installs the extension, starts a throwaway cluster in a temporary
+# directory and removes it at the end.  Sizes can be lowered for a smoke
+# run: ATO_BENCH_EVENTS (default 1000000), ATO_BENCH_ADDRESSES (5000000),
+# ATO_BENCH_RUNS (timed runs of each contender: 5, or 3 in the breakdown),
+# ATO_BENCH_WINDOW_EVENTS (50000000) and ATO_BENCH_WINDOW_DAYS (365).
+# Nothing here fails on a time: the ratios are printed, and the run fails
+# only when the contenders disagree on the results.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+
+what=${1:-all}
+case $what in
+    all | ingest | geoip | breakdown | window) ;;
+    *)
+        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window]" >&2
+        exit 2
+        ;;
+esac
+
+events=${ATO_BENCH_EVENTS:-1000000}
+addresses=${ATO_BENCH_ADDRESSES:-5000000}
+runs=${ATO_BENCH_RUNS:-5}
+breakdown_runs=${ATO_BENCH_RUNS:-3}
+window_events=${ATO_BENCH_WINDOW_EVENTS:-50000000}
+window_days=${ATO_BENCH_WINDOW_DAYS:-365}
+bench_dir=$ato_root/bench
+db=ato_bench
+
+ato_install_packages
+ato_build_install
+
+work=$(ato_workdir)
+cleanup() { ato_stop_cluster "$work/cluster"; rm -rf "$work"; }
+trap cleanup EXIT
+mkdir "$work/cluster"
+((EUID == 0)) && chown postgres: "$work/cluster"
+
+# Autovacuum is off so that no worker takes the second core in the middle of
+# a timed COPY (each COPY leaves a freshly filled table behind); checkpoints
+# are taken by hand before every timed statement, never by the timeout.
+ato_say "starting a throwaway cluster in $work"
+ato_start_cluster "$work/cluster" \
+    "shared_buffers = 1GB" "max_wal_size = 4GB" "synchronous_commit = off" \
+    "checkpoint_timeout = 1h" "autovacuum = off"
+createdb "$db"
+export PGDATABASE=$db
+psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION ato_response' -c 'CREATE SCHEMA bench' \
+    -c 'CREATE TABLE bench.timing (variant text, run int, seconds float8, row_count bigint)'
+
+bench_psql() { psql -qAtX -v ON_ERROR_STOP=1 "$@"; }
+
+# timed VARIANT RUN SQL...: psql input that checkpoints and flushes the
+# kernel's dirty pages (so that no write-back of an earlier run lands in this
+# one), then runs the SQL with the time from just before to just after it
+# (one round trip of SELECTs on a Unix socket, ~0.1 ms) recorded in
+# bench.timing, with the row count the last statement reported (a COPY's
+# rows).  Run 0 is a warm-up that the medians leave out: the first COPYs of
+# a cluster also create its WAL segments, which later ones recycle.
+timed() {
+    local variant=$1 run=$2; shift 2
+    printf 'CHECKPOINT;\n'
+    printf '\\! sync\n'
+    printf 'SELECT clock_timestamp() AS t0 \\gset\n'
+    printf '%s\n' "$@"
+    printf "INSERT INTO bench.timing VALUES ('%s', %d, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz), :ROW_COUNT);\n" \
+        "$variant" "$run"
+}
+
+median_sql() { # median_sql VARIANT: the median seconds of a variant, as SQL
+    printf "(SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FROM bench.timing WHERE variant = '%s' AND run > 0)" "$1"
+}
+
+# ---------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------
+generate() { # generate EVENTS ADDRESSES [SPAN_DAYS]
+    ato_say "generating $1 login events over ${3:-30} days and $2 addresses (seeded, once)"
+    bench_psql -v events="$1" -v events_file="$work/events.csv" \
+        -v addresses="$2" -v addresses_file="$work/addresses.txt" \
+        -v span_days="${3:-30}" -f "$bench_dir/generate.sql" >/dev/null
+}
+
+# The tables the ingest benchmark loads: ato.login_events with monthly
+# partitions covering the data, and plain tables of the same columns and
+# defaults (so the same nextval() per row) without constraints or triggers.
+setup_ingest_tables() {
+    bench_psql <<'SQL'
+SELECT ato.create_partitions(date_trunc('hour', now()) - interval '31 days', now()) AS created \gset
+CREATE TABLE bench.plain (LIKE ato.login_events INCLUDING DEFAULTS);
+CREATE TABLE bench.plain_indexed (LIKE ato.login_events INCLUDING DEFAULTS);
+CREATE INDEX ON bench.plain_indexed USING brin (occurred_at) WITH (pages_per_range = 32);
+SQL
+}
+
+copy_sql() { # copy_sql TABLE: the COPY of the event file into TABLE
+    printf "COPY %s (occurred_at, user_id, ip_address, outcome, user_agent, source, metadata) FROM '%s' (FORMAT csv);" \
+        "$1" "$work/events.csv"
+}
+
+truncate_sql() { # truncate_sql TABLE...: empty every table before a timed COPY
+    local IFS=,
+    printf 'TRUNCATE %s;' "$*"
+}
+
+# ---------------------------------------------------------------------------
+# ingest
+# ---------------------------------------------------------------------------
+bench_ingest() {
+    local tables=(bench.plain bench.plain_indexed ato.login_events)
+    local variants=(plain plain_indexed ato)
+    local run i script
+
+    setup_ingest_tables
+    ato_say "ingest: a warm-up and $runs rounds of COPY $events rows into a plain table, a plain table with the same BRIN index and ato.login_events"
+    script=$(
+        for ((run = 0; run <= runs; run++)); do
+            for i in 0 1 2; do
+                truncate_sql "${tables[@]}"
+                echo
+                timed "${variants[$i]}" "$run" "$(copy_sql "${tables[$i]}")"
+            done
+        done
+        cat <<SQL
+SELECT count(*) = 0 AS rows_ok FROM bench.timing
+ WHERE variant IN ('plain', 'plain_indexed', 'ato') AND row_count <> $events \gset
+\if :rows_ok
+\else
+DO \$\$ BEGIN RAISE EXCEPTION 'ingest: a COPY did not store the $events rows of the file'; END \$\$;
+\endif
+SELECT format('ingest: plain COPY %s rows median %s s; ato COPY median %s s; ratio (plain/ato time) %s (target >= 0.5)',
+              $events, round(p::numeric, 2), round(a::numeric, 2), round((p / a)::numeric, 2))
+       || E'\\n' ||
+       format('ingest: plain+BRIN COPY %s rows median %s s; ato COPY median %s s; ratio (plain/ato time) %s (target >= 0.5)',
+              $events, round(pi::numeric, 2), round(a::numeric, 2), round((pi / a)::numeric, 2))
+  FROM (SELECT $(median_sql plain) AS p, $(median_sql plain_indexed) AS pi, $(median_sql ato) AS a) m;
+\pset fieldsep ' '
+SELECT 'ingest: runs (s):', string_agg(variant || ' ' || secs, '; ' ORDER BY array_position(ARRAY['plain', 'plain_indexed', 'ato'], variant))
+  FROM (SELECT variant, string_agg(to_char(seconds, 'FM990.00'), ' ' ORDER BY run) AS secs
+          FROM bench.timing WHERE variant IN ('plain', 'plain_indexed', 'ato') AND run > 0 GROUP BY variant) v;
+SELECT format('ingest: ato rows with a country %s%%; in the default partition %s; monthly partitions holding rows %s',
+              round(100.0 * count(country_code) / count(*), 1),
+              (SELECT count(*) FROM ato.login_events_default),
+              count(DISTINCT tableoid))
+  FROM ato.login_events;
+SQL
+    )
+    bench_psql <<<"$script"
+}
+
+# ---------------------------------------------------------------------------
+# geoip
+# ---------------------------------------------------------------------------
+bench_geoip() {
+    local mmdb c_out c_seconds c_hits c_count sql_out run script
+
+    mmdb=$(bench_psql -c "LOAD 'ato_response'" -c 'SHOW ato_response.geoip_database')
+    ato_say "geoip: building bench/geoip_loop.c"
+    cc -O2 -Wall -Wextra -o "$work/geoip_loop" "$bench_dir/geoip_loop.c" -lmaxminddb
+
+    ato_say "geoip: $addresses lookups in the C loop over $mmdb"
+    c_out=$("$work/geoip_loop" "$mmdb" "$work/addresses.txt" "$runs")
+    read -r c_seconds c_hits c_count <<<"$c_out"
+
+    ato_say "geoip: the same $addresses lookups in SQL, one backend, no parallel workers"
+    script=$(
+        cat <<SQL
+CREATE TABLE bench.addresses (ip inet);
+COPY bench.addresses FROM '$work/addresses.txt';
+VACUUM ANALYZE bench.addresses;
+SET max_parallel_workers_per_gather = 0;
+-- warm up: the table into shared buffers, the database file into the mapping
+SELECT count(ip) AS rows, count(ato.geoip_country(ip)) AS hits FROM bench.addresses \gset warm_
+SQL
+        for ((run = 1; run <= runs; run++)); do
+            timed scan "$run" 'SELECT count(ip) AS n FROM bench.addresses \gset'
+            timed geoip_country "$run" 'SELECT count(ato.geoip_country(ip)) AS hits FROM bench.addresses \gset'
+            cat <<'SQL'
+SELECT :'n' = :'warm_rows' AND :'hits' = :'warm_hits' AS same \gset
+\if :same
+\else
+DO $$ BEGIN RAISE EXCEPTION 'geoip: the SQL runs disagree on the number of rows or hits'; END $$;
+\endif
+SQL
+        done
+        printf 'SELECT :n, :hits, %s, %s;\n' "$(median_sql scan)" "$(median_sql geoip_country)"
+    )
+    sql_out=$(bench_psql -F ' ' <<<"$script")
+    read -r sql_count sql_hits scan_seconds sql_seconds <<<"$sql_out"
+
+    if [[ $sql_count != "$c_count" || $sql_hits != "$c_hits" ]]; then
+        echo "geoip: MISMATCH: the C loop found $c_hits hits in $c_count addresses, SQL $sql_hits in $sql_count" >&2
+        exit 1
+    fi
+    awk -v n="$c_count" -v hits="$c_hits" -v c="$c_seconds" -v s="$sql_seconds" -v scan="$scan_seconds" 'BEGIN {
+        printf "geoip_country: C loop %d lookups %.2f s; SQL %.2f s; ratio %.2f (target >= 0.3)\n", n, c, s, c / s
+        printf "geoip_country: both found %d of %d addresses; SQL scan baseline count(ip) %.2f s, so the function costs %.0f ns a call against %.0f ns a lookup in the C loop\n",
+            hits, n, scan, (s - scan) / n * 1e9, c / n * 1e9
+    }'
+}
+
+# ---------------------------------------------------------------------------
+# breakdown (not part of the default run)
+# ---------------------------------------------------------------------------
+bench_breakdown() {
+    ato_say "breakdown: a warm-up and $breakdown_runs rounds of COPY $events rows into tables that add one ingredient at a time"
+    setup_ingest_tables
+    bench_psql -f "$bench_dir/breakdown_setup.sql"
+    local variants tables run i script
+    # variant name = table name in schema bench, but for ato itself
+    variants=(plain noop_trigger enrich_off enrich plain_indexed enrich_indexed part part_indexed part_indexed_checks ato)
+    script=$(
+        for ((run = 0; run <= breakdown_runs; run++)); do
+            for v in "${variants[@]}"; do
+                local t=bench.$v
+                local pre=''
+                [[ $v == ato ]] && t=ato.login_events
+                # enrich_off: the same trigger with GeoIP turned off
+                [[ $v == enrich_off ]] && pre="SET ato_response.geoip_database = '';"
+                echo "TRUNCATE ato.login_events, bench.plain, bench.plain_indexed, bench.noop_trigger, bench.enrich_off, bench.enrich, bench.enrich_indexed, bench.part, bench.part_indexed, bench.part_indexed_checks;"
+                echo "$pre"
+                timed "$v" "$run" "$(copy_sql "$t")"
+                [[ -n $pre ]] && echo "RESET ato_response.geoip_database;"
+            done
+        done
+        cat <<SQL
+SELECT count(*) = 0 AS rows_ok FROM bench.timing WHERE row_count <> $events \gset
+\if :rows_ok
+\else
+DO \$\$ BEGIN RAISE EXCEPTION 'breakdown: a COPY did not store the $events rows of the file'; END \$\$;
+\endif
+SQL
+        printf '\\pset fieldsep '"'"' '"'"'\n'
+        echo "SELECT rpad(variant, 20), to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), 'FM990.00') || ' s',"
+        echo "       to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) * 1e6 / $events, 'FM99990.00') || ' us/row',"
+        echo "       string_agg(to_char(seconds, 'FM990.00'), ' ' ORDER BY run)"
+        echo "  FROM bench.timing WHERE run > 0 GROUP BY variant"
+        printf "  ORDER BY array_position(ARRAY[%s], variant);\n" "$(printf "'%s'," "${variants[@]}" | sed 's/,$//')"
+    )
+    echo "variant              median    per row     runs"
+    bench_psql <<<"$script"
+
+    if command -v perf >/dev/null && ((EUID == 0)); then
+        ato_say "breakdown: perf profile of one COPY into ato.login_events (share of the backend's CPU samples)"
+        bench_psql >/dev/null <<SQL
+TRUNCATE ato.login_events;
+CHECKPOINT;
+SELECT pg_backend_pid() AS pid \gset
+\setenv BENCH_PID :pid
+\! perf record -q --call-graph dwarf,16384 -F 499 -o $work/perf.data -p "\$BENCH_PID" >/dev/null 2>&1 & echo \$! > $work/perf.pid; sleep 1
+$(copy_sql ato.login_events)
+\! kill -INT "\$(cat $work/perf.pid)"; while kill -0 "\$(cat $work/perf.pid)" 2>/dev/null; do sleep 0.2; done
+SQL
+        local report=(perf report -i "$work/perf.data" --stdio -g none)
+        echo "-- self time by shared object --"
+        "${report[@]}" --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 8 || true
+        echo "-- self time by function (top 25; postgres is stripped, so its static functions show as addresses) --"
+        "${report[@]}" --no-children --sort dso,symbol 2>/dev/null | grep -E '^ +[0-9.]+%' | sed 's/ *- *- *$//' | head -n 25 || true
+        echo "-- time including callees (children, self) --"
+        "${report[@]}" --children --sort symbol 2>/dev/null | grep -E '^ +[0-9.]+% +[0-9.]+%' | sed 's/ *- *- *$//' |
+            grep -E ' (CopyFrom|NextCopyFrom|NextCopyFromRawFields|InputFunctionCall|ExecBRInsertTriggers|ato_enrich_event|geo_lookup|geo_find|geo_ready|geo_refresh|MMDB_lookup_sockaddr|MMDB_aget_value|heap_modify_tuple|ExecInsertIndexTuples|btinsert|_bt_doinsert|_bt_compare|heap_insert|heap_multi_insert|CopyMultiInsertBufferFlush|ExecFindPartition|ExecConstraints|ExecCheck|nextval_internal|XLogInsert|jsonb_in|inet_in|timestamptz_in|lookup_rowtype_tupdesc|ReadBufferExtended|RelationGetBufferForTuple)$' |
+            head -n 40 || true
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# window (not part of the default run)
+# ---------------------------------------------------------------------------
+bench_window() {
+    local run w script windows=(last_hour last_day old_day)
+
+    ato_say "window: loading $window_events events over $window_days days into ato.login_events and into bench.plain_window (B-tree on occurred_at)"
+    bench_psql <<SQL
+SELECT ato.create_partitions(now() - interval '$window_days days', now()) AS created \gset
+$(copy_sql ato.login_events)
+CREATE TABLE bench.plain_window (LIKE ato.login_events INCLUDING DEFAULTS);
+$(copy_sql bench.plain_window)
+CREATE INDEX ON bench.plain_window (occurred_at);
+VACUUM ANALYZE ato.login_events;
+VACUUM ANALYZE bench.plain_window;
+SQL
+
+    # The windows: the last hour, the last day, and a day half a year back.
+    script=$(
+        cat <<'SQL'
+SELECT date_trunc('hour', now()) AS hi \gset
+SELECT :'hi'::timestamptz - interval '1 hour' AS last_hour_lo, :'hi'::timestamptz - interval '1 day' AS last_day_lo,
+       :'hi'::timestamptz - interval '183 days' AS old_day_lo, :'hi'::timestamptz - interval '182 days' AS old_day_hi \gset
+\set last_hour_hi :hi
+\set last_day_hi :hi
+SET max_parallel_workers_per_gather = 0;
+-- the buffers (shared hits and reads) a query's plan touched
+CREATE FUNCTION bench.blocks_read(query text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    plan json;
+BEGIN
+    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ' || query INTO plan;
+    RETURN (plan->0->'Plan'->>'Shared Hit Blocks')::bigint + (plan->0->'Plan'->>'Shared Read Blocks')::bigint;
+END
+$$;
+SQL
+        for w in "${windows[@]}"; do
+            for t in ato.login_events bench.plain_window; do
+                printf "SELECT count(*) AS n, count(DISTINCT user_id) AS users FROM %s WHERE occurred_at >= :'%s_lo' AND occurred_at < :'%s_hi' AND outcome = 'success' \\gset %s_%s_\n" \
+                    "$t" "$w" "$w" "$w" "${t#*.}"
+            done
+            cat <<SQL
+SELECT :'${w}_login_events_n' = :'${w}_plain_window_n' AND :'${w}_login_events_users' = :'${w}_plain_window_users' AS same \gset
+\if :same
+\else
+DO \$\$ BEGIN RAISE EXCEPTION 'window: the two tables disagree on window $w'; END \$\$;
+\endif
+SQL
+            for ((run = 0; run <= runs; run++)); do
+                for t in ato.login_events bench.plain_window; do
+                    timed "${w}_${t#*.}" "$run" \
+                        "SELECT count(*), count(DISTINCT user_id) FROM $t WHERE occurred_at >= :'${w}_lo' AND occurred_at < :'${w}_hi' AND outcome = 'success' \\g /dev/null"
+                done
+            done
+            for t in ato.login_events bench.plain_window; do
+                printf "SELECT bench.blocks_read(format('SELECT count(*), count(DISTINCT user_id) FROM %s WHERE occurred_at >= %%L AND occurred_at < %%L AND outcome = %%L', :'%s_lo', :'%s_hi', 'success')) AS %s_%s_blocks \\gset\n" \
+                    "$t" "$w" "$w" "$w" "${t#*.}"
+            done
+            cat <<SQL
+SELECT format('window %s: %s successful logins of %s accounts; ato median %s ms reading %s blocks; plain (B-tree) median %s ms reading %s blocks; ratio (plain/ato time) %s',
+              '$w', :'${w}_login_events_n', :'${w}_login_events_users',
+              round((a * 1000)::numeric, 1), ab, round((p * 1000)::numeric, 1), pb, round((p / a)::numeric, 2))
+  FROM (SELECT $(median_sql "${w}_login_events") AS a, $(median_sql "${w}_plain_window") AS p,
+               :'${w}_login_events_blocks' AS ab, :'${w}_plain_window_blocks' AS pb) m;
+SQL
+        done
+        # Retention: drop the oldest whole month, against deleting the same rows.
+        cat <<'SQL'
+SELECT min(upper_bound) AS month_end FROM ato.event_partitions WHERE parent = 'login_events' AND NOT is_default \gset
+SELECT count(*) AS month_rows FROM ato.login_events WHERE occurred_at < :'month_end' \gset
+SQL
+        timed drop_ato 1 "SELECT ato.drop_partitions(:'month_end') \\g /dev/null"
+        timed drop_plain 1 "DELETE FROM bench.plain_window WHERE occurred_at < :'month_end';"
+        cat <<SQL
+SELECT format('retention: dropping the oldest month (%s rows) with ato.drop_partitions %s ms; DELETE from the plain table %s ms; ratio (delete/drop time) %s',
+              :'month_rows', round((a * 1000)::numeric, 1), round((p * 1000)::numeric, 1), round((p / a)::numeric, 0))
+  FROM (SELECT $(median_sql drop_ato) AS a, $(median_sql drop_plain) AS p) m;
+SQL
+    )
+    bench_psql <<<"$script"
+}
+
+case $what in
+    all)
+        generate "$events" "$addresses"
+        bench_ingest
+        bench_geoip
+        ;;
+    ingest)
+        generate "$events" 0
+        bench_ingest
+        ;;
+    geoip)
+        generate 0 "$addresses"
+        bench_geoip
+        ;;
+    breakdown)
+        generate "$events" 0
+        bench_breakdown
+        ;;
+    window)
+        generate "$window_events" 0 "$window_days"
+        bench_window
+        ;;
+esac
