@@ -6,13 +6,15 @@ OBJS = \
 	ato_response.o \
 	src/geoip.o \
 	src/geoip_json.o \
-	src/ingest.o
+	src/ingest.o \
+	src/summary.o \
+	src/detect.o
 PGFILEDESC = "ato_response - account-takeover detection and response"
 
 # Install and upgrade scripts live in scripts/; sql/ belongs to pg_regress.
 DATA = $(wildcard scripts/$(EXTENSION)--*.sql)
 
-REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges
+REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges detection
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -328,6 +328,122 @@ COMMENT ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, 
     'Stores one audit event (user.email_changed, user.mfa.factor.activate, ...; checked and GeoIP-enriched as any INSERT or COPY is) and returns its id';
 
 -- ---------------------------------------------------------------------------
+-- Per-account summaries
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE ato.account_countries (
+    user_id          text        NOT NULL,
+    country_code     text        NOT NULL,
+    first_success_at timestamptz NOT NULL,
+    last_success_at  timestamptz NOT NULL,
+    PRIMARY KEY (user_id, country_code)
+);
+COMMENT ON TABLE ato.account_countries IS
+    'Per account, the countries it has logged in from successfully, with the first and last such login: what makes a country familiar, kept by ato.refresh_summaries()';
+SELECT pg_catalog.pg_extension_config_dump('ato.account_countries', '');
+
+-- One row.  Not dumped: after a restore the watermark starts again at
+-- -infinity, and the first refresh folds the whole store in once more (it
+-- only ever adds, so that is harmless).
+CREATE TABLE ato.summary_state (
+    singleton          boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    summarised_until   timestamptz NOT NULL DEFAULT '-infinity',
+    dirty_from         timestamptz,
+    refreshed_at       timestamptz,
+    last_refresh_pairs bigint
+);
+INSERT INTO ato.summary_state DEFAULT VALUES;
+COMMENT ON TABLE ato.summary_state IS
+    'Coverage of the per-account summaries: every successful login before summarised_until is counted, except the days from dirty_from on, where late events arrived since the last refresh';
+
+CREATE FUNCTION ato.refresh_summaries(until timestamptz DEFAULT now() - interval '5 minutes')
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    state     ato.summary_state;
+    upto      timestamptz;
+    fold_from timestamptz;
+    changed   bigint := 0;
+BEGIN
+    IF until IS NULL OR until = 'infinity' THEN
+        RAISE EXCEPTION 'until must be a finite time'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it out to summarise up to five minutes ago.';
+    END IF;
+    -- Wait for the transactions storing events and keep new ones waiting:
+    -- each of them has seen the watermark this refresh replaces, and marked
+    -- its late events against it (see src/summary.c).
+    LOCK TABLE ato.login_events IN SHARE MODE;
+    SELECT * INTO STRICT state FROM ato.summary_state FOR UPDATE;
+    -- never backwards, and never within the last minute, which a storing
+    -- transaction trusts to be beyond the watermark without reading it
+    upto := greatest(state.summarised_until, least(until, now() - interval '1 minute'));
+    fold_from := least(state.summarised_until, coalesce(state.dirty_from, state.summarised_until));
+    IF fold_from < upto THEN
+        INSERT INTO ato.account_countries AS k (user_id, country_code, first_success_at, last_success_at)
+        SELECT e.user_id, e.country_code, min(e.occurred_at), max(e.occurred_at)
+          FROM ato.login_events e
+         WHERE e.occurred_at >= fold_from AND e.occurred_at < upto
+           AND e.outcome = 'success' AND e.country_code IS NOT NULL
+         GROUP BY e.user_id, e.country_code
+        ON CONFLICT (user_id, country_code) DO UPDATE
+           SET first_success_at = least(k.first_success_at, excluded.first_success_at),
+               last_success_at = greatest(k.last_success_at, excluded.last_success_at)
+         WHERE excluded.first_success_at < k.first_success_at
+            OR excluded.last_success_at > k.last_success_at;
+        GET DIAGNOSTICS changed = ROW_COUNT;
+    END IF;
+    UPDATE ato.summary_state
+       SET summarised_until = upto, dirty_from = NULL, refreshed_at = now(), last_refresh_pairs = changed;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION ato.refresh_summaries(timestamptz) IS
+    'Folds the successful logins stored since the last run (and late ones behind it) into ato.account_countries, up to until (at most a minute ago); returns how many (account, country) pairs it added or moved. Schedule it every minute or so';
+
+-- ---------------------------------------------------------------------------
+-- Detection
+-- ---------------------------------------------------------------------------
+-- C functions (src/detect.c), SECURITY DEFINER so that an investigator needs
+-- EXECUTE on them and nothing on the tables; not PUBLIC.
+
+CREATE FUNCTION ato.new_country_logins(
+    since         timestamptz DEFAULT now() - interval '1 hour',
+    action_window interval    DEFAULT interval '1 hour',
+    action_types  text[]      DEFAULT '{user.email_changed,user.password_changed,billing.modified}')
+RETURNS TABLE (user_id text, ip_address inet, country_code text, occurred_at timestamptz,
+               suspicious_actions bigint)
+AS 'MODULE_PATHNAME', 'ato_new_country_logins'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) IS
+    'Successful logins at or after since from a country the account had never logged in from successfully before since, with the number of action_types audit events by the account within action_window after each; logins with no known country come with country_code NULL';
+
+CREATE FUNCTION ato.cidr_scope(
+    cidrs cidr[],
+    since timestamptz DEFAULT now() - interval '24 hours')
+RETURNS TABLE (user_id text, logins bigint, first_login timestamptz, last_login timestamptz,
+               ips inet[], actions jsonb)
+AS 'MODULE_PATHNAME', 'ato_cidr_scope'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.cidr_scope(cidr[], timestamptz) IS
+    'One row per account with a successful login from any of the networks (IPv4 or IPv6) since then: how many, first and last, from which addresses, and its audit events by type since the first';
+
+CREATE FUNCTION ato.suspicious_action_counts(
+    user_ids text[],
+    since    timestamptz DEFAULT now() - interval '24 hours')
+RETURNS TABLE (event_type text, actions bigint, accounts bigint)
+AS 'MODULE_PATHNAME', 'ato_suspicious_action_counts'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) IS
+    'What the given accounts did since then: audit events by type, with how many of the accounts did each, most frequent first';
+
+-- ---------------------------------------------------------------------------
 -- Privileges: the event store holds private data and its writers act on
 -- accounts, so nothing is PUBLIC but the GeoIP look-ups.  Grant what a role
 -- needs, for example:
@@ -347,3 +463,7 @@ REVOKE ALL ON FUNCTION ato.create_partitions(timestamptz, timestamptz) FROM PUBL
 REVOKE ALL ON FUNCTION ato.drop_partitions(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.enrich_event() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.geoip_status() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.cidr_scope(cidr[], timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) FROM PUBLIC;

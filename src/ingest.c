@@ -18,6 +18,8 @@
  *     country_code, asn, as_org, latitude and longitude from the GeoIP
  *     databases when the row has an address, leaving any value the caller
  *     gave alone.  An unusable database never rejects the row.
+ *   - a successful login from a known country is reported to summary.c,
+ *     which sees that the per-account summaries will count it;
  *   - a row that comes with recorded_at (a restore, a copy between
  *     databases, any update of a stored row) is checked but otherwise kept
  *     as it is; an update that sets recorded_at to NULL has the row
@@ -40,6 +42,7 @@
 
 #include "ato_response.h"
 #include "geoip.h"
+#include "summary.h"
 
 typedef enum EventKind
 {
@@ -307,6 +310,20 @@ enrich(EventRow *row, const EventColumns *cols)
 	}
 }
 
+/*
+ * True for what the per-account summaries count: a successful login from a
+ * known country (after normalise_outcome() and enrich()).
+ */
+static bool
+is_summarised_login(const EventRow *row, const EventColumns *cols)
+{
+	text	   *outcome = text_column(row, cols->outcome);
+
+	return !column_is_null(row, cols->country_code) &&
+		VARSIZE_ANY_EXHDR(outcome) == strlen("success") &&
+		memcmp(VARDATA_ANY(outcome), "success", strlen("success")) == 0;
+}
+
 PG_FUNCTION_INFO_V1(ato_enrich_event);
 
 Datum
@@ -381,6 +398,9 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 		clip_user_agent(&row, cols);
 		enrich(&row, cols);
 	}
+
+	if (cols->kind == EVENT_LOGIN && is_summarised_login(&row, cols))
+		summary_note_login(DatumGetTimestampTz(column_value(&row, cols->occurred_at)));
 
 	if (row.changed)
 	{

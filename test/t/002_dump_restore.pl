@@ -124,8 +124,17 @@ my $indexes = q{
 	 ORDER BY 1
 };
 my $src_indexes = $node->safe_psql('src', $indexes);
-is(scalar(() = $src_indexes =~ /\n/g) + 1, 15,
-	'source: 1 index on each of the 5 login partitions and 2 on each of the 5 audit partitions');
+is(scalar(() = $src_indexes =~ /\n/g) + 1, 17,
+	'source: 1 index on each of the 5 login partitions, 2 on each of the 5 audit partitions, 2 primary keys');
+
+# The per-account summaries, folded up to a minute ago.
+$node->safe_psql('src', q{SELECT ato.refresh_summaries('2010-01-01')});
+my $summaries = q{
+	SELECT user_id, country_code, first_success_at, last_success_at
+	  FROM ato.account_countries ORDER BY user_id, country_code
+};
+my $src_summaries = $node->safe_psql('src', $summaries);
+like($src_summaries, qr/^frank\|JP\|2004-04-04 04:04:04\+00/m, 'source: summaries hold the countries of successful logins');
 
 my $src_last = $node->safe_psql('src',
 	'SELECT greatest((SELECT max(id) FROM ato.login_events), (SELECT max(id) FROM ato.audit_events))');
@@ -207,6 +216,13 @@ sub check_restored
 			                     'ato.event_id_seq'::regclass)}),
 		'3',
 		"$how: default partitions and sequence still belong to the extension");
+	is($node->safe_psql($db, $summaries), $src_summaries,
+		"$how: the per-account summaries are restored");
+	is( $node->safe_psql($db, 'SELECT summarised_until FROM ato.summary_state'),
+		'-infinity', "$how: the summaries' watermark starts again from the beginning");
+	$node->safe_psql($db, q{SELECT ato.refresh_summaries('2010-01-01')});
+	is($node->safe_psql($db, $summaries), $src_summaries,
+		"$how: folding the restored store in again changes no summary");
 	my $next = $node->safe_psql($db,
 		q{SELECT ato.record_login('after-restore', '192.0.2.1', 'success')});
 	cmp_ok($next, '>', $src_last, "$how: new ids continue after the restored ones");

@@ -1,0 +1,223 @@
+/*
+ * summary.c
+ *     The write-time side of the per-account summaries (ato.account_countries):
+ *     noticing, as login events are stored, the ones that arrive too late for
+ *     ato.refresh_summaries() to have seen them.
+ *
+ * The summaries cover every successful login with occurred_at before
+ * ato.summary_state.summarised_until (the watermark); ato.refresh_summaries()
+ * folds in what lies between the watermark and a minute ago, set-based, and
+ * moves the watermark on.  A login stored later with an occurred_at behind
+ * the watermark (an import of history, a delayed report, an update) would be
+ * missed, so the trigger marks its day in ato.summary_state.dirty_from and the
+ * next refresh folds that stretch in again.  The detection functions read
+ * whatever is not summarised yet from the event store itself, so their
+ * answers never depend on when the last refresh ran.
+ *
+ * Why this is exact: a refresh locks ato.login_events in SHARE mode, which
+ * waits for every transaction that is inserting and keeps new ones waiting
+ * until it commits.  A transaction that stores a login therefore sees the
+ * watermark of the last refresh that committed before it took its lock, and
+ * no refresh commits until it ends.  The watermark never passes the refresh's
+ * start minus a minute, so a login that occurred within a minute before this
+ * transaction's first stored login cannot be behind it: for the usual event,
+ * reported as it happens, nothing is read at all.  The watermark is read
+ * (with the latest snapshot, so that an older transaction snapshot cannot
+ * hide a refresh) once per transaction, and dirty_from is written at most
+ * once per day of late events, as the extension's owner, so that a role that
+ * may only insert events needs no privilege on the summary tables.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "summary.h"
+
+/*
+ * How far behind the time of its transaction start a refresh leaves the
+ * watermark at the least (ato.refresh_summaries() says the same).
+ */
+#define SUMMARY_MIN_LAG_USECS	(60 * USECS_PER_SEC)
+
+/* What this transaction knows of the watermark; reset when it ends. */
+typedef struct SummaryWatch
+{
+	bool		started;		/* a login was noted in this transaction */
+	TimestampTz first_noted_at; /* the clock at the first one */
+	bool		watermark_known;
+	TimestampTz watermark;		/* ato.summary_state.summarised_until */
+	bool		marked;			/* dirty_from was lowered in this transaction */
+	TimestampTz marked_from;	/* to this day */
+} SummaryWatch;
+
+static SummaryWatch watch;
+static bool callbacks_registered = false;
+
+static void
+summary_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			memset(&watch, 0, sizeof(watch));
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+summary_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	/* the mark may have been rolled back with the savepoint: mark again */
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		watch.marked = false;
+}
+
+/*
+ * The owner of ato.summary_state, as whom the summaries are maintained, or
+ * InvalidOid when the table is not there (the SQL objects of an older
+ * version of the extension under this library: there are no summaries to
+ * keep, and storing events must not fail for it).
+ */
+static Oid
+summary_state_owner(void)
+{
+	Oid			nspid = get_namespace_oid("ato", true);
+	Oid			relid;
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (!OidIsValid(nspid) ||
+		!OidIsValid(relid = get_relname_relid("summary_state", nspid)))
+		return InvalidOid;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * Run one statement on ato.summary_state as its owner.  Returns the first
+ * column of the first row, if it asked for one and there is one; does
+ * nothing and returns false when the table does not exist.
+ */
+static bool
+summary_state_statement(const char *sql, bool read_only, Datum arg, bool has_arg,
+						TimestampTz *result)
+{
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+	bool		found = false;
+	int			ret;
+
+	owner = summary_state_owner();
+	if (!OidIsValid(owner))
+		return false;
+
+	values[0] = arg;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (read_only)
+		PushActiveSnapshot(GetLatestSnapshot());
+	ret = SPI_execute_with_args(sql, has_arg ? 1 : 0, argtypes, values, NULL,
+								read_only, 1);
+	if (ret < 0)
+		elog(ERROR, "reading ato.summary_state failed: %s", SPI_result_code_string(ret));
+	if (result != NULL && SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			*result = DatumGetTimestampTz(value);
+			found = true;
+		}
+	}
+	if (read_only)
+		PopActiveSnapshot();
+	SPI_finish();
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return found;
+}
+
+/* The start of the UTC day of t (rounding down, also before 2000). */
+static TimestampTz
+day_of(TimestampTz t)
+{
+	TimestampTz rest = t % USECS_PER_DAY;
+
+	if (rest < 0)
+		rest += USECS_PER_DAY;
+	return t - rest;
+}
+
+void
+summary_note_login(TimestampTz occurred_at)
+{
+	TimestampTz day;
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(summary_xact_callback, NULL);
+		RegisterSubXactCallback(summary_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	if (!watch.started)
+	{
+		watch.started = true;
+		watch.first_noted_at = GetCurrentTimestamp();
+	}
+
+	/* reported as it happened: no refresh can have passed it */
+	if (occurred_at >= watch.first_noted_at - SUMMARY_MIN_LAG_USECS)
+		return;
+
+	if (!watch.watermark_known)
+	{
+		if (!summary_state_statement("SELECT summarised_until FROM ato.summary_state",
+									 true, (Datum) 0, false, &watch.watermark))
+			watch.watermark = DT_NOBEGIN;	/* no state row: nothing summarised */
+		watch.watermark_known = true;
+	}
+	if (occurred_at >= watch.watermark)
+		return;
+
+	/* behind the watermark: have the next refresh fold its day in again */
+	day = day_of(occurred_at);
+	if (watch.marked && watch.marked_from <= day)
+		return;
+	summary_state_statement("UPDATE ato.summary_state"
+							"   SET dirty_from = least(dirty_from, $1)"
+							" WHERE dirty_from IS NULL OR dirty_from > $1",
+							false, TimestampTzGetDatum(day), true, NULL);
+	watch.marked = true;
+	watch.marked_from = day;
+}
