@@ -16,6 +16,8 @@ DATA = $(wildcard scripts/$(EXTENSION)--*.sql)
 
 REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges detection
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
+ISOLATION = summary_refresh
+ISOLATION_OPTS = --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 

@@ -342,19 +342,35 @@ COMMENT ON TABLE ato.account_countries IS
     'Per account, the countries it has logged in from successfully, with the first and last such login: what makes a country familiar, kept by ato.refresh_summaries()';
 SELECT pg_catalog.pg_extension_config_dump('ato.account_countries', '');
 
--- One row.  Not dumped: after a restore the watermark starts again at
--- -infinity, and the first refresh folds the whole store in once more (it
--- only ever adds, so that is harmless).
+-- Not dumped: after a restore the watermark starts again at -infinity, and
+-- the first refresh folds the whole store in once more (it only ever adds,
+-- so that is harmless).
 CREATE TABLE ato.summary_state (
     singleton          boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     summarised_until   timestamptz NOT NULL DEFAULT '-infinity',
-    dirty_from         timestamptz,
     refreshed_at       timestamptz,
     last_refresh_pairs bigint
 );
 INSERT INTO ato.summary_state DEFAULT VALUES;
 COMMENT ON TABLE ato.summary_state IS
-    'Coverage of the per-account summaries: every successful login before summarised_until is counted, except the days from dirty_from on, where late events arrived since the last refresh';
+    'The watermark of the per-account summaries: every successful login before summarised_until is counted, but on the days in ato.summary_late_days';
+
+-- Appended to, never updated, by the transactions that store late events,
+-- so that they neither wait for each other nor fail to serialize.
+CREATE TABLE ato.summary_late_days (
+    day timestamptz NOT NULL
+);
+COMMENT ON TABLE ato.summary_late_days IS
+    'Days behind the watermark on which events were stored after the last refresh (imports, delayed reports, updates); the next refresh folds them in again';
+
+CREATE VIEW ato.summary_status AS
+SELECT s.summarised_until,
+       (SELECT min(l.day) FROM ato.summary_late_days l) AS late_from,
+       s.refreshed_at,
+       s.last_refresh_pairs
+  FROM ato.summary_state s;
+COMMENT ON VIEW ato.summary_status IS
+    'How far the per-account summaries reach: counted up to summarised_until except from late_from on; when and with how many changes ato.refresh_summaries() last ran';
 
 CREATE FUNCTION ato.refresh_summaries(until timestamptz DEFAULT now() - interval '5 minutes')
 RETURNS bigint
@@ -381,7 +397,7 @@ BEGIN
     -- never backwards, and never within the last minute, which a storing
     -- transaction trusts to be beyond the watermark without reading it
     upto := greatest(state.summarised_until, least(until, now() - interval '1 minute'));
-    fold_from := least(state.summarised_until, coalesce(state.dirty_from, state.summarised_until));
+    fold_from := least(state.summarised_until, (SELECT min(l.day) FROM ato.summary_late_days l));
     IF fold_from < upto THEN
         INSERT INTO ato.account_countries AS k (user_id, country_code, first_success_at, last_success_at)
         SELECT e.user_id, e.country_code, min(e.occurred_at), max(e.occurred_at)
@@ -396,8 +412,9 @@ BEGIN
             OR excluded.last_success_at > k.last_success_at;
         GET DIAGNOSTICS changed = ROW_COUNT;
     END IF;
+    DELETE FROM ato.summary_late_days;
     UPDATE ato.summary_state
-       SET summarised_until = upto, dirty_from = NULL, refreshed_at = now(), last_refresh_pairs = changed;
+       SET summarised_until = upto, refreshed_at = now(), last_refresh_pairs = changed;
     RETURN changed;
 END
 $$;

@@ -139,23 +139,23 @@ SELECT w.label, c.* FROM windows w, pg_temp.compare_new_country(w.since) c ORDER
 
 -- 2. Summarised up to the middle of the data.
 SELECT ato.refresh_summaries('2024-03-02 12:00+00') > 0 AS summarised;
-SELECT summarised_until, dirty_from FROM ato.summary_state;
+SELECT summarised_until, late_from FROM ato.summary_status;
 SELECT w.label, c.* FROM windows w, pg_temp.compare_new_country(w.since) c ORDER BY w.since;
 
 -- 3. Summarised to the end, then late events behind the watermark: a login
 -- from a new country for an account, weeks before its other logins, and one
 -- from its home country; the trigger marks their days for the next refresh.
 SELECT ato.refresh_summaries('2024-04-01 00:00+00') > 0 AS summarised;
-SELECT summarised_until, dirty_from FROM ato.summary_state;
+SELECT summarised_until, late_from FROM ato.summary_status;
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
 VALUES ((SELECT id FROM accounts WHERE u = 3), '85.214.132.117', 'success', '2024-03-02 06:00+00'),
        ((SELECT id FROM accounts WHERE u = 7), '2a02:2770::1', 'success', '2024-03-01 08:00+00');
-SELECT summarised_until, dirty_from FROM ato.summary_state;
+SELECT summarised_until, late_from FROM ato.summary_status;
 SELECT w.label, c.* FROM windows w, pg_temp.compare_new_country(w.since) c ORDER BY w.since;
 
 -- 4. A refresh folds the late days in and clears the mark.
 SELECT ato.refresh_summaries('2024-04-01 00:00+00') >= 0 AS summarised;
-SELECT summarised_until, dirty_from FROM ato.summary_state;
+SELECT summarised_until, late_from FROM ato.summary_status;
 SELECT w.label, c.* FROM windows w, pg_temp.compare_new_country(w.since) c ORDER BY w.since;
 -- The summaries are exactly the store's successful logins per country up
 -- to the watermark (the data runs on into April).
@@ -259,5 +259,6 @@ SELECT count(*) FROM ato.new_country_logins('infinity');
 
 -- Before a refresh the detection functions say the summaries lag.
 SET client_min_messages = notice;
-UPDATE ato.summary_state SET summarised_until = '2024-03-01', dirty_from = NULL;
+UPDATE ato.summary_state SET summarised_until = '2024-03-01';
+TRUNCATE ato.summary_late_days;
 SELECT count(*) > 0 AS rows FROM ato.new_country_logins('2024-03-06 00:00+00');

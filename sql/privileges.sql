@@ -56,7 +56,7 @@ SELECT * FROM ato.summary_state;
 SELECT * FROM ato.account_countries;
 SELECT ato.refresh_summaries();
 RESET ROLE;
-SELECT dirty_from FROM ato.summary_state;
+SELECT late_from FROM ato.summary_status;
 
 -- Investigators are granted the detection functions, nothing on the tables.
 CREATE ROLE regress_ato_oncall;

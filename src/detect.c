@@ -196,7 +196,7 @@ unsummarised_from(TimestampTz since, const char *function)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute("SELECT least(summarised_until, dirty_from) FROM ato.summary_state",
+	ret = SPI_execute("SELECT least(summarised_until, late_from) FROM ato.summary_status",
 					  true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading ato.summary_state failed: %s", SPI_result_code_string(ret));

@@ -9,7 +9,7 @@
  * folds in what lies between the watermark and a minute ago, set-based, and
  * moves the watermark on.  A login stored later with an occurred_at behind
  * the watermark (an import of history, a delayed report, an update) would be
- * missed, so the trigger marks its day in ato.summary_state.dirty_from and the
+ * missed, so the trigger appends its day to ato.summary_late_days and the
  * next refresh folds that stretch in again.  The detection functions read
  * whatever is not summarised yet from the event store itself, so their
  * answers never depend on when the last refresh ran.
@@ -23,9 +23,11 @@
  * transaction's first stored login cannot be behind it: for the usual event,
  * reported as it happens, nothing is read at all.  The watermark is read
  * (with the latest snapshot, so that an older transaction snapshot cannot
- * hide a refresh) once per transaction, and dirty_from is written at most
- * once per day of late events, as the extension's owner, so that a role that
- * may only insert events needs no privilege on the summary tables.
+ * hide a refresh) once per transaction, and a day is appended at most once
+ * per transaction and day of late events (appending, unlike updating one row,
+ * never makes writers wait for each other or fail to serialize), as the
+ * extension's owner, so that a role that may only insert events needs no
+ * privilege on the summary tables.
  */
 #include "postgres.h"
 
@@ -57,8 +59,8 @@ typedef struct SummaryWatch
 	TimestampTz first_noted_at; /* the clock at the first one */
 	bool		watermark_known;
 	TimestampTz watermark;		/* ato.summary_state.summarised_until */
-	bool		marked;			/* dirty_from was lowered in this transaction */
-	TimestampTz marked_from;	/* to this day */
+	bool		marked;			/* a late day was appended in this transaction */
+	TimestampTz marked_from;	/* the earliest such day */
 } SummaryWatch;
 
 static SummaryWatch watch;
@@ -116,12 +118,12 @@ summary_state_owner(void)
 }
 
 /*
- * Run one statement on ato.summary_state as its owner.  Returns the first
+ * Run one statement on the summary tables as their owner.  Returns the first
  * column of the first row, if it asked for one and there is one; does
  * nothing and returns false when the table does not exist.
  */
 static bool
-summary_state_statement(const char *sql, bool read_only, Datum arg, bool has_arg,
+summary_statement(const char *sql, bool read_only, Datum arg, bool has_arg,
 						TimestampTz *result)
 {
 	Oid			owner;
@@ -148,7 +150,7 @@ summary_state_statement(const char *sql, bool read_only, Datum arg, bool has_arg
 	ret = SPI_execute_with_args(sql, has_arg ? 1 : 0, argtypes, values, NULL,
 								read_only, 1);
 	if (ret < 0)
-		elog(ERROR, "reading ato.summary_state failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(ret));
 	if (result != NULL && SPI_processed > 0)
 	{
 		bool		isnull;
@@ -202,7 +204,7 @@ summary_note_login(TimestampTz occurred_at)
 
 	if (!watch.watermark_known)
 	{
-		if (!summary_state_statement("SELECT summarised_until FROM ato.summary_state",
+		if (!summary_statement("SELECT summarised_until FROM ato.summary_state",
 									 true, (Datum) 0, false, &watch.watermark))
 			watch.watermark = DT_NOBEGIN;	/* no state row: nothing summarised */
 		watch.watermark_known = true;
@@ -214,9 +216,7 @@ summary_note_login(TimestampTz occurred_at)
 	day = day_of(occurred_at);
 	if (watch.marked && watch.marked_from <= day)
 		return;
-	summary_state_statement("UPDATE ato.summary_state"
-							"   SET dirty_from = least(dirty_from, $1)"
-							" WHERE dirty_from IS NULL OR dirty_from > $1",
+	summary_statement("INSERT INTO ato.summary_late_days (day) VALUES ($1)",
 							false, TimestampTzGetDatum(day), true, NULL);
 	watch.marked = true;
 	watch.marked_from = day;
