@@ -460,6 +460,117 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) IS
     'What the given accounts did since then: audit events by type, with how many of the accounts did each, most frequent first';
 
+-- The rest of the hunt kit.
+
+CREATE FUNCTION ato.credential_stuffing(
+    since            timestamptz      DEFAULT now() - interval '1 hour',
+    min_attempts     integer          DEFAULT 20,
+    max_success_rate double precision DEFAULT 0.05)
+RETURNS TABLE (source_kind text, source text, attempts bigint, successes bigint,
+               success_rate double precision, accounts bigint, suspicious boolean)
+AS 'MODULE_PATHNAME', 'ato_credential_stuffing'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) IS
+    'Login attempts since then per source (address, IPv4 /24 or IPv6 /48 network, autonomous system) with at least min_attempts: successes, success rate, accounts tried; suspicious when the success rate is at most max_success_rate (credential stuffing succeeds 1-3% of the time)';
+
+CREATE FUNCTION ato.password_spray(
+    since                    timestamptz      DEFAULT now() - interval '1 hour',
+    min_accounts             integer          DEFAULT 10,
+    max_attempts_per_account double precision DEFAULT 3)
+RETURNS TABLE (ip_address inet, accounts bigint, failures bigint, successes bigint,
+               attempts_per_account double precision, first_attempt timestamptz, last_attempt timestamptz)
+AS 'MODULE_PATHNAME', 'ato_password_spray'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.password_spray(timestamptz, integer, double precision) IS
+    'Addresses that failed against at least min_accounts accounts since then with at most max_attempts_per_account tries each: one password sprayed over many accounts';
+
+CREATE FUNCTION ato.failed_login_bursts(
+    since        timestamptz DEFAULT now() - interval '1 hour',
+    min_failures integer     DEFAULT 10,
+    burst_window interval    DEFAULT interval '10 minutes')
+RETURNS TABLE (user_id text, failures bigint, burst bigint, sources bigint,
+               first_failure timestamptz, last_failure timestamptz, later_success timestamptz)
+AS 'MODULE_PATHNAME', 'ato_failed_login_bursts'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.failed_login_bursts(timestamptz, integer, interval) IS
+    'Accounts with at least min_failures failed logins within some burst_window since then (brute force): the largest burst, from how many addresses, and the first successful login after the first failure, if any';
+
+CREATE TABLE ato.listed_networks (
+    network    cidr        NOT NULL,
+    label      text        NOT NULL,
+    source     text,
+    added_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz
+);
+CREATE INDEX listed_networks_network_idx ON ato.listed_networks USING gist (network inet_ops);
+COMMENT ON TABLE ato.listed_networks IS
+    'Networks to watch (threat feeds, hosting ranges, Tor exits), filled with COPY: label says what a network is, source where the listing came from; expires_at NULL never expires';
+SELECT pg_catalog.pg_extension_config_dump('ato.listed_networks', '');
+
+CREATE FUNCTION ato.listed_network_logins(
+    since  timestamptz DEFAULT now() - interval '24 hours',
+    labels text[]      DEFAULT NULL)
+RETURNS TABLE (user_id text, ip_address inet, occurred_at timestamptz, network cidr, label text, source text)
+AS 'MODULE_PATHNAME', 'ato_listed_network_logins'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.listed_network_logins(timestamptz, text[]) IS
+    'Successful logins since then from a network of ato.listed_networks that had not expired at the time (only those with one of labels, when given), one row per login and matching listing';
+
+CREATE TABLE ato.persistence_event_types (
+    pattern     text    PRIMARY KEY,
+    category    text    NOT NULL,
+    builtin     boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE ato.persistence_event_types IS
+    'Audit event types (LIKE patterns) that give an attacker a way back in, by category; add your application''s own';
+INSERT INTO ato.persistence_event_types (pattern, category, builtin) VALUES
+    ('user.mfa.factor.activate',          'mfa_factor_added',     true),
+    ('user.mfa.factor.enroll%',           'mfa_factor_added',     true),
+    ('user.mfa.factor.deactivate',        'mfa_factor_removed',   true),
+    ('user.mfa.factor.reset_all',         'mfa_factor_removed',   true),
+    ('user.mfa.factor.update_phone',      'mfa_phone_changed',    true),
+    ('user.mfa.%',                        'mfa_changed',          true),
+    ('application.user_membership.add',   'app_granted',          true),
+    ('app.oauth2.%consent.grant%',        'oauth_grant',          true),
+    ('%oauth%grant%',                     'oauth_grant',          true),
+    ('group.user_membership.add',         'group_granted',        true),
+    ('user.account.privilege.grant',      'role_granted',         true),
+    ('%role%grant%',                      'role_granted',         true),
+    ('system.api_token.create',           'api_token_created',    true),
+    ('%api_key%creat%',                   'api_token_created',    true),
+    ('%recovery%',                        'recovery_changed',     true),
+    ('user.email_changed',                'email_changed',        true),
+    ('user.account.update_primary_email', 'email_changed',        true),
+    ('%identity%link%',                   'identity_linked',      true);
+SELECT pg_catalog.pg_extension_config_dump('ato.persistence_event_types', 'WHERE NOT builtin');
+
+CREATE FUNCTION ato.persistence_changes(
+    user_ids text[]      DEFAULT NULL,
+    since    timestamptz DEFAULT now() - interval '24 hours')
+RETURNS TABLE (actor_id text, category text, event_type text, occurred_at timestamptz, ip_address inet,
+               country_code text, target_type text, target_id text)
+AS 'MODULE_PATHNAME', 'ato_persistence_changes'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.persistence_changes(text[], timestamptz) IS
+    'Audit events since then that give an attacker a way back in (MFA factors, phone, app and role grants, API tokens, recovery settings; see ato.persistence_event_types), of the given accounts or of all when user_ids is NULL';
+
+CREATE FUNCTION ato.related_accounts(
+    user_ids                 text[],
+    since                    timestamptz DEFAULT now() - interval '7 days',
+    rare_user_agent_accounts integer     DEFAULT 5)
+RETURNS TABLE (user_id text, shared_addresses inet[], shared_user_agents text[], related_to text[],
+               logins bigint, first_login timestamptz, last_login timestamptz)
+AS 'MODULE_PATHNAME', 'ato_related_accounts'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.related_accounts(text[], timestamptz, integer) IS
+    'Other accounts with successful logins since then from an address the given accounts logged in from, or with a user agent of theirs that at most rare_user_agent_accounts accounts used: who else the attacker got into';
+
 -- ---------------------------------------------------------------------------
 -- Privileges: the event store holds private data and its writers act on
 -- accounts, so nothing is PUBLIC but the GeoIP look-ups.  Grant what a role
@@ -484,3 +595,9 @@ REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.cidr_scope(cidr[], timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.password_spray(timestamptz, integer, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.failed_login_bursts(timestamptz, integer, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.listed_network_logins(timestamptz, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.persistence_changes(text[], timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.related_accounts(text[], timestamptz, integer) FROM PUBLIC;

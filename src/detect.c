@@ -16,6 +16,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -336,6 +338,307 @@ ato_suspicious_action_counts(PG_FUNCTION_ARGS)
 
 	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(user_ids), false);
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+
+/* ---------------------------------------------------------------------
+ * The rest of the kit: numbers and thresholds
+ * ---------------------------------------------------------------------
+ */
+
+static int32
+count_arg(FunctionCallInfo fcinfo, int argno, const char *function, const char *name)
+{
+	int32		value;
+
+	require_arg(fcinfo, argno, function, name, "Give a whole number of at least 1.");
+	value = PG_GETARG_INT32(argno);
+	if (value < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: %s must be at least 1", function, name),
+				 errhint("Give a whole number of at least 1.")));
+	return value;
+}
+
+static float8
+number_arg(FunctionCallInfo fcinfo, int argno, const char *function, const char *name,
+		   float8 low, float8 high)
+{
+	float8		value;
+
+	require_arg(fcinfo, argno, function, name, "Give a number.");
+	value = PG_GETARG_FLOAT8(argno);
+	if (isnan(value) || value < low || value > high)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: %s must be between %g and %g", function, name, low, high),
+				 errhint("Give a number in that range.")));
+	return value;
+}
+
+
+/* ---------------------------------------------------------------------
+ * ato.credential_stuffing(since, min_attempts, max_success_rate)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * $1 since, $2 min_attempts, $3 max_success_rate.  Login attempts grouped
+ * three ways in one pass: by address, by network (IPv4 /24, IPv6 /48) and
+ * by autonomous system.
+ */
+static const char credential_stuffing_sql[] =
+"WITH w AS ("
+"    SELECT user_id, outcome = 'success' AS succeeded, ip_address,"
+"           network(set_masklen(ip_address, CASE WHEN family(ip_address) = 4 THEN 24 ELSE 48 END)) AS prefix,"
+"           asn"
+"      FROM ato.login_events WHERE occurred_at >= $1 AND ip_address IS NOT NULL),"
+" g AS ("
+"    SELECT CASE WHEN GROUPING(ip_address) = 0 THEN 'address'"
+"                WHEN GROUPING(prefix) = 0 THEN 'network' ELSE 'asn' END AS source_kind,"
+"           CASE WHEN GROUPING(ip_address) = 0 THEN host(ip_address)"
+"                WHEN GROUPING(prefix) = 0 THEN prefix::text ELSE 'AS' || asn END AS source,"
+"           count(*) AS attempts, count(*) FILTER (WHERE succeeded) AS successes,"
+"           count(DISTINCT user_id) AS accounts"
+"      FROM w GROUP BY GROUPING SETS ((ip_address), (prefix), (asn)))"
+"SELECT source_kind, source, attempts, successes, successes::float8 / attempts AS success_rate, accounts,"
+"       successes::float8 / attempts <= $3 AS suspicious"
+"  FROM g WHERE attempts >= $2 AND source IS NOT NULL"
+" ORDER BY attempts DESC, source_kind, source";
+
+PG_FUNCTION_INFO_V1(ato_credential_stuffing);
+
+Datum
+ato_credential_stuffing(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.credential_stuffing";
+	DetectQuery query = {function, credential_stuffing_sql};
+
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 0, function)), false);
+	detect_arg(&query, INT4OID, Int32GetDatum(count_arg(fcinfo, 1, function, "min_attempts")), false);
+	detect_arg(&query, FLOAT8OID,
+			   Float8GetDatum(number_arg(fcinfo, 2, function, "max_success_rate", 0, 1)), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+
+/* ---------------------------------------------------------------------
+ * ato.password_spray(since, min_accounts, max_attempts_per_account)
+ * ---------------------------------------------------------------------
+ */
+
+/* $1 since, $2 min_accounts, $3 max_attempts_per_account */
+static const char password_spray_sql[] =
+"SELECT ip_address,"
+"       count(DISTINCT user_id) FILTER (WHERE outcome = 'failure') AS accounts,"
+"       count(*) FILTER (WHERE outcome = 'failure') AS failures,"
+"       count(*) FILTER (WHERE outcome = 'success') AS successes,"
+"       count(*)::float8 / count(DISTINCT user_id) AS attempts_per_account,"
+"       min(occurred_at) AS first_attempt, max(occurred_at) AS last_attempt"
+"  FROM ato.login_events"
+" WHERE occurred_at >= $1 AND ip_address IS NOT NULL"
+" GROUP BY ip_address"
+" HAVING count(DISTINCT user_id) FILTER (WHERE outcome = 'failure') >= $2"
+"    AND count(*)::float8 / count(DISTINCT user_id) <= $3"
+" ORDER BY accounts DESC, ip_address";
+
+PG_FUNCTION_INFO_V1(ato_password_spray);
+
+Datum
+ato_password_spray(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.password_spray";
+	DetectQuery query = {function, password_spray_sql};
+
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 0, function)), false);
+	detect_arg(&query, INT4OID, Int32GetDatum(count_arg(fcinfo, 1, function, "min_accounts")), false);
+	detect_arg(&query, FLOAT8OID,
+			   Float8GetDatum(number_arg(fcinfo, 2, function, "max_attempts_per_account", 1, 1e9)), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+
+/* ---------------------------------------------------------------------
+ * ato.failed_login_bursts(since, min_failures, burst_window)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * $1 since, $2 min_failures, $3 burst_window: accounts with at least
+ * min_failures failed logins within some burst_window, and the first
+ * successful login after their first failure, if any.
+ */
+static const char failed_login_bursts_sql[] =
+"WITH w AS ("
+"    SELECT user_id, ip_address, occurred_at, outcome = 'failure' AS failed"
+"      FROM ato.login_events WHERE occurred_at >= $1 AND outcome IN ('failure', 'success')),"
+" f AS ("
+"    SELECT user_id, ip_address, occurred_at,"
+"           count(*) OVER (PARTITION BY user_id ORDER BY occurred_at"
+"                          RANGE BETWEEN $3 PRECEDING AND CURRENT ROW) AS in_burst"
+"      FROM w WHERE failed),"
+" b AS ("
+"    SELECT user_id, count(*) AS failures, max(in_burst) AS burst, count(DISTINCT ip_address) AS sources,"
+"           min(occurred_at) AS first_failure, max(occurred_at) AS last_failure"
+"      FROM f GROUP BY user_id HAVING max(in_burst) >= $2),"
+" s AS ("
+"    SELECT w.user_id, min(w.occurred_at) AS later_success"
+"      FROM w JOIN b ON b.user_id = w.user_id"
+"     WHERE NOT w.failed AND w.occurred_at >= b.first_failure GROUP BY w.user_id)"
+"SELECT b.user_id, b.failures, b.burst, b.sources, b.first_failure, b.last_failure, s.later_success"
+"  FROM b LEFT JOIN s ON s.user_id = b.user_id"
+" ORDER BY b.burst DESC, b.user_id";
+
+PG_FUNCTION_INFO_V1(ato_failed_login_bursts);
+
+Datum
+ato_failed_login_bursts(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.failed_login_bursts";
+	DetectQuery query = {function, failed_login_bursts_sql};
+
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 0, function)), false);
+	detect_arg(&query, INT4OID, Int32GetDatum(count_arg(fcinfo, 1, function, "min_failures")), false);
+	detect_arg(&query, INTERVALOID,
+			   IntervalPGetDatum(positive_interval_arg(fcinfo, 2, function, "burst_window")), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+
+/* ---------------------------------------------------------------------
+ * ato.listed_network_logins(since, labels)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * $1 since, $2 labels (NULL: all).  A network counts when it was not
+ * expired at the time of the login.
+ */
+static const char listed_network_logins_sql[] =
+"SELECT w.user_id, w.ip_address, w.occurred_at, n.network, n.label, n.source"
+"  FROM ato.login_events w"
+"  JOIN ato.listed_networks n ON n.network >>= w.ip_address"
+" WHERE w.occurred_at >= $1 AND w.outcome = 'success'"
+"   AND (n.expires_at IS NULL OR n.expires_at > w.occurred_at)"
+"   AND ($2::text[] IS NULL OR n.label = ANY ($2))"
+" ORDER BY w.occurred_at, w.user_id, n.network, n.label";
+
+PG_FUNCTION_INFO_V1(ato_listed_network_logins);
+
+Datum
+ato_listed_network_logins(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.listed_network_logins";
+	DetectQuery query = {function, listed_network_logins_sql};
+
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 0, function)), false);
+	detect_arg(&query, TEXTARRAYOID, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+
+/* ---------------------------------------------------------------------
+ * ato.persistence_changes(user_ids, since)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * $1 user_ids (NULL: every account), $2 since.  Each audit event is
+ * classified by the most specific pattern of ato.persistence_event_types
+ * it matches.
+ */
+static const char persistence_changes_sql[] =
+"SELECT DISTINCT ON (a.occurred_at, a.id)"
+"       a.actor_id, p.category, a.event_type, a.occurred_at, a.ip_address, a.country_code,"
+"       a.target_type, a.target_id"
+"  FROM ato.audit_events a"
+"  JOIN ato.persistence_event_types p ON a.event_type LIKE p.pattern"
+" WHERE a.occurred_at >= $2 AND ($1::text[] IS NULL OR a.actor_id = ANY ($1))"
+" ORDER BY a.occurred_at, a.id, length(p.pattern) DESC, p.pattern";
+
+PG_FUNCTION_INFO_V1(ato_persistence_changes);
+
+Datum
+ato_persistence_changes(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.persistence_changes";
+	DetectQuery query = {function, persistence_changes_sql};
+	Datum		user_ids = (Datum) 0;
+	TimestampTz since;
+
+	if (!PG_ARGISNULL(0))
+		user_ids = PointerGetDatum(array_arg(fcinfo, 0, function, "user_ids",
+											 "Give the accounts' ids, or NULL for every account."));
+	since = since_arg(fcinfo, 1, function);
+	detect_arg(&query, TEXTARRAYOID, user_ids, PG_ARGISNULL(0));
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+
+/* ---------------------------------------------------------------------
+ * ato.related_accounts(user_ids, since, rare_user_agent_accounts)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * $1 user_ids, $2 since, $3 rare_user_agent_accounts.  Other accounts with
+ * successful logins from an address the given accounts used, or with a user
+ * agent they used that at most $3 accounts used in the window (a common
+ * browser string relates nobody).
+ */
+static const char related_accounts_sql[] =
+"WITH given AS (SELECT DISTINCT u FROM unnest($1::text[]) u WHERE u IS NOT NULL),"
+" w AS ("
+"    SELECT id, user_id, ip_address, user_agent, occurred_at FROM ato.login_events"
+"     WHERE occurred_at >= $2 AND outcome = 'success'),"
+" rare_agents AS ("
+"    SELECT user_agent FROM w WHERE user_agent IS NOT NULL"
+"     GROUP BY user_agent HAVING count(DISTINCT user_id) <= $3),"
+" seen AS ("
+"    SELECT DISTINCT w.user_id AS given_id, w.ip_address,"
+"           CASE WHEN w.user_agent IN (SELECT user_agent FROM rare_agents) THEN w.user_agent END AS user_agent"
+"      FROM w JOIN given ON given.u = w.user_id),"
+" links AS ("
+"    SELECT o.id, o.user_id, o.occurred_at, s.given_id, o.ip_address AS shared_address,"
+"           NULL::text AS shared_user_agent"
+"      FROM w o JOIN seen s ON o.ip_address = s.ip_address"
+"    UNION ALL"
+"    SELECT o.id, o.user_id, o.occurred_at, s.given_id, NULL, o.user_agent"
+"      FROM w o JOIN seen s ON o.user_agent = s.user_agent),"
+" others AS (SELECT * FROM links WHERE user_id NOT IN (SELECT u FROM given))"
+"SELECT user_id,"
+"       coalesce(array_agg(DISTINCT shared_address ORDER BY shared_address)"
+"                FILTER (WHERE shared_address IS NOT NULL), '{}') AS shared_addresses,"
+"       coalesce(array_agg(DISTINCT shared_user_agent ORDER BY shared_user_agent)"
+"                FILTER (WHERE shared_user_agent IS NOT NULL), '{}') AS shared_user_agents,"
+"       array_agg(DISTINCT given_id ORDER BY given_id) AS related_to,"
+"       count(DISTINCT id) AS logins, min(occurred_at) AS first_login, max(occurred_at) AS last_login"
+"  FROM others GROUP BY user_id"
+" ORDER BY cardinality(array_agg(DISTINCT given_id)) DESC, user_id";
+
+PG_FUNCTION_INFO_V1(ato_related_accounts);
+
+Datum
+ato_related_accounts(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.related_accounts";
+	DetectQuery query = {function, related_accounts_sql};
+	ArrayType  *user_ids = array_arg(fcinfo, 0, function, "user_ids",
+									 "Give the ids of the compromised accounts.");
+
+	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(user_ids), false);
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 1, function)), false);
+	detect_arg(&query, INT4OID,
+			   Int32GetDatum(count_arg(fcinfo, 2, function, "rare_user_agent_accounts")), false);
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }

@@ -1,0 +1,234 @@
+-- The rest of the hunt kit against independent plain-SQL definitions on the
+-- same data: credential stuffing, password spray, failed-login bursts,
+-- listed networks, persistence changes, related accounts.
+SET timezone = 'UTC';
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+DROP EXTENSION ato_response CASCADE;
+CREATE EXTENSION ato_response;
+SELECT ato.create_partitions('2024-05-01', '2024-05-31') AS created;
+
+-- Ordinary traffic: 200 accounts logging in from home over a day, each from
+-- an address of its own, with the few browsers everybody has.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, user_agent)
+SELECT 'u' || (i % 200), '198.18.0.0'::inet + (i % 200),
+       CASE WHEN i % 17 = 0 THEN 'failure' ELSE 'success' END,
+       timestamptz '2024-05-10' + i * interval '1 minute',
+       'Mozilla/5.0 Chrome/' || (120 + i % 3)
+  FROM generate_series(0, 1439) i;
+-- Credential stuffing from 5.188.10.0/24: 600 attempts on 400 accounts, 2% succeed.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, user_agent)
+SELECT 'u' || (i % 400), ('5.188.10.' || (1 + i % 50))::inet,
+       CASE WHEN i % 50 = 7 THEN 'success' ELSE 'failure' END,
+       timestamptz '2024-05-10 12:00' + i * interval '5 seconds', 'python-requests/2.31'
+  FROM generate_series(0, 599) i;
+-- A password spray from one IPv6 address: 40 accounts, one try each, all fail.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+SELECT 'u' || i, '2001:4860:4860::8888', 'failure', timestamptz '2024-05-10 13:00' + i * interval '30 seconds'
+  FROM generate_series(0, 39) i;
+-- One account gets in through a Tor exit.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ('u20', '2001:4860:4860::1', 'success', '2024-05-10 13:30');
+-- Brute force: 15 failures against one account in 4 minutes, then a success;
+-- and a slow one: 12 failures over 2 hours, never more than 3 in 10 minutes.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+SELECT 'u7', ('133.11.0.' || (1 + i % 3))::inet, 'failure', timestamptz '2024-05-10 14:00' + i * interval '16 seconds'
+  FROM generate_series(0, 14) i;
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ('u7', '133.11.0.9', 'success', '2024-05-10 14:05');
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+SELECT 'u8', '133.11.0.5', 'failure', timestamptz '2024-05-10 15:00' + i * interval '10 minutes'
+  FROM generate_series(0, 11) i;
+-- Rare user agents: the attacker's tool, used by u11 and u12 only.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, user_agent)
+VALUES ('u11', '203.0.113.50', 'success', '2024-05-10 16:00', 'AttackTool/0.9'),
+       ('u12', '198.51.100.70', 'success', '2024-05-10 16:10', 'AttackTool/0.9');
+
+-- Audit events: persistence and ordinary ones.
+INSERT INTO ato.audit_events (actor_id, event_type, occurred_at, ip_address, target_type, target_id) VALUES
+    ('u1', 'user.mfa.factor.activate', '2024-05-10 12:30', '5.188.10.8', 'factor', 'f-1'),
+    ('u1', 'user.mfa.factor.update_phone', '2024-05-10 12:31', '5.188.10.8', 'factor', 'f-2'),
+    ('u1', 'system.api_token.create', '2024-05-10 12:32', '5.188.10.8', 'token', 't-1'),
+    ('u2', 'application.user_membership.add', '2024-05-10 12:40', '5.188.10.9', 'app', 'payroll'),
+    ('u2', 'user.account.update_recovery_email', '2024-05-10 12:41', '5.188.10.9', 'user', 'u2'),
+    ('u2', 'app.viewed', '2024-05-10 12:42', '5.188.10.9', 'app', 'payroll'),
+    ('u3', 'user.mfa.factor.deactivate', '2024-05-09 10:00', '8.8.8.8', 'factor', 'f-3'),
+    ('u3', 'user.session.start', '2024-05-10 10:00', '8.8.8.8', NULL, NULL);
+
+-- Listed networks, loaded as a feed would be.
+COPY ato.listed_networks (network, label, source, expires_at) FROM STDIN;
+5.188.10.0/24	stuffing-botnet	internal	\N
+133.11.0.0/16	hosting	vendor-feed	2024-05-10 14:03+00
+2001:4860::/32	tor-exit	torproject	\N
+203.0.113.0/24	old-entry	vendor-feed	2024-01-01 00:00+00
+\.
+
+-- credential_stuffing: three plain GROUP BYs.
+CREATE FUNCTION pg_temp.plain_stuffing(since timestamptz, min_attempts int, max_rate float8)
+RETURNS TABLE (source_kind text, source text, attempts bigint, successes bigint, success_rate float8, accounts bigint, suspicious boolean)
+LANGUAGE sql AS $$
+    WITH g AS (
+        SELECT 'address' AS k, host(ip_address) AS s, count(*) AS n, count(*) FILTER (WHERE outcome = 'success') AS ok,
+               count(DISTINCT user_id) AS a
+          FROM ato.login_events WHERE occurred_at >= since AND ip_address IS NOT NULL GROUP BY ip_address
+        UNION ALL
+        SELECT 'network', network(set_masklen(ip_address, CASE family(ip_address) WHEN 4 THEN 24 ELSE 48 END))::text,
+               count(*), count(*) FILTER (WHERE outcome = 'success'), count(DISTINCT user_id)
+          FROM ato.login_events WHERE occurred_at >= since AND ip_address IS NOT NULL GROUP BY 2
+        UNION ALL
+        SELECT 'asn', 'AS' || asn, count(*), count(*) FILTER (WHERE outcome = 'success'), count(DISTINCT user_id)
+          FROM ato.login_events WHERE occurred_at >= since AND ip_address IS NOT NULL AND asn IS NOT NULL GROUP BY asn)
+    SELECT k, s, n, ok, ok::float8 / n, a, ok::float8 / n <= max_rate FROM g WHERE n >= min_attempts
+$$;
+CREATE FUNCTION pg_temp.plain_spray(since timestamptz, min_accounts int, max_per_account float8)
+RETURNS TABLE (ip_address inet, accounts bigint, failures bigint, successes bigint, attempts_per_account float8,
+               first_attempt timestamptz, last_attempt timestamptz)
+LANGUAGE sql AS $$
+    SELECT l.ip_address,
+           (SELECT count(DISTINCT f.user_id) FROM ato.login_events f
+             WHERE f.ip_address = l.ip_address AND f.occurred_at >= since AND f.outcome = 'failure'),
+           count(*) FILTER (WHERE l.outcome = 'failure'), count(*) FILTER (WHERE l.outcome = 'success'),
+           count(*)::float8 / count(DISTINCT l.user_id), min(l.occurred_at), max(l.occurred_at)
+      FROM ato.login_events l WHERE l.occurred_at >= since AND l.ip_address IS NOT NULL
+     GROUP BY l.ip_address
+    HAVING (SELECT count(DISTINCT f.user_id) FROM ato.login_events f
+             WHERE f.ip_address = l.ip_address AND f.occurred_at >= since AND f.outcome = 'failure') >= min_accounts
+       AND count(*)::float8 / count(DISTINCT l.user_id) <= max_per_account
+$$;
+CREATE FUNCTION pg_temp.plain_bursts(since timestamptz, min_failures int, burst_window interval)
+RETURNS TABLE (user_id text, failures bigint, burst bigint, sources bigint, first_failure timestamptz,
+               last_failure timestamptz, later_success timestamptz)
+LANGUAGE sql AS $$
+    WITH f AS (SELECT * FROM ato.login_events WHERE occurred_at >= since AND outcome = 'failure'),
+         per_failure AS (
+             SELECT f.user_id, f.occurred_at,
+                    (SELECT count(*) FROM f g WHERE g.user_id = f.user_id
+                       AND g.occurred_at BETWEEN f.occurred_at - burst_window AND f.occurred_at) AS in_burst
+               FROM f)
+    SELECT p.user_id, (SELECT count(*) FROM f WHERE f.user_id = p.user_id), max(p.in_burst),
+           (SELECT count(DISTINCT ip_address) FROM f WHERE f.user_id = p.user_id),
+           min(p.occurred_at), max(p.occurred_at),
+           (SELECT min(s.occurred_at) FROM ato.login_events s
+             WHERE s.user_id = p.user_id AND s.outcome = 'success' AND s.occurred_at >= min(p.occurred_at)
+               AND s.occurred_at >= since)
+      FROM per_failure p GROUP BY p.user_id HAVING max(p.in_burst) >= min_failures
+$$;
+CREATE FUNCTION pg_temp.plain_listed(since timestamptz, labels text[])
+RETURNS TABLE (user_id text, ip_address inet, occurred_at timestamptz, network cidr, label text, source text)
+LANGUAGE sql AS $$
+    SELECT l.user_id, l.ip_address, l.occurred_at, n.network, n.label, n.source
+      FROM ato.login_events l, ato.listed_networks n
+     WHERE l.occurred_at >= since AND l.outcome = 'success' AND l.ip_address <<= n.network
+       AND coalesce(n.expires_at > l.occurred_at, true) AND (labels IS NULL OR n.label IN (SELECT unnest(labels)))
+$$;
+CREATE FUNCTION pg_temp.plain_persistence(user_ids text[], since timestamptz)
+RETURNS TABLE (actor_id text, category text, event_type text, occurred_at timestamptz, ip_address inet,
+               country_code text, target_type text, target_id text)
+LANGUAGE sql AS $$
+    SELECT a.actor_id,
+           (SELECT p.category FROM ato.persistence_event_types p WHERE a.event_type LIKE p.pattern
+             ORDER BY length(p.pattern) DESC, p.pattern LIMIT 1),
+           a.event_type, a.occurred_at, a.ip_address, a.country_code, a.target_type, a.target_id
+      FROM ato.audit_events a
+     WHERE a.occurred_at >= since AND (user_ids IS NULL OR a.actor_id IN (SELECT unnest(user_ids)))
+       AND EXISTS (SELECT FROM ato.persistence_event_types p WHERE a.event_type LIKE p.pattern)
+$$;
+CREATE FUNCTION pg_temp.plain_related(user_ids text[], since timestamptz, rare int)
+RETURNS TABLE (user_id text, shared_addresses inet[], shared_user_agents text[], related_to text[],
+               logins bigint, first_login timestamptz, last_login timestamptz)
+LANGUAGE sql AS $$
+    WITH s AS (SELECT * FROM ato.login_events WHERE occurred_at >= since AND outcome = 'success'),
+         rare_ua AS (SELECT user_agent FROM s GROUP BY user_agent HAVING count(DISTINCT user_id) <= rare),
+         pairs AS (
+             SELECT o.id, o.user_id, o.occurred_at, g.user_id AS given,
+                    CASE WHEN o.ip_address = g.ip_address THEN o.ip_address END AS addr,
+                    CASE WHEN o.user_agent = g.user_agent AND o.user_agent IN (SELECT user_agent FROM rare_ua)
+                         THEN o.user_agent END AS ua
+               FROM s o JOIN s g ON g.user_id IN (SELECT unnest(user_ids))
+                                AND (o.ip_address = g.ip_address
+                                     OR (o.user_agent = g.user_agent AND o.user_agent IN (SELECT user_agent FROM rare_ua)))
+              WHERE o.user_id NOT IN (SELECT u FROM unnest(user_ids) u WHERE u IS NOT NULL))
+    SELECT user_id,
+           coalesce(array_agg(DISTINCT addr ORDER BY addr) FILTER (WHERE addr IS NOT NULL), '{}'),
+           coalesce(array_agg(DISTINCT ua ORDER BY ua) FILTER (WHERE ua IS NOT NULL), '{}'),
+           array_agg(DISTINCT given ORDER BY given), count(DISTINCT id), min(occurred_at), max(occurred_at)
+      FROM pairs GROUP BY user_id
+$$;
+
+-- diff(a, b): rows of one query's answer missing from the other's, both ways
+CREATE FUNCTION pg_temp.differences(a text, b text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM ((%s EXCEPT ALL %s) UNION ALL (%s EXCEPT ALL %s)) d', a, b, b, a) INTO n;
+    RETURN n;
+END $$;
+
+SELECT label, (SELECT count(*) FROM ato.credential_stuffing(since, m, r)) AS rows,
+       (SELECT count(*) FROM ato.credential_stuffing(since, m, r) WHERE suspicious) AS suspicious,
+       pg_temp.differences(format('SELECT * FROM ato.credential_stuffing(%L, %s, %s)', since, m, r),
+                           format('SELECT * FROM pg_temp.plain_stuffing(%L, %s, %s)', since, m, r)) AS differences
+  FROM (VALUES ('defaults', timestamptz '2024-05-10', 20, 0.05::float8),
+               ('every source', '2024-05-10', 1, 1), ('strict', '2024-05-10 12:00', 100, 0.01),
+               ('future', '2030-01-01', 1, 0.5)) v(label, since, m, r);
+SELECT source_kind, source, attempts, successes, round(success_rate::numeric, 3) AS rate, accounts, suspicious
+  FROM ato.credential_stuffing('2024-05-10', 300, 0.05);
+
+SELECT label, (SELECT count(*) FROM ato.password_spray(since, m, r)) AS rows,
+       pg_temp.differences(format('SELECT * FROM ato.password_spray(%L, %s, %s)', since, m, r),
+                           format('SELECT * FROM pg_temp.plain_spray(%L, %s, %s)', since, m, r)) AS differences
+  FROM (VALUES ('defaults', timestamptz '2024-05-10', 10, 3::float8), ('loose', '2024-05-10', 2, 100),
+               ('strict', '2024-05-10', 30, 1), ('future', '2030-01-01', 1, 3)) v(label, since, m, r);
+SELECT ip_address, accounts, failures, successes, attempts_per_account
+  FROM ato.password_spray('2024-05-10', 30, 1.5);
+
+SELECT label, (SELECT count(*) FROM ato.failed_login_bursts(since, m, w)) AS rows,
+       pg_temp.differences(format('SELECT * FROM ato.failed_login_bursts(%L, %s, %L)', since, m, w),
+                           format('SELECT * FROM pg_temp.plain_bursts(%L, %s, %L)', since, m, w)) AS differences
+  FROM (VALUES ('defaults', timestamptz '2024-05-10', 10, interval '10 minutes'),
+               ('two hours', '2024-05-10', 10, '2 hours'), ('any failure', '2024-05-10', 1, '0'),
+               ('from 14:02', '2024-05-10 14:02', 5, '10 minutes')) v(label, since, m, w);
+SELECT user_id, failures, burst, sources, first_failure, later_success
+  FROM ato.failed_login_bursts('2024-05-10', 10, '10 minutes');
+
+SELECT label, (SELECT count(*) FROM ato.listed_network_logins(since, l)) AS rows,
+       pg_temp.differences(format('SELECT * FROM ato.listed_network_logins(%L, %L)', since, l),
+                           format('SELECT * FROM pg_temp.plain_listed(%L, %L)', since, l)) AS differences
+  FROM (VALUES ('all', timestamptz '2024-05-10', NULL::text[]), ('tor only', '2024-05-10', '{tor-exit}'),
+               ('no labels', '2024-05-10', '{}'), ('unknown label', '2024-05-10', '{nothing}')) v(label, since, l);
+-- the hosting listing expired at 14:03, before u7's successful login at 14:05;
+-- the old entry expired before u11 came from its network
+SELECT label, count(*) FROM ato.listed_network_logins('2024-05-10') GROUP BY label ORDER BY label;
+
+SELECT label, (SELECT count(*) FROM ato.persistence_changes(u, since)) AS rows,
+       pg_temp.differences(format('SELECT * FROM ato.persistence_changes(%L, %L)', u, since),
+                           format('SELECT * FROM pg_temp.plain_persistence(%L, %L)', u, since)) AS differences
+  FROM (VALUES ('everyone', NULL::text[], timestamptz '2024-05-01'), ('u1 and u2', '{u1,u2,u2}', '2024-05-10'),
+               ('nobody', '{}', '2024-05-01'), ('NULL element', '{NULL,u3}', '2024-05-01')) v(label, u, since);
+SELECT actor_id, category, event_type, target_id FROM ato.persistence_changes(NULL, '2024-05-01');
+INSERT INTO ato.persistence_event_types (pattern, category) VALUES ('app.viewed', 'custom');
+SELECT actor_id, category, event_type FROM ato.persistence_changes('{u2}', '2024-05-01') WHERE category = 'custom';
+
+SELECT label, (SELECT count(*) FROM ato.related_accounts(u, since, r)) AS rows,
+       pg_temp.differences(format('SELECT * FROM ato.related_accounts(%L, %L, %s)', u, since, r),
+                           format('SELECT * FROM pg_temp.plain_related(%L, %L, %s)', u, since, r)) AS differences
+  FROM (VALUES ('a stuffed account', '{u7}'::text[], timestamptz '2024-05-10', 5),
+               ('the attacker tool', '{u11}', '2024-05-10', 5), ('common agents too', '{u11}', '2024-05-10', 1000),
+               ('duplicates and NULL', '{u7,u7,NULL,nobody}', '2024-05-10', 5), ('none', '{}', '2024-05-10', 5))
+       v(label, u, since, r);
+SELECT user_id, shared_addresses, shared_user_agents, related_to, logins
+  FROM ato.related_accounts('{u11}', '2024-05-10', 5);
+
+-- Bad arguments.
+\set VERBOSITY default
+SELECT * FROM ato.credential_stuffing(NULL);
+SELECT * FROM ato.credential_stuffing('2024-05-10', 0);
+SELECT * FROM ato.credential_stuffing('2024-05-10', 10, 1.5);
+SELECT * FROM ato.credential_stuffing('2024-05-10', 10, 'NaN');
+SELECT * FROM ato.password_spray('2024-05-10', NULL);
+SELECT * FROM ato.password_spray('2024-05-10', 5, 0.5);
+SELECT * FROM ato.failed_login_bursts('2024-05-10', 5, '-1 minute');
+SELECT * FROM ato.failed_login_bursts('2024-05-10', -5);
+SELECT * FROM ato.listed_network_logins(NULL);
+SELECT * FROM ato.persistence_changes('{{a},{b}}');
+SELECT * FROM ato.related_accounts(NULL);
+SELECT * FROM ato.related_accounts('{u1}', '2024-05-10', 0);
