@@ -218,6 +218,68 @@ SELECT label, (SELECT count(*) FROM ato.related_accounts(u, since, r)) AS rows,
 SELECT user_id, shared_addresses, shared_user_agents, related_to, logins
   FROM ato.related_accounts('{u11}', '2024-05-10', 5);
 
+-- Impossible travel.  The bundled database has countries but no coordinates,
+-- so logins are placed at their country's centre.  A traveller goes from
+-- Britain to Australia in an hour; a commuter from Germany to the
+-- Netherlands (close); a slow traveller from Britain to Australia in 23
+-- hours; a VPN user hops between two countries he has long used; a new
+-- account logs in once.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at) VALUES
+    ('vpn', '8.8.8.8', 'success', '2024-05-05 09:00'), ('vpn', '85.214.132.117', 'success', '2024-05-05 10:00'),
+    ('traveller', '81.2.69.160', 'success', '2024-05-11 10:00'), ('traveller', '1.1.1.1', 'success', '2024-05-11 11:00'),
+    ('traveller', '1.1.1.1', 'failure', '2024-05-11 11:05'), ('traveller', '81.2.69.160', 'success', '2024-05-11 11:30'),
+    ('commuter', '85.214.132.117', 'success', '2024-05-11 10:00'), ('commuter', '2a02:2770::1', 'success', '2024-05-11 10:30'),
+    ('slow', '81.2.69.160', 'success', '2024-05-11 00:00'), ('slow', '1.1.1.1', 'success', '2024-05-11 23:00'),
+    ('vpn', '8.8.8.8', 'success', '2024-05-11 09:00'), ('vpn', '85.214.132.117', 'success', '2024-05-11 09:10'),
+    ('vpn', '8.8.8.8', 'success', '2024-05-11 09:20'), ('fresh', '133.11.0.1', 'success', '2024-05-11 12:00');
+-- Coordinates given with the event (as a city database would give them) are
+-- used as they are: Paris, then New York an hour later.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, latitude, longitude) VALUES
+    ('located', '192.0.2.10', 'success', '2024-05-11 10:00', 48.8566, 2.3522),
+    ('located', '192.0.2.11', 'success', '2024-05-11 11:00', 40.7128, -74.0060);
+CREATE FUNCTION pg_temp.plain_travel(since timestamptz, max_speed float8, min_distance float8, lookback interval)
+RETURNS TABLE (user_id text, from_ip inet, from_country text, from_at timestamptz, to_ip inet, to_country text,
+               to_at timestamptz, distance_km numeric, speed_kmh numeric, approximate boolean)
+LANGUAGE sql AS $$
+    WITH l AS (
+        SELECT e.id, e.user_id, e.ip_address, e.country_code, e.occurred_at,
+               coalesce(e.latitude, c.latitude) AS lat, coalesce(e.longitude, c.longitude) AS lon,
+               e.latitude IS NULL OR e.longitude IS NULL AS approx
+          FROM ato.login_events e LEFT JOIN ato.country_centroids c ON c.country_code = e.country_code
+         WHERE e.outcome = 'success' AND e.occurred_at >= since - lookback
+           AND coalesce(e.latitude, c.latitude) IS NOT NULL),
+    legs AS (
+        SELECT b.user_id, a.ip_address AS from_ip, a.country_code AS from_country, a.occurred_at AS from_at,
+               b.ip_address AS to_ip, b.country_code AS to_country, b.occurred_at AS to_at, a.approx OR b.approx AS approx,
+               -- spherical law of cosines, not the haversine of the function
+               6371.0088 * acos(least(1, sin(radians(a.lat)) * sin(radians(b.lat))
+                                      + cos(radians(a.lat)) * cos(radians(b.lat)) * cos(radians(b.lon - a.lon)))) AS km,
+               greatest(extract(epoch FROM b.occurred_at - a.occurred_at)::float8, 1) / 3600 AS hours
+          FROM l b JOIN l a ON a.user_id = b.user_id AND (a.occurred_at, a.id) < (b.occurred_at, b.id)
+         WHERE b.occurred_at >= since
+           AND NOT EXISTS (SELECT FROM l m WHERE m.user_id = b.user_id
+                              AND (m.occurred_at, m.id) > (a.occurred_at, a.id) AND (m.occurred_at, m.id) < (b.occurred_at, b.id)))
+    SELECT user_id, from_ip, from_country, from_at, to_ip, to_country, to_at,
+           round(km::numeric, 3), round((km / hours)::numeric, 3), approx
+      FROM legs
+     WHERE km >= min_distance AND km / hours > max_speed
+       AND (to_country IS NULL OR to_country NOT IN (
+              SELECT e.country_code FROM ato.login_events e WHERE e.user_id = legs.user_id AND e.outcome = 'success'
+                 AND e.occurred_at < since AND e.country_code IS NOT NULL))
+$$;
+SELECT label, (SELECT count(*) FROM ato.impossible_travel(since, v, d, b)) AS rows,
+       pg_temp.differences(
+           format('SELECT user_id, from_ip, from_country, from_at, to_ip, to_country, to_at, round(distance_km::numeric, 3), round(speed_kmh::numeric, 3), approximate FROM ato.impossible_travel(%L, %s, %s, %L)', since, v, d, b),
+           format('SELECT * FROM pg_temp.plain_travel(%L, %s, %s, %L)', since, v, d, b)) AS differences
+  FROM (VALUES ('defaults', timestamptz '2024-05-11', 900::float8, 500::float8, interval '24 hours'),
+               ('slower', '2024-05-11', 100, 500, '24 hours'), ('any distance', '2024-05-11', 100, 0, '24 hours'),
+               ('long lookback', '2024-05-11', 900, 500, '30 days'), ('future', '2030-01-01', 900, 500, '1 day'))
+       v(label, since, v, d, b);
+SELECT user_id, from_country, to_country, to_at, round(distance_km) AS km, round(speed_kmh) AS kmh, approximate
+  FROM ato.impossible_travel('2024-05-11');
+SELECT user_id, from_country, to_country, round(distance_km) AS km
+  FROM ato.impossible_travel('2024-05-11', 100, 0) ORDER BY user_id, to_at;
+
 -- Bad arguments.
 \set VERBOSITY default
 SELECT * FROM ato.credential_stuffing(NULL);
@@ -232,3 +294,6 @@ SELECT * FROM ato.listed_network_logins(NULL);
 SELECT * FROM ato.persistence_changes('{{a},{b}}');
 SELECT * FROM ato.related_accounts(NULL);
 SELECT * FROM ato.related_accounts('{u1}', '2024-05-10', 0);
+SELECT * FROM ato.impossible_travel('2024-05-11', 0);
+SELECT * FROM ato.impossible_travel('2024-05-11', 900, -1);
+SELECT * FROM ato.impossible_travel('2024-05-11', 900, 500, NULL);

@@ -642,3 +642,73 @@ ato_related_accounts(PG_FUNCTION_ARGS)
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
+
+
+/* ---------------------------------------------------------------------
+ * ato.impossible_travel(since, max_speed_kmh, min_distance_km, lookback)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * $1 since, $2 max_speed_kmh, $3 min_distance_km, $4 lookback, $5 where the
+ * unsummarised stretch before since begins.  Each successful login is placed
+ * at its GeoIP coordinates or, failing those, at its country's centre; each
+ * is paired with the account's previous one, and a pair counts when it is
+ * far enough, too fast, and leads into a country the account had not used
+ * before since (read as in ato.new_country_logins()).  Great-circle
+ * distance by the haversine formula on the mean earth radius.
+ */
+static const char impossible_travel_sql[] =
+"WITH w AS ("
+"    SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at,"
+"           coalesce(l.latitude, c.latitude) AS lat, coalesce(l.longitude, c.longitude) AS lon,"
+"           l.latitude IS NULL OR l.longitude IS NULL AS approximate"
+"      FROM ato.login_events l"
+"      LEFT JOIN ato.country_centroids c ON c.country_code = l.country_code"
+"     WHERE l.occurred_at >= $1 - $4 AND l.outcome = 'success'"
+"       AND ((l.latitude IS NOT NULL AND l.longitude IS NOT NULL) OR c.country_code IS NOT NULL)),"
+" pairs AS ("
+"    SELECT user_id,"
+"           lag(ip_address) OVER u AS from_ip, lag(country_code) OVER u AS from_country,"
+"           lag(occurred_at) OVER u AS from_at, lag(lat) OVER u AS from_lat, lag(lon) OVER u AS from_lon,"
+"           lag(approximate) OVER u AS from_approximate,"
+"           ip_address AS to_ip, country_code AS to_country, occurred_at AS to_at, lat, lon, approximate"
+"      FROM w WINDOW u AS (PARTITION BY user_id ORDER BY occurred_at, id)),"
+" legs AS ("
+"    SELECT p.*,"
+"           2 * 6371.0088 * asin(least(1, sqrt(sin(radians(lat - from_lat) / 2) ^ 2"
+"               + cos(radians(from_lat)) * cos(radians(lat)) * sin(radians(lon - from_lon) / 2) ^ 2))) AS distance_km,"
+"           greatest(extract(epoch FROM to_at - from_at)::float8 / 3600, 1.0 / 3600) AS hours"
+"      FROM pairs p WHERE p.from_at IS NOT NULL AND p.to_at >= $1)"
+"SELECT g.user_id, g.from_ip, g.from_country, g.from_at, g.to_ip, g.to_country, g.to_at,"
+"       g.distance_km, g.distance_km / g.hours AS speed_kmh, g.from_approximate OR g.approximate"
+"  FROM legs g"
+" WHERE g.distance_km >= $3 AND g.distance_km / g.hours > $2"
+"   AND NOT EXISTS (SELECT FROM ato.account_countries k"
+"                    WHERE k.user_id = g.user_id AND k.country_code = g.to_country"
+"                      AND k.first_success_at < $1)"
+"   AND NOT EXISTS (SELECT FROM ato.login_events t"
+"                    WHERE t.user_id = g.user_id AND t.country_code = g.to_country"
+"                      AND t.outcome = 'success' AND t.occurred_at >= $5 AND t.occurred_at < $1)"
+" ORDER BY g.to_at, g.user_id";
+
+PG_FUNCTION_INFO_V1(ato_impossible_travel);
+
+Datum
+ato_impossible_travel(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.impossible_travel";
+	DetectQuery query = {function, impossible_travel_sql};
+	TimestampTz since = since_arg(fcinfo, 0, function);
+	float8		max_speed = number_arg(fcinfo, 1, function, "max_speed_kmh", 1, 1e6);
+	float8		min_distance = number_arg(fcinfo, 2, function, "min_distance_km", 0, 20100);
+	Interval   *lookback = positive_interval_arg(fcinfo, 3, function, "lookback");
+
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
+	detect_arg(&query, FLOAT8OID, Float8GetDatum(max_speed), false);
+	detect_arg(&query, FLOAT8OID, Float8GetDatum(min_distance), false);
+	detect_arg(&query, INTERVALOID, IntervalPGetDatum(lookback), false);
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(unsummarised_from(since, function)), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
