@@ -1,9 +1,8 @@
--- investigate.sql -- what the on-call engineer asks first, over the event
--- store: the "ATO at scale" runbook's detection query and scope queries in
--- plain SQL.  Each answer is one query, written so that it can become a call
--- of the extension's detection functions (a later issue) without changing
--- what is shown.  The demo.* tables are used only for the last step, which
--- checks the answers against what incident.sql staged.
+-- investigate.sql -- what the on-call engineer asks first, answered by the
+-- extension's detection functions: the "ATO at scale" runbook's detection
+-- and scope questions, then the rest of the hunt kit.  The demo.* tables
+-- are used only for the last step, which checks the answers against what
+-- incident.sql staged.
 --
 --   psql -X -q -v ON_ERROR_STOP=1 -v attacker_cidr=5.188.10.0/24 \
 --        -v attacker6_cidr=2a03:b0c0:3::/48 -f demo/investigate.sql
@@ -53,28 +52,27 @@ SELECT * FROM ato.geoip(host(:'attacker_cidr'::cidr + 23)::inet);
 SELECT database, path, loaded, database_type, built_at FROM ato.geoip_status();
 
 \echo
+\echo '== the per-account summaries: folded in by ato.refresh_summaries() (pg_cron runs it every minute)'
+\pset title 'ato.refresh_summaries(), then ato.summary_status'
+SELECT ato.refresh_summaries() AS pairs_added \gset
+SELECT :pairs_added AS pairs_added, to_char(summarised_until, 'MM-DD HH24:MI') AS summarised_until,
+       late_from, (SELECT count(*) FROM ato.account_countries) AS account_countries
+  FROM ato.summary_status;
+
+\echo
 \echo '== (a) accounts with a successful login from a new country in the last hour, then an e-mail, password or billing change within the hour'
--- The runbook's first query over the store: country_code is on the login
--- itself, and "new" means no earlier successful login of the account from that
--- country.  Later: SELECT * FROM ato.<detection function>(interval '1 hour').
+-- SELECT * FROM ato.new_country_logins() answers the runbook's first query:
+-- a login is from a new country when the account had no successful login
+-- from there before the window.  The demo keeps those followed by a change.
 CREATE TEMP TABLE new_country_then_changed AS
-SELECT le.user_id, le.ip_address, le.country_code, le.occurred_at,
-       count(ae.id) AS suspicious_actions,
-       string_agg(DISTINCT ae.event_type, ', ' ORDER BY ae.event_type) AS actions
-  FROM ato.login_events le
-  JOIN ato.audit_events ae
-    ON ae.actor_id = le.user_id
-   AND ae.event_type IN ('user.email_changed', 'user.password_changed', 'billing.modified')
-   AND ae.occurred_at BETWEEN le.occurred_at AND le.occurred_at + interval '1 hour'
- WHERE le.outcome = 'success'
-   AND le.occurred_at > now() - interval '1 hour'
-   AND le.country_code IS NOT NULL
-   AND NOT EXISTS (SELECT FROM ato.login_events prior
-                    WHERE prior.user_id = le.user_id
-                      AND prior.outcome = 'success'
-                      AND prior.country_code = le.country_code
-                      AND prior.occurred_at < le.occurred_at)
- GROUP BY le.user_id, le.ip_address, le.country_code, le.occurred_at;
+SELECT f.user_id, f.ip_address, f.country_code, f.occurred_at, f.suspicious_actions,
+       (SELECT string_agg(DISTINCT ae.event_type, ', ' ORDER BY ae.event_type)
+          FROM ato.audit_events ae
+         WHERE ae.actor_id = f.user_id
+           AND ae.event_type IN ('user.email_changed', 'user.password_changed', 'billing.modified')
+           AND ae.occurred_at BETWEEN f.occurred_at AND f.occurred_at + interval '1 hour') AS actions
+  FROM ato.new_country_logins(now() - interval '1 hour') f
+ WHERE f.suspicious_actions > 0 AND f.country_code IS NOT NULL;
 
 \pset title '(a) by where the logins came from (IPv4 /24, IPv6 /48)'
 SELECT network(set_masklen(ip_address, CASE family(ip_address) WHEN 4 THEN 24 ELSE 48 END)) AS network,
@@ -93,46 +91,46 @@ SELECT user_id, ip_address, country_code, to_char(occurred_at, 'HH24:MI:SS') AS 
  LIMIT 12;
 
 \echo
-\echo '== (b) how many accounts logged in successfully from the attacker networks in the last 24 hours'
--- The runbook's scope query, once per observed network.
-\pset title '(b) affected accounts'
-SELECT attacker_network,
-       (SELECT COUNT(DISTINCT user_id)
-          FROM ato.login_events
-         WHERE outcome = 'success'
-           AND occurred_at > NOW() - INTERVAL '24 hours'
-           AND ip_address <<= attacker_network) AS affected_accounts
-  FROM (VALUES (:'attacker_cidr'::cidr), (:'attacker6_cidr'::cidr)) AS observed(attacker_network);
+\echo '== (b) which accounts the attacker networks got into in the last 24 hours'
+-- SELECT * FROM ato.cidr_scope('{<networks>}'): one row per account.
+CREATE TEMP TABLE scoped AS
+SELECT * FROM ato.cidr_scope(ARRAY[:'attacker_cidr', :'attacker6_cidr']::cidr[], now() - interval '24 hours');
+\pset title '(b) affected accounts per network'
+SELECT n.network AS attacker_network,
+       count(DISTINCT s.user_id) FILTER (WHERE EXISTS (SELECT FROM unnest(s.ips) ip WHERE ip <<= n.network)) AS affected_accounts
+  FROM (VALUES (:'attacker_cidr'::cidr), (:'attacker6_cidr'::cidr)) AS n(network), scoped s
+ GROUP BY n.network ORDER BY affected_accounts DESC;
+\pset title '(b) ato.cidr_scope(...), the first 5 accounts'
+SELECT user_id, logins, to_char(first_login, 'HH24:MI') AS first_login, ips, actions
+  FROM scoped ORDER BY first_login, user_id LIMIT 5;
 
 \echo
 \echo '== (c) what those accounts did in the last 24 hours'
-\pset title '(c) audit events of the affected accounts, by type'
-SELECT ae.event_type, COUNT(*) AS count, COUNT(DISTINCT ae.actor_id) AS accounts,
-       COUNT(*) FILTER (WHERE ae.ip_address <<= :'attacker_cidr' OR ae.ip_address <<= :'attacker6_cidr') AS from_attacker_networks
-  FROM ato.audit_events ae
- WHERE ae.actor_id IN (SELECT DISTINCT user_id FROM ato.login_events
-                        WHERE outcome = 'success'
-                          AND occurred_at > NOW() - INTERVAL '24 hours'
-                          AND (ip_address <<= :'attacker_cidr' OR ip_address <<= :'attacker6_cidr'))
-   AND ae.occurred_at > NOW() - INTERVAL '24 hours'
- GROUP BY ae.event_type
- ORDER BY count DESC, ae.event_type;
+\pset title '(c) ato.suspicious_action_counts(<the scoped accounts>)'
+SELECT * FROM ato.suspicious_action_counts((SELECT array_agg(user_id) FROM scoped), now() - interval '24 hours');
 
 \echo
-\echo '== (d) the credential-stuffing signal: attempts and success rate per network in the last hour'
-\pset title '(d) top 5 networks by attempts (IPv4 /24, IPv6 /48)'
-SELECT network(set_masklen(ip_address, CASE family(ip_address) WHEN 4 THEN 24 ELSE 48 END)) AS network,
-       min(country_code) AS country,
-       count(*) AS attempts,
-       count(*) FILTER (WHERE outcome = 'success') AS successes,
-       round(100.0 * count(*) FILTER (WHERE outcome = 'success') / count(*), 1) AS success_pct,
-       count(DISTINCT user_id) AS accounts_tried
-  FROM ato.login_events
- WHERE occurred_at > now() - interval '1 hour'
-   AND ip_address IS NOT NULL
- GROUP BY 1
- ORDER BY attempts DESC, network
+\echo '== (d) the credential-stuffing signal: attempts and success rate per source in the last hour'
+\pset title '(d) ato.credential_stuffing(): the 5 networks with the most attempts'
+SELECT source AS network, attempts, successes, round(100 * success_rate::numeric, 1) AS success_pct,
+       accounts AS accounts_tried, suspicious
+  FROM ato.credential_stuffing(now() - interval '1 hour', 1)
+ WHERE source_kind = 'network'
+ ORDER BY attempts DESC, source
  LIMIT 5;
+
+\echo
+\echo '== (e) the rest of the kit'
+\pset title '(e) ato.persistence_changes(<the scoped accounts>): ways back in, by kind'
+SELECT category, count(*) AS events, count(DISTINCT actor_id) AS accounts
+  FROM ato.persistence_changes((SELECT array_agg(user_id) FROM scoped), now() - interval '24 hours')
+ GROUP BY category ORDER BY events DESC, category;
+\pset title '(e) ato.impossible_travel() in the last 24 hours, by route'
+SELECT from_country, to_country, count(*) AS legs, round(avg(speed_kmh)) AS avg_kmh, bool_and(approximate) AS approximate
+  FROM ato.impossible_travel()
+ GROUP BY 1, 2 ORDER BY legs DESC, 1, 2 LIMIT 5;
+\pset title '(e) ato.related_accounts(<the scoped accounts>): who else shares their addresses'
+SELECT count(*) AS related_accounts FROM ato.related_accounts((SELECT array_agg(user_id) FROM scoped), now() - interval '24 hours');
 \pset title
 
 -- Check the answers against what incident.sql staged: (a) must flag exactly
@@ -142,17 +140,15 @@ SELECT
     (SELECT count(*) FROM demo.staged WHERE role = 'stuffing victim')                     AS staged_stuffing,
     (SELECT count(*) FROM demo.staged WHERE role = 'ipv6 victim')                         AS staged_v6,
     (SELECT count(*) FROM demo.staged WHERE role <> 'traveller' AND changed_account)      AS staged_changed,
-    (SELECT count(DISTINCT user_id) FROM ato.login_events
-      WHERE outcome = 'success' AND occurred_at > now() - interval '24 hours'
-        AND ip_address <<= :'attacker_cidr')                                              AS scoped,
-    (SELECT count(*) FROM (SELECT DISTINCT user_id FROM ato.login_events
-                            WHERE outcome = 'success' AND occurred_at > now() - interval '24 hours'
-                              AND ip_address <<= :'attacker_cidr'
+    (SELECT count(*) FROM scoped WHERE EXISTS (SELECT FROM unnest(ips) ip WHERE ip <<= :'attacker_cidr'))
+                                                                                          AS scoped,
+    (SELECT count(*) FROM (SELECT user_id FROM scoped
+                            WHERE EXISTS (SELECT FROM unnest(ips) ip WHERE ip <<= :'attacker_cidr')
                            EXCEPT SELECT user_id FROM demo.staged WHERE role = 'stuffing victim') x)
   + (SELECT count(*) FROM (SELECT user_id FROM demo.staged WHERE role = 'stuffing victim'
-                           EXCEPT SELECT user_id FROM ato.login_events
-                            WHERE outcome = 'success' AND occurred_at > now() - interval '24 hours'
-                              AND ip_address <<= :'attacker_cidr') x)                    AS scope_mismatches,
+                           EXCEPT SELECT user_id FROM scoped
+                            WHERE EXISTS (SELECT FROM unnest(ips) ip WHERE ip <<= :'attacker_cidr')) x)
+                                                                                          AS scope_mismatches,
     (SELECT count(*) FROM ((SELECT DISTINCT user_id FROM new_country_then_changed
                             EXCEPT SELECT user_id FROM demo.staged WHERE changed_account)
                            UNION ALL
