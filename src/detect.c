@@ -225,6 +225,24 @@ unsummarised_from(TimestampTz since, const char *function)
 }
 
 
+/*
+ * The SQL condition "the account had no successful login from the country
+ * before since": neither the summaries nor the unsummarised stretch before
+ * since (from tail_from on; tail_from = since when there is none) hold one.
+ * A NULL country is never familiar.  Written as two NOT EXISTS so that the
+ * planner makes anti-joins of them: an index probe into the summaries, a
+ * hash of the stretch.
+ */
+#define UNFAMILIAR_COUNTRY(user_id, country, since, tail_from) \
+	"NOT EXISTS (SELECT FROM ato.account_countries k" \
+	"             WHERE k.user_id = " user_id " AND k.country_code = " country \
+	"               AND k.first_success_at < " since ")" \
+	" AND NOT EXISTS (SELECT FROM ato.login_events t" \
+	"                  WHERE t.user_id = " user_id " AND t.country_code = " country \
+	"                    AND t.outcome = 'success' AND t.occurred_at >= " tail_from \
+	"                    AND t.occurred_at < " since ")"
+
+
 /* ---------------------------------------------------------------------
  * ato.new_country_logins(since, action_window, action_types)
  * ---------------------------------------------------------------------
@@ -243,12 +261,7 @@ static const char new_country_logins_sql[] =
 "           AND a.occurred_at >= w.occurred_at AND a.occurred_at <= w.occurred_at + $2)"
 "  FROM ato.login_events w"
 " WHERE w.occurred_at >= $1 AND w.outcome = 'success'"
-"   AND NOT EXISTS (SELECT FROM ato.account_countries k"
-"                    WHERE k.user_id = w.user_id AND k.country_code = w.country_code"
-"                      AND k.first_success_at < $1)"
-"   AND NOT EXISTS (SELECT FROM ato.login_events t"
-"                    WHERE t.user_id = w.user_id AND t.country_code = w.country_code"
-"                      AND t.outcome = 'success' AND t.occurred_at >= $4 AND t.occurred_at < $1)"
+"   AND " UNFAMILIAR_COUNTRY("w.user_id", "w.country_code", "$1", "$4")
 " ORDER BY w.occurred_at, w.user_id, w.id";
 
 PG_FUNCTION_INFO_V1(ato_new_country_logins);
@@ -684,12 +697,7 @@ static const char impossible_travel_sql[] =
 "       g.distance_km, g.distance_km / g.hours AS speed_kmh, g.from_approximate OR g.approximate"
 "  FROM legs g"
 " WHERE g.distance_km >= $3 AND g.distance_km / g.hours > $2"
-"   AND NOT EXISTS (SELECT FROM ato.account_countries k"
-"                    WHERE k.user_id = g.user_id AND k.country_code = g.to_country"
-"                      AND k.first_success_at < $1)"
-"   AND NOT EXISTS (SELECT FROM ato.login_events t"
-"                    WHERE t.user_id = g.user_id AND t.country_code = g.to_country"
-"                      AND t.outcome = 'success' AND t.occurred_at >= $5 AND t.occurred_at < $1)"
+"   AND " UNFAMILIAR_COUNTRY("g.user_id", "g.to_country", "$1", "$5")
 " ORDER BY g.to_at, g.user_id";
 
 PG_FUNCTION_INFO_V1(ato_impossible_travel);
