@@ -6,8 +6,9 @@
 --
 -- Deterministic: random() is seeded, and user ids, home addresses and agents
 -- derive from the user number through hashint8().  Only occurred_at depends
--- on the day of the run (the last :span_days days before it, 30 unless
--- given).  Either file is skipped when its count is 0.
+-- on the day of the run (the :span_days days, 30 unless given, that end
+-- :offset_days days, 0 unless given, before it).  Either file is skipped
+-- when its count is 0.
 
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
@@ -97,6 +98,10 @@ $$;
 \else
 \set span_days 30
 \endif
+\if :{?offset_days}
+\else
+\set offset_days 0
+\endif
 
 -- ---------------------------------------------------------------------------
 -- Login events: occurred_at, user_id, ip_address, outcome, user_agent,
@@ -120,7 +125,7 @@ COPY (
                                             'session', substr(md5(i::text), 1, 16))
            END
       FROM (SELECT i, u,
-                   date_trunc('hour', now()) - :span_days * interval '1 day'
+                   date_trunc('hour', now()) - (:span_days + :offset_days) * interval '1 day'
                        + (i + random()) * (:span_days * interval '1 day' / :events) AS occurred_at,
                    CASE WHEN r_home < 0.75 THEN
                             CASE WHEN bench.h(u) % 8 = 0

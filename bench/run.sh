@@ -14,15 +14,20 @@
 #              by default) in ato.login_events against one plain table with a
 #              B-tree on occurred_at, and dropping the oldest month against
 #              DELETE; not part of the default run (about 15 minutes, 30 GB)
+#   detect     the detection functions against seed 004's query and plain
+#              SQL with the best indexes for them, on 5M login events of 30
+#              days, then again with 30 more days of history behind the same
+#              window; not part of the default run
 #
-#   bash bench/run.sh [all|ingest|geoip|breakdown|window]   (default: all = ingest + geoip)
+#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect]   (default: all = ingest + geoip)
 #
 # As root on a fresh Debian 12 machine it installs the packages, builds and
 # installs the extension, starts a throwaway cluster in a temporary
 # directory and removes it at the end.  Sizes can be lowered for a smoke
 # run: ATO_BENCH_EVENTS (default 1000000), ATO_BENCH_ADDRESSES (5000000),
 # ATO_BENCH_RUNS (timed runs of each contender: 5, or 3 in the breakdown),
-# ATO_BENCH_WINDOW_EVENTS (50000000) and ATO_BENCH_WINDOW_DAYS (365).
+# ATO_BENCH_WINDOW_EVENTS (50000000), ATO_BENCH_WINDOW_DAYS (365) and
+# ATO_BENCH_DETECT_EVENTS (10000000: two halves of 30 days).
 # Nothing here fails on a time: the ratios are printed, and the run fails
 # only when the contenders disagree on the results.
 set -euo pipefail
@@ -30,9 +35,9 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 what=${1:-all}
 case $what in
-    all | ingest | geoip | breakdown | window) ;;
+    all | ingest | geoip | breakdown | window | detect) ;;
     *)
-        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window]" >&2
+        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect]" >&2
         exit 2
         ;;
 esac
@@ -43,6 +48,8 @@ runs=${ATO_BENCH_RUNS:-5}
 breakdown_runs=${ATO_BENCH_RUNS:-3}
 window_events=${ATO_BENCH_WINDOW_EVENTS:-50000000}
 window_days=${ATO_BENCH_WINDOW_DAYS:-365}
+detect_events=${ATO_BENCH_DETECT_EVENTS:-10000000}
+detect_runs=${ATO_BENCH_RUNS:-3}
 bench_dir=$ato_root/bench
 db=ato_bench
 
@@ -93,11 +100,11 @@ median_sql() { # median_sql VARIANT: the median seconds of a variant, as SQL
 # ---------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------
-generate() { # generate EVENTS ADDRESSES [SPAN_DAYS]
-    ato_say "generating $1 login events over ${3:-30} days and $2 addresses (seeded, once)"
-    bench_psql -v events="$1" -v events_file="$work/events.csv" \
+generate() { # generate EVENTS ADDRESSES [SPAN_DAYS [OFFSET_DAYS [FILE]]]
+    ato_say "generating $1 login events over ${3:-30} days ending ${4:-0} days ago and $2 addresses (seeded, once)"
+    bench_psql -v events="$1" -v events_file="${5:-$work/events.csv}" \
         -v addresses="$2" -v addresses_file="$work/addresses.txt" \
-        -v span_days="${3:-30}" -f "$bench_dir/generate.sql" >/dev/null
+        -v span_days="${3:-30}" -v offset_days="${4:-0}" -f "$bench_dir/generate.sql" >/dev/null
 }
 
 # The tables the ingest benchmark loads: ato.login_events with monthly
@@ -112,9 +119,9 @@ CREATE INDEX ON bench.plain_indexed USING brin (occurred_at) WITH (pages_per_ran
 SQL
 }
 
-copy_sql() { # copy_sql TABLE: the COPY of the event file into TABLE
+copy_sql() { # copy_sql TABLE [FILE]: the COPY of the event file into TABLE
     printf "COPY %s (occurred_at, user_id, ip_address, outcome, user_agent, source, metadata) FROM '%s' (FORMAT csv);" \
-        "$1" "$work/events.csv"
+        "$1" "${2:-$work/events.csv}"
 }
 
 truncate_sql() { # truncate_sql TABLE...: empty every table before a timed COPY
@@ -364,6 +371,176 @@ SQL
     bench_psql <<<"$script"
 }
 
+# ---------------------------------------------------------------------------
+# detect (not part of the default run)
+# ---------------------------------------------------------------------------
+# detect_timed VARIANT SQL: the timed rounds of one contender
+detect_timed() {
+    local variant=$1 sql=$2 run
+    for ((run = 0; run <= detect_runs; run++)); do
+        timed "$variant" "$run" "$sql"
+    done
+}
+
+# detect_load FILE: load one events file into ato.login_events and the
+# plain copy, with its audit events, and vacuum both.
+detect_load() {
+    bench_psql <<SQL
+CREATE TEMP TABLE loaded AS SELECT coalesce(max(id), 0) AS before FROM ato.login_events;
+$(copy_sql ato.login_events "$1")
+INSERT INTO bench.le SELECT id, user_id, ip_address, outcome, occurred_at, country_code
+  FROM ato.login_events WHERE id > (SELECT before FROM loaded);
+-- one successful login in eight is followed, within half an hour, by an
+-- account change of one of six kinds
+INSERT INTO ato.audit_events (actor_id, event_type, occurred_at, ip_address)
+SELECT user_id,
+       (ARRAY['user.email_changed', 'user.password_changed', 'billing.modified', 'user.mfa.factor.activate',
+              'app.viewed', 'user.session.start'])[1 + abs(hashint8(id)) % 6],
+       occurred_at + abs(hashint8(id + 1)) % 1800 * interval '1 second', ip_address
+  FROM ato.login_events
+ WHERE id > (SELECT before FROM loaded) AND outcome = 'success' AND abs(hashint8(id)) % 8 = 0;
+INSERT INTO bench.ae SELECT actor_id, event_type, occurred_at FROM ato.audit_events
+ WHERE id > (SELECT before FROM loaded);
+VACUUM ANALYZE ato.login_events;
+VACUUM ANALYZE ato.audit_events;
+VACUUM ANALYZE bench.le;
+VACUUM ANALYZE bench.ae;
+SQL
+}
+
+bench_detect() {
+    local half=$((detect_events / 2)) script
+    # seed 004's first query on the plain tables, its geo_events join read as
+    # the country column (an inner join: a login needs a country) and its
+    # earlier logins restricted to successful ones (the difference the issue
+    # asks for)
+    local seed_sql="SELECT le.user_id, le.ip_address, le.country_code, le.occurred_at, count(ae.event_type) AS suspicious_actions
+  FROM bench.le le
+  LEFT JOIN bench.ae ae ON ae.actor_id = le.user_id
+       AND ae.event_type IN ('user.email_changed', 'user.password_changed', 'billing.modified')
+       AND ae.occurred_at BETWEEN le.occurred_at AND le.occurred_at + interval '1 hour'
+ WHERE le.outcome = 'success' AND le.occurred_at >= :'since' AND le.country_code IS NOT NULL
+   AND le.country_code NOT IN (SELECT DISTINCT le2.country_code FROM bench.le le2
+                                WHERE le2.user_id = le.user_id AND le2.occurred_at < :'since'
+                                  AND le2.outcome = 'success' AND le2.country_code IS NOT NULL)
+ GROUP BY le.user_id, le.ip_address, le.country_code, le.occurred_at
+HAVING count(ae.event_type) > 0"
+    local ato_sql="SELECT * FROM ato.new_country_logins(:'since') WHERE suspicious_actions > 0 AND country_code IS NOT NULL"
+    local cidr_plain="WITH hits AS (SELECT user_id, ip_address, occurred_at FROM bench.le
+     WHERE occurred_at >= :'since' AND outcome = 'success' AND ip_address <<= ANY (:'cidrs'::inet[])),
+ accounts AS (SELECT user_id, count(*) AS logins, min(occurred_at) AS first_login, max(occurred_at) AS last_login,
+                     array_agg(DISTINCT ip_address ORDER BY ip_address) AS ips FROM hits GROUP BY user_id)
+SELECT c.user_id, c.logins, c.first_login, c.last_login, c.ips,
+       coalesce((SELECT jsonb_object_agg(event_type, n ORDER BY event_type)
+                   FROM (SELECT a.event_type, count(*) AS n FROM bench.ae a
+                          WHERE a.actor_id = c.user_id AND a.occurred_at >= c.first_login GROUP BY a.event_type) x), '{}'::jsonb)
+  FROM accounts c"
+    local counts_plain="SELECT event_type, count(*) AS actions, count(DISTINCT actor_id) AS accounts FROM bench.ae
+ WHERE actor_id = ANY (:'accounts'::text[]) AND occurred_at >= :'since' GROUP BY event_type"
+
+    ato_say "detect: $half login events over the last 30 days into ato.login_events and into plain tables with seed 004's best indexes"
+    bench_psql <<SQL
+SELECT ato.create_partitions(date_trunc('hour', now()) - interval '61 days', now()) AS created \gset
+CREATE TABLE bench.le (id bigint, user_id text, ip_address inet, outcome text, occurred_at timestamptz, country_code text);
+CREATE TABLE bench.ae (actor_id text, event_type text, occurred_at timestamptz);
+CREATE INDEX ON bench.le (occurred_at);
+CREATE INDEX ON bench.le (user_id, occurred_at) INCLUDE (country_code, outcome);
+CREATE INDEX ON bench.le USING gist (ip_address inet_ops);
+CREATE INDEX ON bench.ae (actor_id, event_type, occurred_at);
+CREATE INDEX ON bench.ae (actor_id, occurred_at);
+SQL
+    detect_load "$work/recent.csv"
+
+    script=$(
+        cat <<'SQL'
+SELECT date_trunc('hour', now()) - interval '24 hours' AS since \gset
+SET max_parallel_workers_per_gather = 0;
+SQL
+        timed refresh_recent 1 "SELECT ato.refresh_summaries() AS pairs \\gset refresh_recent_"
+        detect_timed ncl_ato_5m "$ato_sql \\g /dev/null"
+        detect_timed ncl_seed_5m "$seed_sql \\g /dev/null"
+        cat <<SQL
+SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($ato_sql) r \gset ato_
+SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($seed_sql) r \gset seed_
+SELECT :'ato_sum' = :'seed_sum' AS same \gset
+\if :same
+\else
+\echo 'detect: rows of new_country_logins:' :ato_n ', of seed 004:' :seed_n
+DO \$\$ BEGIN RAISE EXCEPTION 'detect: new_country_logins and seed 004 disagree'; END \$\$;
+\endif
+SELECT count(*) AS all_rows, count(*) FILTER (WHERE country_code IS NULL) AS unlocated
+  FROM ato.new_country_logins(:'since') \gset ncl_
+-- networks to scope: the /16s of twenty addresses seen in the window
+SELECT array_agg(DISTINCT network(set_masklen(ip_address, 16)))::text AS cidrs
+  FROM (SELECT ip_address FROM bench.le WHERE occurred_at >= :'since' AND family(ip_address) = 4
+         ORDER BY id LIMIT 20) s \gset
+SQL
+        detect_timed cidr_ato "SELECT * FROM ato.cidr_scope(:'cidrs', :'since') \\g /dev/null"
+        detect_timed cidr_plain "$cidr_plain \\g /dev/null"
+        cat <<SQL
+SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ato.cidr_scope(:'cidrs', :'since') r \gset cidr_ato_
+SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($cidr_plain) r \gset cidr_plain_
+SELECT :'cidr_ato_sum' = :'cidr_plain_sum' AS same \gset
+\if :same
+\else
+DO \$\$ BEGIN RAISE EXCEPTION 'detect: cidr_scope and its plain query disagree'; END \$\$;
+\endif
+SELECT array_agg(user_id)::text AS accounts FROM ato.cidr_scope(:'cidrs', :'since') \gset
+SQL
+        detect_timed counts_ato "SELECT * FROM ato.suspicious_action_counts(:'accounts', :'since') \\g /dev/null"
+        detect_timed counts_plain "$counts_plain \\g /dev/null"
+        cat <<SQL
+SELECT coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ato.suspicious_action_counts(:'accounts', :'since') r \gset counts_ato_
+SELECT coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($counts_plain) r \gset counts_plain_
+SELECT :'counts_ato_sum' = :'counts_plain_sum' AS same \gset
+\if :same
+\else
+DO \$\$ BEGIN RAISE EXCEPTION 'detect: suspicious_action_counts and its plain query disagree'; END \$\$;
+\endif
+SELECT format('new_country_logins, 24 h window over %s events of 30 days: %s logins from a new country (%s with no known country), %s of them followed by a suspicious action',
+              (SELECT count(*) FROM ato.login_events), :'ncl_all_rows', :'ncl_unlocated', :'ato_n');
+SELECT format('new_country_logins: ato median %s ms; seed 004 query (best indexes) median %s ms; ratio (seed/ato time) %s (target >= 30); refresh_summaries() over the whole store took %s s for %s pairs',
+              round((a * 1000)::numeric, 1), round((s * 1000)::numeric, 1), round((s / a)::numeric, 1),
+              round(r::numeric, 2), :'refresh_recent_pairs')
+  FROM (SELECT $(median_sql ncl_ato_5m) AS a, $(median_sql ncl_seed_5m) AS s, $(median_sql refresh_recent) AS r) m;
+SELECT format('cidr_scope over %s networks: %s accounts; ato median %s ms; plain (B-tree, GiST) median %s ms; ratio (plain/ato time) %s (target >= 1)',
+              cardinality(:'cidrs'::cidr[]), :'cidr_ato_n', round((a * 1000)::numeric, 1), round((p * 1000)::numeric, 1), round((p / a)::numeric, 2))
+  FROM (SELECT $(median_sql cidr_ato) AS a, $(median_sql cidr_plain) AS p) m;
+SELECT format('suspicious_action_counts for %s accounts: ato median %s ms; plain (B-tree) median %s ms; ratio (plain/ato time) %s (target >= 1)',
+              cardinality(:'accounts'::text[]), round((a * 1000)::numeric, 1), round((p * 1000)::numeric, 1), round((p / a)::numeric, 2))
+  FROM (SELECT $(median_sql counts_ato) AS a, $(median_sql counts_plain) AS p) m;
+SQL
+    )
+    bench_psql <<<"$script"
+
+    ato_say "detect: $half older events (the 30 days before) into both: twice the history behind the same window"
+    detect_load "$work/older.csv"
+    script=$(
+        cat <<'SQL'
+SELECT date_trunc('hour', now()) - interval '24 hours' AS since \gset
+SET max_parallel_workers_per_gather = 0;
+SQL
+        timed refresh_older 1 "SELECT ato.refresh_summaries() AS pairs \\gset refresh_older_"
+        detect_timed ncl_ato_10m "$ato_sql \\g /dev/null"
+        detect_timed ncl_seed_10m "$seed_sql \\g /dev/null"
+        cat <<SQL
+SELECT coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($ato_sql) r \gset ato_
+SELECT coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($seed_sql) r \gset seed_
+SELECT :'ato_sum' = :'seed_sum' AS same \gset
+\if :same
+\else
+DO \$\$ BEGIN RAISE EXCEPTION 'detect: new_country_logins and seed 004 disagree after the older history'; END \$\$;
+\endif
+SELECT format('new_country_logins over twice the history (%s events): ato median %s ms (%s%% of the time over half of it; target < +20%%); seed 004 query median %s ms; ratio (seed/ato time) %s; refresh_summaries() folding in the older 30 days took %s s',
+              (SELECT count(*) FROM ato.login_events), round((a2 * 1000)::numeric, 1),
+              to_char(100 * (a2 / a1 - 1), 'SG990'), round((s2 * 1000)::numeric, 1), round((s2 / a2)::numeric, 1), round(r::numeric, 2))
+  FROM (SELECT $(median_sql ncl_ato_5m) AS a1, $(median_sql ncl_ato_10m) AS a2, $(median_sql ncl_seed_10m) AS s2,
+               $(median_sql refresh_older) AS r) m;
+SQL
+    )
+    bench_psql <<<"$script"
+}
+
 case $what in
     all)
         generate "$events" "$addresses"
@@ -385,5 +562,10 @@ case $what in
     window)
         generate "$window_events" 0 "$window_days"
         bench_window
+        ;;
+    detect)
+        generate $((detect_events / 2)) 0 30 0 "$work/recent.csv"
+        generate $((detect_events / 2)) 0 30 30 "$work/older.csv"
+        bench_detect
         ;;
 esac
