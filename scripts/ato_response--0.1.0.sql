@@ -338,6 +338,9 @@ CREATE TABLE ato.account_countries (
     last_success_at  timestamptz NOT NULL,
     PRIMARY KEY (user_id, country_code)
 );
+-- the pairs first seen in a window: what makes new_country_logins cost the
+-- window and not the number of accounts
+CREATE INDEX account_countries_first_success_at_idx ON ato.account_countries (first_success_at);
 COMMENT ON TABLE ato.account_countries IS
     'Per account, the countries it has logged in from successfully, with the first and last such login: what makes a country familiar, kept by ato.refresh_summaries()';
 SELECT pg_catalog.pg_extension_config_dump('ato.account_countries', '');

@@ -186,14 +186,14 @@ array_arg(FunctionCallInfo fcinfo, int argno, const char *function, const char *
  */
 
 /*
- * Where the event store must be read to complete the summaries before
- * "since": the earlier of the watermark and the first late day, or "since"
- * itself when the summaries cover everything before it.
+ * How far the summaries are complete: the earlier of the watermark and the
+ * first late day (every successful login before it is counted), or
+ * -infinity when there is no state.
  */
 static TimestampTz
-unsummarised_from(TimestampTz since, const char *function)
+summarised_until(void)
 {
-	TimestampTz from = since;
+	TimestampTz until = DT_NOBEGIN;
 	int			ret;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -207,12 +207,22 @@ unsummarised_from(TimestampTz since, const char *function)
 		bool		isnull;
 		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
-		if (!isnull && DatumGetTimestampTz(value) < since)
-			from = DatumGetTimestampTz(value);
+		if (!isnull)
+			until = DatumGetTimestampTz(value);
 	}
-	else
-		from = DT_NOBEGIN;		/* no state: nothing is summarised */
 	SPI_finish();
+	return until;
+}
+
+/*
+ * Where the event store must be read to complete the summaries before
+ * "since": from where they stop, or "since" itself when they cover
+ * everything before it.  Says so when that stretch is long.
+ */
+static TimestampTz
+unsummarised_from(TimestampTz since, TimestampTz summarised_to, const char *function)
+{
+	TimestampTz from = Min(summarised_to, since);
 
 	/* finite times are far from the ends of int64: since - 1 day cannot overflow */
 	if (from < since && !TIMESTAMP_IS_NOEND(since) &&
@@ -249,20 +259,47 @@ unsummarised_from(TimestampTz since, const char *function)
  */
 
 /*
- * $1 since, $2 action_window, $3 action_types, $4 where the unsummarised
- * stretch before since begins ($4 = $1: none).  A login is new when neither
- * the summaries nor that stretch hold an earlier successful login of the
- * account from its country; a login with no country is always returned.
+ * $1 since, $2 action_window, $3 action_types, $4 the end of the summarised
+ * stretch (the watermark, or the first late day if earlier), $5 where the
+ * unsummarised stretch before since begins ($5 = $1: none).
+ *
+ * The window's successful logins before $4 are all summarised, so their
+ * country is new exactly when the account's first success from it is in the
+ * window: one pass over them, hash-joined with the few pairs the summaries
+ * first saw since $1 (an index range on first_success_at), never a probe per
+ * login.  Those from $4 on (the last minutes, or the whole window when the
+ * summaries lag behind it) are checked against the summaries and the
+ * unsummarised stretch.  Logins without a country are always returned.  The
+ * actions are counted by joining the window's audit events of the given
+ * types, read once.
  */
 static const char new_country_logins_sql[] =
-"SELECT w.user_id, w.ip_address, w.country_code, w.occurred_at,"
-"       (SELECT count(*) FROM ato.audit_events a"
-"         WHERE a.actor_id = w.user_id AND a.event_type = ANY ($3)"
-"           AND a.occurred_at >= w.occurred_at AND a.occurred_at <= w.occurred_at + $2)"
-"  FROM ato.login_events w"
-" WHERE w.occurred_at >= $1 AND w.outcome = 'success'"
-"   AND " UNFAMILIAR_COUNTRY("w.user_id", "w.country_code", "$1", "$4")
-" ORDER BY w.occurred_at, w.user_id, w.id";
+"WITH new_logins AS ("
+"    SELECT w.id, w.user_id, w.ip_address, w.country_code, w.occurred_at"
+"      FROM ato.login_events w"
+"      LEFT JOIN (SELECT k.user_id, k.country_code FROM ato.account_countries k"
+"                  WHERE k.first_success_at >= $1) fresh"
+"             ON fresh.user_id = w.user_id AND fresh.country_code = w.country_code"
+"     WHERE w.occurred_at >= $1 AND w.occurred_at < $4 AND w.outcome = 'success'"
+"       AND (w.country_code IS NULL OR fresh.user_id IS NOT NULL)"
+"    UNION ALL"
+"    SELECT w.id, w.user_id, w.ip_address, w.country_code, w.occurred_at"
+"      FROM ato.login_events w"
+"     WHERE w.occurred_at >= greatest($1, $4) AND w.outcome = 'success' AND w.country_code IS NULL"
+"    UNION ALL"
+"    SELECT w.id, w.user_id, w.ip_address, w.country_code, w.occurred_at"
+"      FROM ato.login_events w"
+"     WHERE w.occurred_at >= greatest($1, $4) AND w.outcome = 'success' AND w.country_code IS NOT NULL"
+"       AND " UNFAMILIAR_COUNTRY("w.user_id", "w.country_code", "$1", "$5") "),"
+" actions AS ("
+"    SELECT actor_id, occurred_at FROM ato.audit_events"
+"     WHERE occurred_at >= $1 AND event_type = ANY ($3))"
+"SELECT n.user_id, n.ip_address, n.country_code, n.occurred_at, count(a.actor_id)"
+"  FROM new_logins n"
+"  LEFT JOIN actions a ON a.actor_id = n.user_id"
+"       AND a.occurred_at >= n.occurred_at AND a.occurred_at <= n.occurred_at + $2"
+" GROUP BY n.id, n.user_id, n.ip_address, n.country_code, n.occurred_at"
+" ORDER BY n.occurred_at, n.user_id, n.id";
 
 PG_FUNCTION_INFO_V1(ato_new_country_logins);
 
@@ -276,10 +313,13 @@ ato_new_country_logins(PG_FUNCTION_ARGS)
 	ArrayType  *action_types = array_arg(fcinfo, 2, function, "action_types",
 										 "Give the audit event types to count, or '{}' to count none.");
 
+	TimestampTz summarised_to = summarised_until();
+
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
 	detect_arg(&query, INTERVALOID, IntervalPGetDatum(action_window), false);
 	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(action_types), false);
-	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(unsummarised_from(since, function)), false);
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(summarised_to), false);
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(unsummarised_from(since, summarised_to, function)), false);
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
@@ -716,7 +756,8 @@ ato_impossible_travel(PG_FUNCTION_ARGS)
 	detect_arg(&query, FLOAT8OID, Float8GetDatum(max_speed), false);
 	detect_arg(&query, FLOAT8OID, Float8GetDatum(min_distance), false);
 	detect_arg(&query, INTERVALOID, IntervalPGetDatum(lookback), false);
-	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(unsummarised_from(since, function)), false);
+	detect_arg(&query, TIMESTAMPTZOID,
+			   TimestampTzGetDatum(unsummarised_from(since, summarised_until(), function)), false);
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
