@@ -2,8 +2,10 @@
  * ato_response.c
  *     Module entry of the ato_response extension: the module magic, _PG_init
  *     and the definition of every setting (GUC).  The work itself lives in
- *     src/: GeoIP lookups in geoip.c, event validation and enrichment in
- *     ingest.c.
+ *     src/: GeoIP lookups in geoip.c (a record as JSON in geoip_json.c), event
+ *     validation and enrichment in ingest.c, the write-time side of the
+ *     per-account summaries in summary.c, the detection functions in
+ *     detect.c.
  */
 #include "postgres.h"
 
