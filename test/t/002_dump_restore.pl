@@ -262,5 +262,21 @@ ok($ret, 'psql -f dump.sql exits with success');
 is(first_errors($err), '', 'psql -f dump.sql: no errors or warnings');
 check_restored('dst_plain', 'psql -f');
 
+# Impossible travel with the city database's coordinates (not country
+# centres): London, then Tokyo an hour later, about 9,560 km.
+$node->safe_psql('postgres', 'CREATE DATABASE travel');
+$node->safe_psql(
+	'travel', q{
+	CREATE EXTENSION ato_response;
+	SELECT ato.record_login('jet', '192.0.2.5', 'success', '2024-06-01 10:00+00');
+	SELECT ato.record_login('jet', '203.0.113.5', 'success', '2024-06-01 11:00+00');
+});
+is( $node->safe_psql(
+		'travel',
+		q{SELECT from_country, to_country, round(distance_km / 10) * 10, approximate
+		    FROM ato.impossible_travel('2024-06-01 09:00+00')}),
+	'GB|JP|9560|f',
+	'impossible_travel uses the city database coordinates');
+
 $node->stop;
 done_testing();
