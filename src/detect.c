@@ -40,6 +40,14 @@ typedef struct DetectQuery
 	Oid			types[DETECT_MAX_ARGS];
 	Datum		values[DETECT_MAX_ARGS];
 	char		nulls[DETECT_MAX_ARGS];
+
+	/*
+	 * Where to keep one generic plan for the life of the backend, or NULL to
+	 * plan every call with the arguments' values.  Only for queries whose
+	 * best plan does not depend on them (index scans by account): a time
+	 * window needs its bounds to choose between BRIN and a scan.
+	 */
+	SPIPlanPtr *saved_plan;
 } DetectQuery;
 
 static void
@@ -74,8 +82,25 @@ detect_return_rows(FunctionCallInfo fcinfo, DetectQuery *query)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	portal = SPI_cursor_open_with_args(NULL, query->sql, query->nargs, query->types,
-									   query->values, query->nulls, true, 0);
+	if (query->saved_plan == NULL)
+		portal = SPI_cursor_open_with_args(NULL, query->sql, query->nargs, query->types,
+										   query->values, query->nulls, true, 0);
+	else
+	{
+		if (*query->saved_plan == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare_cursor(query->sql, query->nargs, query->types,
+												  CURSOR_OPT_GENERIC_PLAN);
+
+			if (plan == NULL)
+				elog(ERROR, "%s: preparing the query failed: %s",
+					 query->name, SPI_result_code_string(SPI_result));
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "%s: keeping the plan failed", query->name);
+			*query->saved_plan = plan;
+		}
+		portal = SPI_cursor_open(NULL, *query->saved_plan, query->values, query->nulls, true);
+	}
 	for (;;)
 	{
 		uint64		i;
@@ -384,6 +409,7 @@ Datum
 ato_suspicious_action_counts(PG_FUNCTION_ARGS)
 {
 	const char *function = "ato.suspicious_action_counts";
+	static SPIPlanPtr plan = NULL;
 	DetectQuery query = {function, suspicious_action_counts_sql};
 	ArrayType  *user_ids = array_arg(fcinfo, 0, function, "user_ids",
 									 "Give the accounts' ids, for example from ato.cidr_scope().");
@@ -391,6 +417,7 @@ ato_suspicious_action_counts(PG_FUNCTION_ARGS)
 
 	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(user_ids), false);
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
+	query.saved_plan = &plan;
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
