@@ -3,7 +3,7 @@
 # root), install what is needed, fetch the bundled GeoIP database, build and
 # install the extension, start a throwaway cluster, load 30 days of ordinary
 # logins, stage a credential-stuffing incident in the last hour and answer the
-# "ATO at scale" runbook's first questions over the event store.
+# "ATO at scale" runbook's first questions with the detection functions.
 #
 #   bash scripts/demo.sh              # everything is removed at the end
 #   ATO_KEEP=1 bash scripts/demo.sh   # keep the cluster and print how to connect
