@@ -337,14 +337,14 @@ ato_new_country_logins(PG_FUNCTION_ARGS)
 	Interval   *action_window = positive_interval_arg(fcinfo, 1, function, "action_window");
 	ArrayType  *action_types = array_arg(fcinfo, 2, function, "action_types",
 										 "Give the audit event types to count, or '{}' to count none.");
-
 	TimestampTz summarised_to = summarised_until();
 
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
 	detect_arg(&query, INTERVALOID, IntervalPGetDatum(action_window), false);
 	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(action_types), false);
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(summarised_to), false);
-	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(unsummarised_from(since, summarised_to, function)), false);
+	detect_arg(&query, TIMESTAMPTZOID,
+			   TimestampTzGetDatum(unsummarised_from(since, summarised_to, function)), false);
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }

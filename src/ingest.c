@@ -72,7 +72,8 @@ typedef struct EventColumns
 } EventColumns;
 
 /* The outcomes a login event may have (see ato.login_outcomes()). */
-static const char *const login_outcomes[] = {"success", "failure", "challenge", NULL};
+#define LOGIN_SUCCESS "success"
+static const char *const login_outcomes[] = {LOGIN_SUCCESS, "failure", "challenge", NULL};
 
 /*
  * The row being stored, taken apart once: the checks read its columns and
@@ -211,8 +212,11 @@ check_subject(const EventRow *row, const EventColumns *cols)
 				 errhint("Give the account's id; an empty string names no account.")));
 }
 
-/* Check the outcome and write it in its canonical lower-case spelling. */
-static void
+/*
+ * Check the outcome and write it in its canonical lower-case spelling, which
+ * it returns (an element of login_outcomes).
+ */
+static const char *
 normalise_outcome(EventRow *row, const EventColumns *cols)
 {
 	text	   *outcome = text_column(row, cols->outcome);
@@ -236,7 +240,7 @@ normalise_outcome(EventRow *row, const EventColumns *cols)
 			continue;
 		if (memcmp(given, known, length) != 0)
 			set_column(row, cols->outcome, CStringGetTextDatum(known));
-		return;
+		return known;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -310,20 +314,6 @@ enrich(EventRow *row, const EventColumns *cols)
 	}
 }
 
-/*
- * True for what the per-account summaries count: a successful login from a
- * known country (after normalise_outcome() and enrich()).
- */
-static bool
-is_summarised_login(const EventRow *row, const EventColumns *cols)
-{
-	text	   *outcome = text_column(row, cols->outcome);
-
-	return !column_is_null(row, cols->country_code) &&
-		VARSIZE_ANY_EXHDR(outcome) == strlen("success") &&
-		memcmp(VARDATA_ANY(outcome), "success", strlen("success")) == 0;
-}
-
 PG_FUNCTION_INFO_V1(ato_enrich_event);
 
 Datum
@@ -335,6 +325,7 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	EventColumns *cols;
 	EventRow	row;
+	const char *outcome = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
@@ -379,7 +370,7 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 	check_occurred_at(&row, cols);
 	check_subject(&row, cols);
 	if (cols->kind == EVENT_LOGIN)
-		normalise_outcome(&row, cols);
+		outcome = normalise_outcome(&row, cols);
 	else
 		check_event_type(&row, cols);
 
@@ -399,7 +390,9 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 		enrich(&row, cols);
 	}
 
-	if (cols->kind == EVENT_LOGIN && is_summarised_login(&row, cols))
+	/* what the per-account summaries count: a success from a known country */
+	if (outcome != NULL && strcmp(outcome, LOGIN_SUCCESS) == 0 &&
+		!column_is_null(&row, cols->country_code))
 		summary_note_login(DatumGetTimestampTz(column_value(&row, cols->occurred_at)));
 
 	if (row.changed)

@@ -124,7 +124,7 @@ summary_state_owner(void)
  */
 static bool
 summary_statement(const char *sql, bool read_only, Datum arg, bool has_arg,
-						TimestampTz *result)
+				  TimestampTz *result)
 {
 	Oid			owner;
 	Oid			save_userid;
@@ -205,7 +205,7 @@ summary_note_login(TimestampTz occurred_at)
 	if (!watch.watermark_known)
 	{
 		if (!summary_statement("SELECT summarised_until FROM ato.summary_state",
-									 true, (Datum) 0, false, &watch.watermark))
+							   true, (Datum) 0, false, &watch.watermark))
 			watch.watermark = DT_NOBEGIN;	/* no state row: nothing summarised */
 		watch.watermark_known = true;
 	}
@@ -217,7 +217,7 @@ summary_note_login(TimestampTz occurred_at)
 	if (watch.marked && watch.marked_from <= day)
 		return;
 	summary_statement("INSERT INTO ato.summary_late_days (day) VALUES ($1)",
-							false, TimestampTzGetDatum(day), true, NULL);
+					  false, TimestampTzGetDatum(day), true, NULL);
 	watch.marked = true;
 	watch.marked_from = day;
 }
