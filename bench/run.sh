@@ -376,6 +376,31 @@ SQL
 # ---------------------------------------------------------------------------
 # detect (not part of the default run)
 # ---------------------------------------------------------------------------
+# answers_agree WHAT PREFIX_A SQL_A PREFIX_B SQL_B: psql input that sets
+# PREFIX_n and PREFIX_sum (row count, checksum) for both queries' answers
+# and fails the run when the checksums differ.
+answers_agree() {
+    local what=$1 pa=$2 qa=$3 pb=$4 qb=$5
+    cat <<SQL
+SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($qa) r \gset ${pa}
+SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($qb) r \gset ${pb}
+SELECT :'${pa}sum' = :'${pb}sum' AS same \gset
+\if :same
+\else
+\echo 'detect: $what: rows' :${pa}n 'against' :${pb}n
+DO \$\$ BEGIN RAISE EXCEPTION 'detect: $what: the answers differ'; END \$\$;
+\endif
+SQL
+}
+
+# detect_session_start: psql input fixing the window and the one-backend rule
+detect_session_start() {
+    cat <<'SQL'
+SELECT date_trunc('hour', now()) - interval '24 hours' AS since \gset
+SET max_parallel_workers_per_gather = 0;
+SQL
+}
+
 # detect_timed VARIANT SQL: the timed rounds of one contender
 detect_timed() {
     local variant=$1 sql=$2 run
@@ -454,22 +479,12 @@ SQL
     detect_load "$work/recent.csv"
 
     script=$(
-        cat <<'SQL'
-SELECT date_trunc('hour', now()) - interval '24 hours' AS since \gset
-SET max_parallel_workers_per_gather = 0;
-SQL
+        detect_session_start
         timed refresh_recent 1 "SELECT ato.refresh_summaries() AS pairs \\gset refresh_recent_"
         detect_timed ncl_ato_5m "$ato_sql \\g /dev/null"
         detect_timed ncl_seed_5m "$seed_sql \\g /dev/null"
+        answers_agree "new_country_logins against seed 004" ato_ "$ato_sql" seed_ "$seed_sql"
         cat <<SQL
-SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($ato_sql) r \gset ato_
-SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($seed_sql) r \gset seed_
-SELECT :'ato_sum' = :'seed_sum' AS same \gset
-\if :same
-\else
-\echo 'detect: rows of new_country_logins:' :ato_n ', of seed 004:' :seed_n
-DO \$\$ BEGIN RAISE EXCEPTION 'detect: new_country_logins and seed 004 disagree'; END \$\$;
-\endif
 SELECT count(*) AS all_rows, count(*) FILTER (WHERE country_code IS NULL) AS unlocated
   FROM ato.new_country_logins(:'since') \gset ncl_
 -- networks to scope: the /16s of twenty addresses seen in the window
@@ -479,26 +494,16 @@ SELECT array_agg(DISTINCT network(set_masklen(ip_address, 16)))::text AS cidrs
 SQL
         detect_timed cidr_ato "SELECT * FROM ato.cidr_scope(:'cidrs', :'since') \\g /dev/null"
         detect_timed cidr_plain "$cidr_plain \\g /dev/null"
+        answers_agree "cidr_scope against its plain query" \
+            cidr_ato_ "SELECT * FROM ato.cidr_scope(:'cidrs', :'since')" cidr_plain_ "$cidr_plain"
         cat <<SQL
-SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ato.cidr_scope(:'cidrs', :'since') r \gset cidr_ato_
-SELECT count(*) AS n, coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($cidr_plain) r \gset cidr_plain_
-SELECT :'cidr_ato_sum' = :'cidr_plain_sum' AS same \gset
-\if :same
-\else
-DO \$\$ BEGIN RAISE EXCEPTION 'detect: cidr_scope and its plain query disagree'; END \$\$;
-\endif
 SELECT array_agg(user_id)::text AS accounts FROM ato.cidr_scope(:'cidrs', :'since') \gset
 SQL
         detect_timed counts_ato "SELECT * FROM ato.suspicious_action_counts(:'accounts', :'since') \\g /dev/null"
         detect_timed counts_plain "$counts_plain \\g /dev/null"
+        answers_agree "suspicious_action_counts against its plain query" \
+            counts_ato_ "SELECT * FROM ato.suspicious_action_counts(:'accounts', :'since')" counts_plain_ "$counts_plain"
         cat <<SQL
-SELECT coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ato.suspicious_action_counts(:'accounts', :'since') r \gset counts_ato_
-SELECT coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($counts_plain) r \gset counts_plain_
-SELECT :'counts_ato_sum' = :'counts_plain_sum' AS same \gset
-\if :same
-\else
-DO \$\$ BEGIN RAISE EXCEPTION 'detect: suspicious_action_counts and its plain query disagree'; END \$\$;
-\endif
 SELECT format('new_country_logins, 24 h window over %s events of 30 days: %s logins from a new country (%s with no known country), %s of them followed by a suspicious action',
               (SELECT count(*) FROM ato.login_events), :'ncl_all_rows', :'ncl_unlocated', :'ato_n');
 SELECT format('new_country_logins: ato median %s ms; seed 004 query (best indexes) median %s ms; ratio (seed/ato time) %s (target >= 30); refresh_summaries() over the whole store took %s s for %s pairs',
@@ -518,21 +523,12 @@ SQL
     ato_say "detect: $half older events (the 30 days before) into both: twice the history behind the same window"
     detect_load "$work/older.csv"
     script=$(
-        cat <<'SQL'
-SELECT date_trunc('hour', now()) - interval '24 hours' AS since \gset
-SET max_parallel_workers_per_gather = 0;
-SQL
+        detect_session_start
         timed refresh_older 1 "SELECT ato.refresh_summaries() AS pairs \\gset refresh_older_"
         detect_timed ncl_ato_10m "$ato_sql \\g /dev/null"
         detect_timed ncl_seed_10m "$seed_sql \\g /dev/null"
+        answers_agree "new_country_logins against seed 004 over twice the history" ato_ "$ato_sql" seed_ "$seed_sql"
         cat <<SQL
-SELECT coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($ato_sql) r \gset ato_
-SELECT coalesce(md5(string_agg(r::text, ';' ORDER BY r::text)), 'no rows') AS sum FROM ($seed_sql) r \gset seed_
-SELECT :'ato_sum' = :'seed_sum' AS same \gset
-\if :same
-\else
-DO \$\$ BEGIN RAISE EXCEPTION 'detect: new_country_logins and seed 004 disagree after the older history'; END \$\$;
-\endif
 SELECT format('new_country_logins over twice the history (%s events): ato median %s ms (%s%% of the time over half of it; target < +20%%); seed 004 query median %s ms; ratio (seed/ato time) %s; refresh_summaries() folding in the older 30 days took %s s',
               (SELECT count(*) FROM ato.login_events), round((a2 * 1000)::numeric, 1),
               to_char(100 * (a2 / a1 - 1), 'SG990'), round((s2 * 1000)::numeric, 1), round((s2 / a2)::numeric, 1), round(r::numeric, 2))
