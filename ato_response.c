@@ -5,7 +5,9 @@
  *     src/: GeoIP lookups in geoip.c (a record as JSON in geoip_json.c), event
  *     validation and enrichment in ingest.c, the write-time side of the
  *     per-account summaries in summary.c, the detection functions in
- *     detect.c.
+ *     detect.c; the response: incidents in revoke.c, the application's
+ *     tables they mark in targets.c, the background workers in
+ *     incident_worker.c.
  */
 #include "postgres.h"
 
@@ -15,6 +17,7 @@
 #include "utils/memutils.h"
 
 #include "ato_response.h"
+#include "response.h"
 
 PG_MODULE_MAGIC;
 
@@ -25,6 +28,27 @@ void		_PG_init(void);
 char	   *ato_geoip_database_path = NULL;
 char	   *ato_asn_database_path = NULL;
 int			ato_max_user_agent_length = 1024;
+int			ato_revocation_batch_size = 500;
+int			ato_background_threshold = 10000;
+char	   *ato_notify_channel = NULL;
+char	   *ato_databases = NULL;
+
+/* A NOTIFY channel name: not empty, and short enough to be one. */
+static bool
+check_notify_channel(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("The channel name must not be empty.");
+		return false;
+	}
+	if (strlen(*newval) >= NAMEDATALEN)
+	{
+		GUC_check_errdetail("The channel name must be shorter than %d bytes.", NAMEDATALEN);
+		return false;
+	}
+	return true;
+}
 
 /*
  * The bundled country database is installed by "make install" beside the
@@ -76,6 +100,49 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ato_response.revocation_batch_size",
+							"Accounts ato.revoke_incident() marks in one batch (one NOTIFY, and one transaction in the background worker).",
+							NULL,
+							&ato_revocation_batch_size,
+							500,
+							1,
+							100000,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ato_response.background_threshold",
+							"Incidents with more accounts than this return once contained and have their rows marked by a background worker.",
+							"0 sends every incident to the background worker.",
+							&ato_background_threshold,
+							10000,
+							0,
+							INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ato_response.notify_channel",
+							   "NOTIFY channel on which ato.revoke_incident() announces each batch of revoked accounts.",
+							   "Payloads are JSON: {\"incident\", \"batch\", \"batches\", \"part\", \"user_ids\"}.",
+							   &ato_notify_channel,
+							   "ato_revocations",
+							   PGC_SUSET,
+							   0,
+							   check_notify_channel, NULL, NULL);
+
+	DefineCustomStringVariable("ato_response.databases",
+							   "Databases in which the extension's background workers resume unfinished incidents at server start.",
+							   "A comma-separated list; it needs ato_response in shared_preload_libraries.",
+							   &ato_databases,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+		incident_launcher_register();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("ato_response");

@@ -1,0 +1,531 @@
+/*
+ * revoke.c
+ *     ato.revoke_incident(): containment first, then the marking of the
+ *     application's rows in batches; and ato.resume_incidents().
+ *
+ * Containment is one set of statements in the caller's transaction: the
+ * incident row (its accounts sorted and without duplicates), a revocation
+ * time for every account (ato.session_revoked() rejects what was issued
+ * before it) and the account flags (suspension among them), so that they
+ * commit together.  The marking then goes through the accounts in batches of
+ * ato_response.revocation_batch_size: each batch marks every registered table
+ * (src/targets.c), sends its accounts on ato_response.notify_channel and
+ * advances the incident's progress.  Up to ato_response.background_threshold
+ * accounts this happens in the caller's transaction; beyond it a background
+ * worker does one batch per transaction (src/incident_worker.c), and the call
+ * returns as soon as containment is done.
+ *
+ * Lock order: every writer of an account's rows first locks the account's
+ * ato.account_revocations row, accounts in ascending (C collation) order:
+ * containment through its ordered upsert, a worker batch through an ordered
+ * SELECT ... FOR UPDATE.  Two incidents over the same accounts therefore
+ * wait for each other instead of deadlocking, and the second finds the rows
+ * already marked (the statements only touch rows still active).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "ato_response.h"
+#include "response.h"
+
+/* NOTIFY refuses payloads this long or longer (async.c keeps the limit private). */
+#define NOTIFY_PAYLOAD_LIMIT (BLCKSZ - NAMEDATALEN - 128)
+
+/* Longest account id accepted: with JSON escaping it still fits a NOTIFY. */
+#define MAX_ACCOUNT_ID_BYTES 1000
+
+static void
+spi_check(int ret, int expected, const char *what)
+{
+	if (ret != expected)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(ret));
+}
+
+static ArrayType *
+text_array(Datum *elems, int n)
+{
+	return construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/* ---------------------------------------------------------------------
+ * Arguments
+ * ---------------------------------------------------------------------
+ */
+
+/* Byte order, which is the order of COLLATE "C" used by the tables. */
+static int
+compare_account_ids(const void *a, const void *b)
+{
+	text	   *ta = DatumGetTextPP(*(const Datum *) a);
+	text	   *tb = DatumGetTextPP(*(const Datum *) b);
+	int			la = VARSIZE_ANY_EXHDR(ta);
+	int			lb = VARSIZE_ANY_EXHDR(tb);
+	int			cmp = memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), Min(la, lb));
+
+	return cmp != 0 ? cmp : (la > lb) - (la < lb);
+}
+
+/*
+ * The accounts of a revoke_incident() call: sorted, without duplicates.
+ * NULL, empty, multi-dimensional arrays, NULL, empty or over-long ids are
+ * errors.
+ */
+static Datum *
+incident_accounts_arg(FunctionCallInfo fcinfo, int argno, int *naccounts, int *duplicates)
+{
+	static const char hint[] = "Pass the affected accounts, for example ARRAY['alice', 'bob'] or the user_id column of a detection.";
+	ArrayType  *array;
+	Datum	   *ids;
+	bool	   *nulls;
+	int			n;
+	int			kept = 0;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("revoke_incident: user_ids must not be NULL"),
+				 errhint("%s", hint)));
+	array = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("revoke_incident: user_ids must be a one-dimensional array"),
+				 errhint("%s", hint)));
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &ids, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("revoke_incident: user_ids is empty"),
+				 errhint("%s", hint)));
+	for (int i = 0; i < n; i++)
+	{
+		int			length;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("revoke_incident: user_ids[%d] is NULL", i + 1),
+					 errhint("Remove the NULL elements, for example with array_remove(ids, NULL).")));
+		length = VARSIZE_ANY_EXHDR(DatumGetTextPP(ids[i]));
+		if (length == 0 || length > MAX_ACCOUNT_ID_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("revoke_incident: user_ids[%d] is %s", i + 1,
+							length == 0 ? "empty" : "longer than 1000 bytes"),
+					 errhint("Account ids are between 1 and 1000 bytes.")));
+	}
+
+	qsort(ids, n, sizeof(Datum), compare_account_ids);
+	for (int i = 0; i < n; i++)
+		if (kept == 0 || compare_account_ids(&ids[kept - 1], &ids[i]) != 0)
+			ids[kept++] = ids[i];
+	*naccounts = kept;
+	*duplicates = n - kept;
+	return ids;
+}
+
+static bool
+flag_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("revoke_incident: %s must not be NULL", name),
+				 errhint("Pass true or false.")));
+	return PG_GETARG_BOOL(argno);
+}
+
+/* ---------------------------------------------------------------------
+ * Notifications
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Send the batch's accounts on the incident's channel, as JSON objects
+ * {"incident", "batch", "batches", "part", "user_ids"} each under the
+ * payload limit.  Sent at commit, so nothing goes out for a rollback.
+ */
+static void
+notify_accounts(const IncidentRun *run, int batch, Datum *ids, int nids)
+{
+	char	   *incident = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&run->id)));
+	StringInfoData payload;
+	StringInfoData id_json;
+	int			part = 0;
+	int			in_part = 0;
+
+	initStringInfo(&payload);
+	initStringInfo(&id_json);
+	for (int i = 0; i < nids; i++)
+	{
+		resetStringInfo(&id_json);
+		escape_json(&id_json, TextDatumGetCString(ids[i]));
+		if (in_part > 0 && payload.len + 1 + id_json.len + 2 >= NOTIFY_PAYLOAD_LIMIT)
+		{
+			appendStringInfoString(&payload, "]}");
+			Async_Notify(run->channel, payload.data);
+			in_part = 0;
+		}
+		if (in_part == 0)
+		{
+			resetStringInfo(&payload);
+			appendStringInfo(&payload,
+							 "{\"incident\":\"%s\",\"batch\":%d,\"batches\":%d,\"part\":%d,\"user_ids\":[",
+							 incident, batch + 1, run->batches, ++part);
+		}
+		else
+			appendStringInfoChar(&payload, ',');
+		appendBinaryStringInfo(&payload, id_json.data, id_json.len);
+		in_part++;
+	}
+	if (in_part > 0)
+	{
+		appendStringInfoString(&payload, "]}");
+		Async_Notify(run->channel, payload.data);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * One batch
+ * ---------------------------------------------------------------------
+ */
+
+/* Add the batch's outcome per target to ato.incident_targets; warn on a first failure. */
+static void
+record_target_results(const IncidentRun *run, RevocationTarget *targets, int ntargets)
+{
+	static const char sql[] =
+		"UPDATE ato.incident_targets it"
+		"   SET rows_touched = it.rows_touched + v.touched,"
+		"       failed_batches = it.failed_batches + (v.error IS NOT NULL)::int,"
+		"       last_error = coalesce(v.error, it.last_error)"
+		"  FROM unnest($2::int[], $3::bigint[], $4::text[]) AS v(target_id, touched, error)"
+		" WHERE it.incident_id = $1 AND it.target_id = v.target_id"
+		" RETURNING it.target_name, v.error, it.failed_batches";
+	Oid			argtypes[4] = {UUIDOID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[4];
+	Datum	   *ids = palloc(sizeof(Datum) * ntargets);
+	Datum	   *rows = palloc(sizeof(Datum) * ntargets);
+	Datum	   *errors = palloc(sizeof(Datum) * ntargets);
+	bool	   *error_nulls = palloc(sizeof(bool) * ntargets);
+	int			dims[1] = {ntargets};
+	int			lbs[1] = {1};
+
+	if (ntargets == 0)
+		return;
+	for (int i = 0; i < ntargets; i++)
+	{
+		ids[i] = Int32GetDatum(targets[i].id);
+		rows[i] = Int64GetDatum(targets[i].rows);
+		error_nulls[i] = targets[i].error == NULL;
+		errors[i] = error_nulls[i] ? (Datum) 0 : CStringGetTextDatum(targets[i].error);
+	}
+	values[0] = UUIDPGetDatum(&run->id);
+	values[1] = PointerGetDatum(construct_array(ids, ntargets, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(rows, ntargets, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_md_array(errors, error_nulls, 1, dims, lbs, TEXTOID, -1, false,
+												   TYPALIGN_INT));
+	spi_check(SPI_execute_with_args(sql, 4, argtypes, values, NULL, false, 0),
+			  SPI_OK_UPDATE_RETURNING, "recording the incident's progress per target");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *error = SPI_getvalue(tuple, desc, 2);
+
+		if (error != NULL && strcmp(SPI_getvalue(tuple, desc, 3), "1") == 0)
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("revoke_incident: marking table %s failed: %s",
+							SPI_getvalue(tuple, desc, 1), error),
+					 errdetail("The accounts are revoked and flagged all the same; the other tables are marked."),
+					 errhint("Fix or re-register the table, then call ato.revoke_incident() again for the incident's accounts: revoking again is harmless.")));
+	}
+}
+
+/*
+ * Mark the registered tables for batch "batch" (0-based) of the incident,
+ * notify its accounts and count it done.  lock_accounts: take the accounts'
+ * revocation rows first (a caller whose containment took them already in
+ * this transaction need not).  Needs SPI.
+ */
+void
+incident_mark_batch(const IncidentRun *run, int batch, bool lock_accounts)
+{
+	static const char lock_sql[] =
+		"SELECT FROM ato.account_revocations r WHERE r.user_id = ANY ($1)"
+		" ORDER BY r.user_id FOR UPDATE";
+	static const char progress_sql[] =
+		"UPDATE ato.incidents i"
+		"   SET batches_done = $2,"
+		"       status = CASE WHEN $2 >= i.batches THEN 'contained' ELSE i.status END,"
+		"       marked_at = CASE WHEN $2 >= i.batches THEN clock_timestamp() END"
+		" WHERE i.id = $1";
+	int			first = batch * run->batch_size;
+	int			nids = Min(run->batch_size, run->accounts - first);
+	Datum	   *ids = run->user_ids + first;
+	RevocationTarget *targets;
+	int			ntargets;
+	Oid			argtypes[2] = {UUIDOID, INT4OID};
+	Datum		values[2];
+
+	Assert(nids > 0);
+	if (lock_accounts)
+	{
+		Oid			lock_types[1] = {TEXTARRAYOID};
+		Datum		lock_values[1] = {PointerGetDatum(text_array(ids, nids))};
+
+		spi_check(SPI_execute_with_args(lock_sql, 1, lock_types, lock_values, NULL, false, 0),
+				  SPI_OK_SELECT, "locking the batch's accounts");
+	}
+
+	targets = targets_of_incident(&run->id, &ntargets);
+	for (int i = 0; i < ntargets; i++)
+		target_mark_batch(&targets[i], run, ids, nids);
+	record_target_results(run, targets, ntargets);
+	notify_accounts(run, batch, ids, nids);
+
+	values[0] = UUIDPGetDatum(&run->id);
+	values[1] = Int32GetDatum(batch + 1);
+	spi_check(SPI_execute_with_args(progress_sql, 2, argtypes, values, NULL, false, 0),
+			  SPI_OK_UPDATE, "recording the incident's progress");
+}
+
+/*
+ * Read an incident that is still marking, locking its row (so that two
+ * workers never run the same batch).  False if it is not marking any more.
+ * The run's memory is allocated in the SPI procedure context.  Needs SPI.
+ */
+bool
+incident_load(const pg_uuid_t *incident, IncidentRun *run, int *batches_done)
+{
+	static const char sql[] =
+		"SELECT opened_at, reason, user_ids, delete_created_after, notify_channel,"
+		"       batch_size, batches, batches_done"
+		"  FROM ato.incidents WHERE id = $1 AND status = 'marking' FOR UPDATE";
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		values[1] = {UUIDPGetDatum(incident)};
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		value;
+	bool	   *nulls;
+
+	spi_check(SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 1),
+			  SPI_OK_SELECT, "reading the incident");
+	if (SPI_processed == 0)
+		return false;
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	memset(run, 0, sizeof(*run));
+	run->id = *incident;
+	run->revoked_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 1, &isnull));
+	run->reason = DatumGetTextPCopy(SPI_getbinval(tuple, desc, 2, &isnull));
+	value = SPI_getbinval(tuple, desc, 3, &isnull);
+	deconstruct_array(DatumGetArrayTypePCopy(value), TEXTOID, -1, false, TYPALIGN_INT,
+					  &run->user_ids, &nulls, &run->accounts);
+	value = SPI_getbinval(tuple, desc, 4, &isnull);
+	run->has_created_after = !isnull;
+	run->delete_created_after = isnull ? 0 : DatumGetTimestampTz(value);
+	run->channel = SPI_getvalue(tuple, desc, 5);
+	run->batch_size = DatumGetInt32(SPI_getbinval(tuple, desc, 6, &isnull));
+	run->batches = DatumGetInt32(SPI_getbinval(tuple, desc, 7, &isnull));
+	*batches_done = DatumGetInt32(SPI_getbinval(tuple, desc, 8, &isnull));
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Containment
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Open the incident and contain its accounts in the caller's transaction:
+ * the incident row, the revocation times, the flags, the incident's targets.
+ * Fills run->id.
+ */
+static void
+contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_background)
+{
+	static const char incident_sql[] =
+		"INSERT INTO ato.incidents (id, opened_at, opened_by, reason, user_ids, duplicate_ids, unknown_ids,"
+		"       suspend, reauth_required, mfa_reenrollment_required, password_reset_required,"
+		"       delete_created_after, notify_channel, batch_size, batches, in_background, status)"
+		" VALUES (gen_random_uuid(), $1, session_user, $2, $3, $4,"
+		"         (SELECT count(*) FROM unnest($3) AS u(user_id)"
+		"           WHERE NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u.user_id)),"
+		"         $5, $6, $7, $8, $9, $10, $11, $12, $13, 'marking')"
+		" RETURNING id, unknown_ids";
+	static const char revocations_sql[] =
+		"INSERT INTO ato.account_revocations AS r (user_id, revoked_at, incident_id)"
+		" SELECT u, $2, $1 FROM unnest($3::text[]) AS u"
+		" ON CONFLICT (user_id) DO UPDATE"
+		"   SET revoked_at = greatest(r.revoked_at, excluded.revoked_at),"
+		"       incident_id = CASE WHEN excluded.revoked_at >= r.revoked_at"
+		"                          THEN excluded.incident_id ELSE r.incident_id END";
+	static const char flags_sql[] =
+		"INSERT INTO ato.account_flags AS f (user_id, suspended, reauth_required,"
+		"       mfa_reenrollment_required, password_reset_required, incident_id, reason, updated_at)"
+		" SELECT u, $4, $5, $6, $7, $1, $8, $2 FROM unnest($3::text[]) AS u"
+		" ON CONFLICT (user_id) DO UPDATE"
+		"   SET suspended = f.suspended OR excluded.suspended,"
+		"       reauth_required = f.reauth_required OR excluded.reauth_required,"
+		"       mfa_reenrollment_required = f.mfa_reenrollment_required OR excluded.mfa_reenrollment_required,"
+		"       password_reset_required = f.password_reset_required OR excluded.password_reset_required,"
+		"       incident_id = excluded.incident_id, reason = excluded.reason,"
+		"       updated_at = excluded.updated_at";
+	static const char targets_sql[] =
+		"INSERT INTO ato.incident_targets (incident_id, target_id, target_name)"
+		" SELECT $1, t.id, t.target_name FROM ato.revocation_targets t";
+	static const char log_sql[] =
+		"INSERT INTO ato.response_log (action, incident_id, detail)"
+		" VALUES ('incident_opened', $1, $2)";
+	Oid			incident_types[13] = {TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, INT4OID, BOOLOID, BOOLOID,
+		BOOLOID, BOOLOID, TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, BOOLOID};
+	Datum		incident_values[13];
+	char		incident_nulls[13];
+	Oid			flag_types[8] = {UUIDOID, TIMESTAMPTZOID, TEXTARRAYOID, BOOLOID, BOOLOID, BOOLOID,
+		BOOLOID, TEXTOID};
+	Datum		flag_values[8];
+	Datum		accounts = PointerGetDatum(text_array(run->user_ids, run->accounts));
+	Oid			log_types[2] = {UUIDOID, TEXTOID};
+	Datum		log_values[2];
+	int64		unknown;
+	bool		isnull;
+
+	memset(incident_nulls, ' ', sizeof(incident_nulls));
+	incident_values[0] = TimestampTzGetDatum(run->revoked_at);
+	incident_values[1] = PointerGetDatum(run->reason);
+	incident_values[2] = accounts;
+	incident_values[3] = Int32GetDatum(duplicates);
+	for (int i = 0; i < 4; i++)
+		incident_values[4 + i] = BoolGetDatum(flags[i]);
+	incident_values[8] = TimestampTzGetDatum(run->delete_created_after);
+	if (!run->has_created_after)
+		incident_nulls[8] = 'n';
+	incident_values[9] = CStringGetTextDatum(run->channel);
+	incident_values[10] = Int32GetDatum(run->batch_size);
+	incident_values[11] = Int32GetDatum(run->batches);
+	incident_values[12] = BoolGetDatum(in_background);
+	spi_check(SPI_execute_with_args(incident_sql, 13, incident_types, incident_values, incident_nulls,
+									false, 1),
+			  SPI_OK_INSERT_RETURNING, "opening the incident");
+	run->id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	unknown = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+	flag_values[0] = UUIDPGetDatum(&run->id);
+	flag_values[1] = TimestampTzGetDatum(run->revoked_at);
+	flag_values[2] = accounts;
+	spi_check(SPI_execute_with_args(revocations_sql, 3, flag_types, flag_values, NULL, false, 0),
+			  SPI_OK_INSERT, "recording the accounts' revocation time");
+
+	if (flags[0] || flags[1] || flags[2] || flags[3])
+	{
+		for (int i = 0; i < 4; i++)
+			flag_values[3 + i] = BoolGetDatum(flags[i]);
+		flag_values[7] = PointerGetDatum(run->reason);
+		spi_check(SPI_execute_with_args(flags_sql, 8, flag_types, flag_values, NULL, false, 0),
+				  SPI_OK_INSERT, "setting the accounts' flags");
+	}
+
+	spi_check(SPI_execute_with_args(targets_sql, 1, flag_types, flag_values, NULL, false, 0),
+			  SPI_OK_INSERT, "listing the incident's tables");
+
+	log_values[0] = UUIDPGetDatum(&run->id);
+	log_values[1] = CStringGetTextDatum(psprintf("%d accounts (%d duplicate ids ignored, " INT64_FORMAT " without a successful login on record)%s%s%s%s",
+												 run->accounts, duplicates, unknown,
+												 flags[0] ? ", suspended" : "",
+												 flags[1] ? ", reauth_required" : "",
+												 flags[2] ? ", mfa_reenrollment_required" : "",
+												 flags[3] ? ", password_reset_required" : ""));
+	spi_check(SPI_execute_with_args(log_sql, 2, log_types, log_values, NULL, false, 0),
+			  SPI_OK_INSERT, "logging the incident");
+
+	if (duplicates > 0 || unknown > 0)
+		ereport(NOTICE,
+				(errmsg("revoke_incident: %d accounts revoked; %d duplicate ids ignored, " INT64_FORMAT
+						" accounts have no successful login on record",
+						run->accounts, duplicates, unknown),
+				 errhint("Accounts without a login on record are revoked all the same; check their ids if that is unexpected.")));
+}
+
+PG_FUNCTION_INFO_V1(ato_revoke_incident);
+Datum
+ato_revoke_incident(PG_FUNCTION_ARGS)
+{
+	IncidentRun run;
+	int			duplicates;
+	bool		flags[4];
+	bool		in_background;
+	pg_uuid_t  *result;
+
+	memset(&run, 0, sizeof(run));
+	run.user_ids = incident_accounts_arg(fcinfo, 0, &run.accounts, &duplicates);
+	if (PG_ARGISNULL(1) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("revoke_incident: reason must not be NULL or empty"),
+				 errhint("Say why, for example 'credential stuffing from 192.0.2.0/24'; it is stored with the incident and on every marked row.")));
+	run.reason = PG_GETARG_TEXT_P(1);
+	flags[0] = flag_arg(fcinfo, 2, "suspend");
+	flags[1] = flag_arg(fcinfo, 3, "reauth_required");
+	flags[2] = flag_arg(fcinfo, 4, "mfa_reenrollment_required");
+	flags[3] = flag_arg(fcinfo, 5, "password_reset_required");
+	run.has_created_after = !PG_ARGISNULL(6);
+	run.delete_created_after = run.has_created_after ? PG_GETARG_TIMESTAMPTZ(6) : 0;
+
+	run.channel = ato_notify_channel;
+	run.batch_size = ato_revocation_batch_size;
+	run.batches = (run.accounts + run.batch_size - 1) / run.batch_size;
+	run.revoked_at = GetCurrentTimestamp();
+	in_background = run.accounts > ato_background_threshold;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	contain_incident(&run, duplicates, flags, in_background);
+
+	if (!in_background)
+	{
+		for (int batch = 0; batch < run.batches; batch++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			incident_mark_batch(&run, batch, false);
+		}
+	}
+	else if (incident_worker_launch(MyDatabaseId, GetTopTransactionId()))
+		ereport(NOTICE,
+				(errmsg("revoke_incident: %d accounts are contained; a background worker marks their rows once this transaction commits",
+						run.accounts),
+				 errhint("Follow it in ato.incident_progress.")));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("revoke_incident: %d accounts are contained, but no background worker could be started to mark their rows",
+						run.accounts),
+				 errhint("Raise max_worker_processes, or call ato.resume_incidents() after this transaction commits.")));
+
+	SPI_finish();
+	result = palloc(sizeof(pg_uuid_t));
+	*result = run.id;
+	PG_RETURN_UUID_P(result);
+}
+
+PG_FUNCTION_INFO_V1(ato_resume_incidents);
+Datum
+ato_resume_incidents(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(incident_worker_launch(MyDatabaseId, GetTopTransactionIdIfAny()));
+}
