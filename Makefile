@@ -19,7 +19,7 @@ DATA = $(wildcard scripts/$(EXTENSION)--*.sql)
 
 REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges detection detection_kit response
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
-ISOLATION = summary_refresh
+ISOLATION = summary_refresh overlapping_incidents
 ISOLATION_OPTS = --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
