@@ -18,8 +18,14 @@
 #              SQL with the best indexes for them, on 5M login events of 30
 #              days, then again with 30 more days of history behind the same
 #              window; not part of the default run
+#   response   revoking 100k of 200k accounts with 3 sessions and 5 refresh
+#              tokens each: the time until ato.revoke_incident() returns with
+#              every account unusable against seed 004's loop (batches of
+#              500, one notification per account, as a PL/pgSQL procedure),
+#              and the background worker's marking of the rows against one
+#              plain UPDATE per table; not part of the default run
 #
-#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect]   (default: all = ingest + geoip)
+#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response]   (default: all = ingest + geoip)
 #
 # As root on a fresh Debian 12 machine it installs the packages, builds and
 # installs the extension, starts a throwaway cluster in a temporary
@@ -27,7 +33,8 @@
 # run: ATO_BENCH_EVENTS (default 1000000), ATO_BENCH_ADDRESSES (5000000),
 # ATO_BENCH_RUNS (timed runs of each contender: 5, or 3 in the breakdown),
 # ATO_BENCH_WINDOW_EVENTS (50000000), ATO_BENCH_WINDOW_DAYS (365) and
-# ATO_BENCH_DETECT_EVENTS (10000000: two halves of 30 days).
+# ATO_BENCH_DETECT_EVENTS (10000000: two halves of 30 days),
+# ATO_BENCH_ACCOUNTS (200000, of which half are revoked).
 # Nothing here fails on a time: the ratios are printed, and the run fails
 # only when the contenders disagree on the results.
 set -euo pipefail
@@ -35,9 +42,9 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 what=${1:-all}
 case $what in
-    all | ingest | geoip | breakdown | window | detect) ;;
+    all | ingest | geoip | breakdown | window | detect | response) ;;
     *)
-        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect]" >&2
+        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response]" >&2
         exit 2
         ;;
 esac
@@ -50,6 +57,7 @@ window_events=${ATO_BENCH_WINDOW_EVENTS:-50000000}
 window_days=${ATO_BENCH_WINDOW_DAYS:-365}
 detect_events=${ATO_BENCH_DETECT_EVENTS:-10000000}
 detect_runs=${ATO_BENCH_RUNS:-3}
+accounts=${ATO_BENCH_ACCOUNTS:-200000}
 bench_dir=$ato_root/bench
 db=ato_bench
 
@@ -539,6 +547,111 @@ SQL
     bench_psql <<<"$script"
 }
 
+# ---------------------------------------------------------------------------
+# response
+# ---------------------------------------------------------------------------
+# response_tables PREFIX: seed 004's sessions and refresh_tokens, 3 and 5 per
+# account, created round by round (so an account's rows are spread over the
+# table as they are when created over time), with B-trees on user_id.
+response_tables() {
+    cat <<SQL
+CREATE TABLE bench.$1_sessions (id bigserial PRIMARY KEY, user_id text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(), ended_at timestamptz, end_reason text, incident_id uuid);
+CREATE TABLE bench.$1_refresh_tokens (id bigserial PRIMARY KEY, user_id text NOT NULL,
+    revoked boolean NOT NULL DEFAULT false, revoked_at timestamptz, revocation_reason text, revocation_incident_id uuid);
+INSERT INTO bench.$1_sessions (user_id) SELECT a.user_id FROM generate_series(1, 3) r, bench.accounts a ORDER BY r, a.n;
+INSERT INTO bench.$1_refresh_tokens (user_id) SELECT a.user_id FROM generate_series(1, 5) r, bench.accounts a ORDER BY r, a.n;
+CREATE INDEX ON bench.$1_sessions (user_id);
+CREATE INDEX ON bench.$1_refresh_tokens (user_id);
+VACUUM ANALYZE bench.$1_sessions;
+VACUUM ANALYZE bench.$1_refresh_tokens;
+SQL
+}
+
+# marked_sql PREFIX: one line per marked row's account, to compare contenders
+marked_sql() {
+    printf "SELECT 's', user_id FROM bench.%s_sessions WHERE ended_at IS NOT NULL UNION ALL SELECT 't', user_id FROM bench.%s_refresh_tokens WHERE revoked" "$1" "$1"
+}
+
+bench_response() {
+    local revoked=$((accounts / 2)) script
+    ato_say "response: $accounts accounts with 3 sessions and 5 refresh tokens each, three copies (seed loop, ato, plain UPDATE)"
+    {
+        cat <<SQL
+CREATE TABLE bench.accounts AS SELECT n, 'user-' || lpad(n::text, 8, '0') AS user_id FROM generate_series(1, $accounts) n;
+-- every second account is revoked, in no particular order
+CREATE TABLE bench.revoked AS SELECT user_id FROM bench.accounts WHERE n % 2 = 0 ORDER BY hashint4(n);
+CREATE PROCEDURE bench.seed_revoke(ids text[], reason text) LANGUAGE plpgsql AS \$\$
+DECLARE
+    v_incident uuid := gen_random_uuid();
+    v_revoked_at timestamptz := now();
+    v_batch text[];
+BEGIN
+    FOR i IN 0 .. (cardinality(ids) - 1) / 500 LOOP
+        v_batch := ids[i * 500 + 1 : (i + 1) * 500];
+        UPDATE bench.seed_refresh_tokens
+           SET revoked = true, revoked_at = v_revoked_at, revocation_reason = reason,
+               revocation_incident_id = v_incident
+         WHERE user_id = ANY (v_batch) AND revoked = false;
+        UPDATE bench.seed_sessions
+           SET ended_at = v_revoked_at, end_reason = 'incident_revocation', incident_id = v_incident
+         WHERE user_id = ANY (v_batch) AND ended_at IS NULL;
+        COMMIT;
+        PERFORM pg_notify('seed_revocations',
+                          json_build_object('type', 'user.sessions_revoked', 'user_id', u,
+                                            'incident_id', v_incident, 'reason', reason)::text)
+           FROM unnest(v_batch) u;
+        COMMIT;
+    END LOOP;
+END \$\$;
+SQL
+        response_tables seed
+        response_tables ato
+        response_tables plain
+        cat <<'SQL'
+SELECT ato.register_revocation_target('bench.ato_sessions', 'user_id', 'end', state_column => 'ended_at',
+           reason_column => 'end_reason', incident_column => 'incident_id');
+SELECT ato.register_revocation_target('bench.ato_refresh_tokens', 'user_id', 'revoke', state_column => 'revoked',
+           time_column => 'revoked_at', reason_column => 'revocation_reason', incident_column => 'revocation_incident_id');
+SQL
+    } | bench_psql >/dev/null
+
+    script=$(
+        cat <<'SQL'
+SELECT array_agg(user_id)::text AS ids FROM bench.revoked \gset
+SET client_min_messages = warning;
+SQL
+        timed seed_loop 1 "CALL bench.seed_revoke(:'ids', 'credential stuffing');"
+        timed ato_containment 1 "SELECT ato.revoke_incident(:'ids', 'credential stuffing', suspend => true) AS incident \gset"
+        cat <<'SQL'
+SELECT clock_timestamp() AS returned_at \gset
+SELECT count(*) AS unusable FROM ato.account_revocations r JOIN ato.account_flags f USING (user_id)
+ WHERE r.incident_id = :'incident' AND f.suspended \gset
+DO $$
+BEGIN
+    WHILE EXISTS (SELECT FROM ato.incidents WHERE status = 'marking') LOOP
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END $$;
+SELECT extract(epoch FROM marked_at - :'returned_at'::timestamptz) AS marking FROM ato.incidents WHERE id = :'incident' \gset
+SELECT sum(rows_touched) AS ato_rows FROM ato.incident_targets WHERE incident_id = :'incident' \gset
+SQL
+        timed plain_update 1 "UPDATE bench.plain_refresh_tokens SET revoked = true, revoked_at = now(), revocation_reason = 'credential stuffing', revocation_incident_id = gen_random_uuid() WHERE user_id = ANY (:'ids'::text[]) AND revoked = false;"             "UPDATE bench.plain_sessions SET ended_at = now(), end_reason = 'credential stuffing', incident_id = gen_random_uuid() WHERE user_id = ANY (:'ids'::text[]) AND ended_at IS NULL;"
+        answers_agree "response: rows marked by ato against the seed 004 loop" ato_ "$(marked_sql ato)" seed_ "$(marked_sql seed)"
+        answers_agree "response: rows marked by ato against the plain UPDATE" ato2_ "$(marked_sql ato)" plain_ "$(marked_sql plain)"
+        cat <<SQL
+SELECT format('revoking %s of %s accounts (%s sessions and tokens): every account unusable after %s s with ato.revoke_incident() (%s accounts revoked and suspended) against %s s for seed 004''s loop to finish; ratio (seed/ato time) %s (target >= 10)',
+              $revoked, $accounts, :'ato_n', round(c::numeric, 2), :'unusable', round(s::numeric, 2), round((s / c)::numeric, 1))
+  FROM (SELECT $(median_sql ato_containment) AS c, $(median_sql seed_loop) AS s) m;
+SELECT format('marking the same rows: the background worker took %s s for %s rows (%s rows/s); one plain UPDATE per table took %s s; throughput ratio (plain time/ato time) %s (target >= 0.8)',
+              round(:'marking'::numeric, 2), :'ato_rows', round(:'ato_rows' / :'marking'::numeric), round(p::numeric, 2),
+              round((p / :'marking'::numeric)::numeric, 2))
+  FROM (SELECT $(median_sql plain_update) AS p) m;
+SQL
+    )
+    bench_psql <<<"$script"
+}
+
 case $what in
     all)
         generate "$events" "$addresses"
@@ -565,5 +678,8 @@ case $what in
         generate $((detect_events / 2)) 0 30 0 "$work/recent.csv"
         generate $((detect_events / 2)) 0 30 30 "$work/older.csv"
         bench_detect
+        ;;
+    response)
+        bench_response
         ;;
 esac

@@ -176,5 +176,5 @@ DO $$BEGIN RAISE EXCEPTION 'the answers do not match what incident.sql staged (s
 SELECT CASE :flagged_travellers WHEN 1 THEN 'traveller' ELSE 'travellers' END AS travellers_word \gset
 \set check 'check: (a) flagged all ' :staged_changed ' staged takeovers that went on to change e-mail, password or billing, plus ' :flagged_travellers ' genuine ' :travellers_word ' who did so abroad (to review by hand); (b) found all ' :staged_stuffing ' accounts the /24 got into, ' :unchanged_stuffing ' of which made no such change and are invisible to (a).'
 \echo :check
-\set summary 'demo: ' :scoped ' accounts compromised from ' :attacker_cidr ' (and ' :staged_v6 ' from ' :attacker6_cidr '), detected; nothing has been revoked yet (ato.revoke_incident is still to come).'
+\set summary 'demo: ' :scoped ' accounts compromised from ' :attacker_cidr ' (and ' :staged_v6 ' from ' :attacker6_cidr '), detected.'
 \echo :summary

@@ -3,12 +3,15 @@
 # root), install what is needed, fetch the bundled GeoIP database, build and
 # install the extension, start a throwaway cluster, load 30 days of ordinary
 # logins, stage a credential-stuffing incident in the last hour and answer the
-# "ATO at scale" runbook's first questions with the detection functions.
+# "ATO at scale" runbook's first questions with the detection functions, then
+# revoke the affected accounts with ato.revoke_incident() while a LISTEN
+# session receives the notifications.
 #
 #   bash scripts/demo.sh              # everything is removed at the end
 #   ATO_KEEP=1 bash scripts/demo.sh   # keep the cluster and print how to connect
 #
-# The SQL is in demo/: setup.sql, history.sql, incident.sql, investigate.sql.
+# The SQL is in demo/: setup.sql, history.sql, incident.sql, investigate.sql,
+# respond.sql.
 # Exits non-zero if any step fails, including the demo's own check that the
 # queries find exactly the takeovers it staged.
 set -euo pipefail
@@ -68,6 +71,34 @@ ato_say "staging an incident in the last hour"
 demo_sql incident.sql
 
 demo_sql investigate.sql
+
+# A listener, as a service that clears its caches would be: it waits for the
+# incident to be contained, then prints what it received.
+ato_say "a LISTEN session on channel ato_revocations"
+psql -X -q -v ON_ERROR_STOP=1 --set=application_name=demo_listener -c 'LISTEN ato_revocations' \
+    -c "DO \$\$BEGIN
+          FOR i IN 1 .. 600 LOOP
+              EXIT WHEN EXISTS (SELECT FROM ato.incidents WHERE status = 'contained');
+              PERFORM pg_sleep(0.1);
+          END LOOP;
+        END\$\$" \
+    -c 'SELECT 1' >"$work/listener.out" 2>&1 &
+listener=$!
+until [[ $(psql -XAtq -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DO %ato.incidents%' AND pid <> pg_backend_pid()") == 1 ]]; do
+    sleep 0.1
+done
+
+demo_sql respond.sql
+wait "$listener"
+notifications=$(grep -c '^Asynchronous notification "ato_revocations"' "$work/listener.out" || true)
+notified=$(grep -o '"user_ids":\[[^]]*\]' "$work/listener.out" | grep -o '"[^"]*"' | grep -vc '^"user_ids"$' || true)
+revoked=$(psql -XAtq -c 'SELECT cardinality(user_ids) FROM ato.incidents')
+echo "the listener received $notifications notification(s) naming $notified account(s), for example:"
+grep -m1 -o 'payload ".\{0,160\}' "$work/listener.out" | sed 's/^payload "/  /; s/$/.../'
+if [[ $notified != "$revoked" ]]; then
+    echo "demo: FAILED: the listener was told of $notified accounts, $revoked were revoked" >&2
+    exit 1
+fi
 
 echo
 echo "(demo finished in $((SECONDS - started)) s, build and install included)"
