@@ -136,6 +136,29 @@ my $summaries = q{
 my $src_summaries = $node->safe_psql('src', $summaries);
 like($src_summaries, qr/^frank\|JP\|2004-04-04 04:04:04\+00/m, 'source: summaries hold the countries of successful logins');
 
+# The response's state: a registered table of the application, an incident
+# with its revocation time and flags, a blocked network.
+$node->safe_psql(
+	'src', q{
+	CREATE TABLE app_sessions (user_id text, ended_at timestamptz);
+	INSERT INTO app_sessions VALUES ('alice', NULL), ('bob', NULL);
+	SELECT ato.register_revocation_target('app_sessions', 'user_id', 'end', state_column => 'ended_at');
+	SET client_min_messages = warning;
+	SELECT ato.revoke_incident(ARRAY['alice'], 'dump test', suspend => true);
+	SELECT ato.block_network('192.0.2.0/24', 'dump test');
+});
+my $response = q{
+	SELECT (SELECT string_agg(target::text || ':' || action, ',') FROM ato.revocation_targets),
+	       (SELECT string_agg(reason || ':' || status || ':' || user_ids::text || ':' || opened_at, ',') FROM ato.incidents),
+	       (SELECT string_agg(user_id || ':' || revoked_at, ',') FROM ato.account_revocations),
+	       (SELECT string_agg(user_id || ':' || suspended, ',') FROM ato.account_flags),
+	       (SELECT string_agg(network::text, ',') FROM ato.blocked_networks),
+	       (SELECT count(*) FROM ato.response_log)
+};
+my $src_response = $node->safe_psql('src', $response);
+like($src_response, qr/^app_sessions:end\|dump test:contained:\{alice\}:.*\|alice:.*\|alice:true\|192\.0\.2\.0\/24\|2$/,
+	'source: a registered table, an incident, its revocation and flags, a blocked network');
+
 my $src_last = $node->safe_psql('src',
 	'SELECT greatest((SELECT max(id) FROM ato.login_events), (SELECT max(id) FROM ato.audit_events))');
 
@@ -223,6 +246,16 @@ sub check_restored
 	$node->safe_psql($db, q{SELECT ato.refresh_summaries('2010-01-01')});
 	is($node->safe_psql($db, $summaries), $src_summaries,
 		"$how: folding the restored store in again changes no summary");
+	is($node->safe_psql($db, $response), $src_response,
+		"$how: the response's tables are restored: targets, incidents, revocations, flags, blocked networks");
+	is( $node->safe_psql(
+			$db, q{
+			SET client_min_messages = warning;
+			SELECT ato.revoke_incident(ARRAY['bob'], 'after restore') IS NOT NULL;
+			SELECT string_agg(user_id, ',' ORDER BY user_id) FROM app_sessions WHERE ended_at IS NOT NULL;
+			SELECT ato.register_revocation_target('app_sessions', 'user_id', 'delete');}),
+		"t\nalice,bob\n1",
+		"$how: a new incident marks the restored registered table, which can be registered again");
 	my $next = $node->safe_psql($db,
 		q{SELECT ato.record_login('after-restore', '192.0.2.1', 'success')});
 	cmp_ok($next, '>', $src_last, "$how: new ids continue after the restored ones");
