@@ -70,6 +70,29 @@ sub accounts_sql
 	return "ARRAY(SELECT rpad('$group-' || a || '-', 120, 'x') FROM generate_series(1, $count) a)";
 }
 
+# Give a group accounts and open an incident over them past the background
+# threshold, in batches of 20; returns its id.
+sub start_background_incident
+{
+	my ($group, $count, $reason, $options) = @_;
+	add_accounts($group, $count);
+	$options = defined $options ? ", $options" : '';
+	return $node->safe_psql(
+		'postgres', qq{
+		SET client_min_messages = warning;
+		SET ato_response.background_threshold = 100;
+		SET ato_response.revocation_batch_size = 20;
+		SELECT ato.revoke_incident(@{[ accounts_sql($group, $count) ]}, '$reason'$options);
+	});
+}
+
+sub wait_batches
+{
+	my ($incident, $batches) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT batches_done >= $batches FROM ato.incidents WHERE id = '$incident'");
+}
+
 sub wait_contained
 {
 	my ($incident) = @_;
@@ -144,14 +167,7 @@ unlike($out, qr/Asynchronous notification/, 'a rolled-back incident sends nothin
 # 2,000 accounts in batches of 20 (100 batches), past the threshold: the call
 # returns once the accounts are contained and the worker marks the rows.
 $node->safe_psql('postgres', 'UPDATE pause SET seconds = 0.05');
-add_accounts('k', 2000);
-my $incident = $node->safe_psql(
-	'postgres', qq{
-	SET client_min_messages = warning;
-	SET ato_response.background_threshold = 1000;
-	SET ato_response.revocation_batch_size = 20;
-	SELECT ato.revoke_incident(@{[ accounts_sql('k', 2000) ]}, 'worker test', suspend => true);
-});
+my $incident = start_background_incident('k', 2000, 'worker test', 'suspend => true');
 like($incident, qr/^[0-9a-f-]{36}$/, 'revoke_incident returned the incident id');
 is( $node->safe_psql(
 		'postgres', qq{
@@ -168,8 +184,7 @@ ok( $node->poll_query_until(
 		 WHERE backend_type = 'ato_response incident worker' AND query LIKE 'marking batch % of 100 of incident %'}
 	),
 	'pg_stat_activity shows the worker marking');
-$node->poll_query_until('postgres',
-	"SELECT batches_done >= 10 FROM ato.incidents WHERE id = '$incident'");
+wait_batches($incident, 10);
 my $pid = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ato_response incident worker'");
 my $done_before = $node->safe_psql('postgres',
@@ -188,32 +203,16 @@ is( $node->safe_psql(
 	'the progress view counts every account and row once');
 
 # SIGTERM: the worker stops promptly and is started again.
-add_accounts('t', 1000);
-$incident = $node->safe_psql(
-	'postgres', qq{
-	SET client_min_messages = warning;
-	SET ato_response.background_threshold = 100;
-	SET ato_response.revocation_batch_size = 20;
-	SELECT ato.revoke_incident(@{[ accounts_sql('t', 1000) ]}, 'sigterm test');
-});
-$node->poll_query_until('postgres',
-	"SELECT batches_done >= 5 FROM ato.incidents WHERE id = '$incident'");
+$incident = start_background_incident('t', 1000, 'sigterm test');
+wait_batches($incident, 5);
 $node->safe_psql('postgres',
 	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'ato_response incident worker'");
 ok(wait_contained($incident), 'after SIGTERM the worker was started again and finished');
 check_marks('t', 1000, $incident, 'after SIGTERM');
 
 # A clean restart in the middle: the launcher resumes the incident.
-add_accounts('r', 1000);
-$incident = $node->safe_psql(
-	'postgres', qq{
-	SET client_min_messages = warning;
-	SET ato_response.background_threshold = 100;
-	SET ato_response.revocation_batch_size = 20;
-	SELECT ato.revoke_incident(@{[ accounts_sql('r', 1000) ]}, 'restart test');
-});
-$node->poll_query_until('postgres',
-	"SELECT batches_done >= 5 FROM ato.incidents WHERE id = '$incident'");
+$incident = start_background_incident('r', 1000, 'restart test');
+wait_batches($incident, 5);
 $node->restart;
 ok(wait_contained($incident), 'after a restart the launcher resumed the incident');
 check_marks('r', 1000, $incident, 'after a restart');
