@@ -1025,6 +1025,11 @@ BEGIN
                 outsiders;
         END IF;
     END IF;
+    -- the flag rows in account order, as every writer of them takes them
+    PERFORM FROM ato.account_flags f
+      WHERE f.incident_id = incident.id AND f.suspended
+        AND f.user_id = ANY (coalesce(lift_incident.user_ids, incident.user_ids))
+      ORDER BY f.user_id FOR UPDATE;
     WITH lifted AS (
         UPDATE ato.account_flags f
            SET suspended = false, updated_at = now()
