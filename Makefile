@@ -11,13 +11,14 @@ OBJS = \
 	src/detect.o \
 	src/targets.o \
 	src/revoke.o \
-	src/incident_worker.o
+	src/incident_worker.o \
+	src/detection_worker.o
 PGFILEDESC = "ato_response - account-takeover detection and response"
 
 # Install and upgrade scripts live in scripts/; sql/ belongs to pg_regress.
 DATA = $(wildcard scripts/$(EXTENSION)--*.sql)
 
-REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges detection detection_kit response
+REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges detection detection_kit response alerts
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
 ISOLATION = summary_refresh overlapping_incidents
 ISOLATION_OPTS = --load-extension=$(EXTENSION)

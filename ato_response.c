@@ -32,6 +32,10 @@ int			ato_revocation_batch_size = 500;
 int			ato_background_threshold = 10000;
 char	   *ato_notify_channel = NULL;
 char	   *ato_databases = NULL;
+int			ato_detection_interval = 60;
+int			ato_rule_timeout = 60000;
+int			ato_retention = 90 * 24 * 60;
+char	   *ato_alert_channel = NULL;
 
 /* A NOTIFY channel name: not empty, and short enough to be one. */
 static bool
@@ -133,13 +137,55 @@ _PG_init(void)
 							   check_notify_channel, NULL, NULL);
 
 	DefineCustomStringVariable("ato_response.databases",
-							   "Databases in which the extension's background workers resume unfinished incidents at server start.",
+							   "Databases in which the extension's background workers run the detection rules and resume unfinished incidents.",
 							   "A comma-separated list; it needs ato_response in shared_preload_libraries.",
 							   &ato_databases,
 							   "",
 							   PGC_SIGHUP,
 							   GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ato_response.detection_interval",
+							"Time between two runs of the detection rules by the background worker.",
+							NULL,
+							&ato_detection_interval,
+							60,
+							1,
+							86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ato_response.rule_timeout",
+							"Longest time one detection rule may run in the background worker before it is cut off and reported.",
+							"0 lets rules run as long as they take.",
+							&ato_rule_timeout,
+							60000,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ato_response.retention",
+							"Events older than this are dropped, a month partition at a time, by ato.apply_retention().",
+							"0 keeps every event.",
+							&ato_retention,
+							90 * 24 * 60,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ato_response.alert_channel",
+							   "NOTIFY channel on which the detection rules announce new alerts.",
+							   "Payloads are JSON: {\"alert\", \"rule\", \"finding\", \"accounts\"}.",
+							   &ato_alert_channel,
+							   "ato_alerts",
+							   PGC_SUSET,
+							   0,
+							   check_notify_channel, NULL, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
 		incident_launcher_register();

@@ -27,4 +27,16 @@ extern char *ato_notify_channel;
 /* ato_response.databases: databases the launcher starts workers in */
 extern char *ato_databases;
 
+/* ato_response.detection_interval: seconds between detection cycles */
+extern int	ato_detection_interval;
+
+/* ato_response.rule_timeout: milliseconds one rule's run may take */
+extern int	ato_rule_timeout;
+
+/* ato_response.retention: minutes of events kept (0: all) */
+extern int	ato_retention;
+
+/* ato_response.alert_channel: where new alerts are announced */
+extern char *ato_alert_channel;
+
 #endif							/* ATO_RESPONSE_H */

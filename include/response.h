@@ -2,8 +2,9 @@
  * response.h
  *     The response side shared by its C files: the registered tables an
  *     incident marks (src/targets.c), one batch of an incident's marking
- *     (src/revoke.c) and the background worker that runs large incidents
- *     (src/incident_worker.c).
+ *     (src/revoke.c), the background worker that runs large incidents and
+ *     the launcher (src/incident_worker.c), and the detection worker
+ *     (src/detection_worker.c).
  */
 #ifndef ATO_RESPONSE_RESPONSE_H
 #define ATO_RESPONSE_RESPONSE_H
@@ -66,5 +67,8 @@ extern bool incident_load(const pg_uuid_t *incident, IncidentRun *run, int *batc
 /* src/incident_worker.c */
 extern bool incident_worker_launch(Oid database, TransactionId wait_for);
 extern void incident_launcher_register(void);
+
+/* src/detection_worker.c */
+extern bool detection_worker_launch(Oid database);
 
 #endif							/* ATO_RESPONSE_RESPONSE_H */

@@ -18,9 +18,10 @@
  * server, it is started again and carries on from the last committed batch.
  *
  * The launcher exists only when the library is in shared_preload_libraries.
- * At server start and at every reload it starts an incident worker for each
- * database in ato_response.databases, so that incidents a shutdown left
- * marking go on; otherwise ato.resume_incidents() does that by hand.
+ * At server start and at every reload it starts the detection worker of each
+ * database in ato_response.databases (src/detection_worker.c), which starts
+ * an incident worker when a shutdown left an incident marking; without the
+ * launcher, ato.resume_incidents() does that by hand.
  */
 #include "postgres.h"
 
@@ -30,6 +31,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -183,6 +185,9 @@ ato_incident_worker_main(Datum arg)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+#if PG_VERSION_NUM < 150000
+		ProcessCompletedNotifies();
+#endif
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	proc_exit(0);
@@ -236,7 +241,7 @@ database_oid(const char *name)
 	return database;
 }
 
-/* Start an incident worker in every database of ato_response.databases. */
+/* Start the detection worker of every database of ato_response.databases. */
 static void
 launch_for_configured_databases(void)
 {
@@ -263,7 +268,7 @@ launch_for_configured_databases(void)
 					(errcode(ERRCODE_UNDEFINED_DATABASE),
 					 errmsg("ato_response.databases names database \"%s\", which does not exist", name),
 					 errhint("Correct the setting and reload the configuration.")));
-		else if (!incident_worker_launch(database, InvalidTransactionId))
+		else if (!detection_worker_launch(database))
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("no background worker could be started for database \"%s\"", name),
@@ -279,7 +284,7 @@ ato_incident_launcher_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_activity(STATE_RUNNING, "starting incident workers");
+	pgstat_report_activity(STATE_RUNNING, "starting detection workers");
 	launch_for_configured_databases();
 	pgstat_report_activity(STATE_IDLE, NULL);
 

@@ -1,0 +1,254 @@
+/*
+ * detection_worker.c
+ *     The always-on detection worker: one per database of
+ *     ato_response.databases, started by the launcher (src/incident_worker.c).
+ *
+ * Its states:
+ *   1. starting: connects, and exits (status 0) if another detection worker
+ *      already serves the database (a session advisory lock says so); starts
+ *      an incident worker if an incident was left marking;
+ *   2. waiting for the extension, if it is not installed yet: it looks again
+ *      every interval;
+ *   3. a cycle: each enabled rule of ato.detection_rules in its own
+ *      transaction (ato.run_detection(), under ato_response.rule_timeout), so
+ *      that a slow or failing rule is cut off, recorded on its row and the
+ *      others still run; then ato.apply_retention();
+ *   4. sleeping ato_response.detection_interval, woken early by SIGHUP (new
+ *      settings; the GeoIP file is reopened by the next lookup when it
+ *      changed) and SIGTERM (exits at once).
+ * A run commits its alerts and the rule's bookkeeping together, and alerts
+ * are unique per rule and finding: a worker killed in the middle (SIGKILL,
+ * a crash of the server) loses the uncommitted run, which the next cycle
+ * repeats, and never leaves an alert twice.  It is registered with a restart
+ * time, so the postmaster starts it again.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timeout.h"
+#include "utils/wait_event.h"
+
+#include "ato_response.h"
+#include "response.h"
+
+PGDLLEXPORT void ato_detection_worker_main(Datum arg);
+
+/* The advisory lock (two int4 keys) that makes a worker the database's one. */
+#define DETECTION_LOCK_KEY1 0x41544f52	/* "ATOR" */
+#define DETECTION_LOCK_KEY2 1
+
+bool
+detection_worker_launch(Oid database)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "ato_response");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ato_detection_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "ato_response detection worker for database %u", database);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "ato_response detection worker");
+	worker.bgw_main_arg = ObjectIdGetDatum(database);
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+static void
+commit_and_deliver(void)
+{
+	CommitTransactionCommand();
+#if PG_VERSION_NUM < 150000
+	ProcessCompletedNotifies();
+#endif
+}
+
+/*
+ * Run one statement in its own transaction, under ato_response.rule_timeout
+ * when timed.  Returns NULL, or the message of the error that aborted it
+ * (which is also logged); *result_bool, when given, gets the first column of
+ * the first row.  Comes back in the caller's memory context.
+ */
+static char *
+run_transaction(const char *sql, int nargs, Oid *argtypes, Datum *values, bool timed,
+				bool *result_bool)
+{
+	MemoryContext worker_context = CurrentMemoryContext;
+	char	   *volatile failure = NULL;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		int			ret;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (timed && ato_rule_timeout > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, ato_rule_timeout);
+		ret = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
+		if (timed)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		if (ret < 0)
+			elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(ret));
+		if (result_bool != NULL && SPI_processed > 0)
+		{
+			bool		isnull;
+			Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			*result_bool = !isnull && DatumGetBool(value);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		commit_and_deliver();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		MemoryContextSwitchTo(worker_context);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(worker_context);
+		failure = edata->message;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(worker_context);
+	return failure;
+}
+
+static bool
+query_bool(const char *sql)
+{
+	bool		result = false;
+
+	if (run_transaction(sql, 0, NULL, NULL, false, &result) != NULL)
+		return false;
+	return result;
+}
+
+/* Record on the rule's row why its run was cut off (a timeout, a cancel). */
+static void
+record_rule_failure(const char *rule, const char *message)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(rule), CStringGetTextDatum(message)};
+
+	(void) run_transaction("UPDATE ato.detection_rules SET last_run_at = now(), last_findings = NULL,"
+						   " last_error = $2 WHERE name = $1", 2, argtypes, values, false, NULL);
+}
+
+/* The names of the enabled rules, in the worker's long-lived context. */
+static List *
+enabled_rules(MemoryContext keep)
+{
+	List	   *rules = NIL;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute("SELECT name FROM ato.detection_rules WHERE enabled ORDER BY name", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading ato.detection_rules failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(keep);
+
+		rules = lappend(rules, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	commit_and_deliver();
+	MemoryContextSwitchTo(keep);
+	return rules;
+}
+
+static void
+run_cycle(MemoryContext cycle_context)
+{
+	List	   *rules = enabled_rules(cycle_context);
+	ListCell   *cell;
+
+	foreach(cell, rules)
+	{
+		const char *rule = (const char *) lfirst(cell);
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(rule)};
+		char	   *failure;
+
+		CHECK_FOR_INTERRUPTS();
+		pgstat_report_activity(STATE_RUNNING, psprintf("running detection rule %s", rule));
+		failure = run_transaction("SELECT ato.run_detection($1)", 1, argtypes, values, true, NULL);
+		if (failure != NULL)
+			record_rule_failure(rule, failure);
+	}
+	pgstat_report_activity(STATE_RUNNING, "applying retention");
+	(void) run_transaction("SELECT ato.apply_retention()", 0, NULL, NULL, true, NULL);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+void
+ato_detection_worker_main(Datum arg)
+{
+	Oid			database = DatumGetObjectId(arg);
+	MemoryContext cycle_context;
+	bool		locked = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+
+	cycle_context = AllocSetContextCreate(TopMemoryContext, "ato_response detection cycle",
+										  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cycle_context);
+
+	(void) run_transaction(psprintf("SELECT pg_catalog.pg_try_advisory_lock(%d, %d)",
+									DETECTION_LOCK_KEY1, DETECTION_LOCK_KEY2),
+						   0, NULL, NULL, false, &locked);
+	if (!locked)
+		proc_exit(0);			/* another detection worker serves this database */
+
+	if (query_bool("SELECT pg_catalog.to_regclass('ato.incidents') IS NOT NULL"
+				   " AND EXISTS (SELECT FROM ato.incidents WHERE status = 'marking')"))
+		(void) incident_worker_launch(database, InvalidTransactionId);
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (query_bool("SELECT pg_catalog.to_regclass('ato.detection_rules') IS NOT NULL"))
+			run_cycle(cycle_context);
+		MemoryContextReset(cycle_context);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) ato_detection_interval * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
