@@ -1198,7 +1198,7 @@ DECLARE
     args text := '';
     started timestamptz := clock_timestamp();
     found_rows integer;
-    new_alerts jsonb;
+    new_alerts json;
     channel text := current_setting('ato_response.alert_channel');
 BEGIN
     IF rule IS NULL THEN
@@ -1265,14 +1265,14 @@ BEGIN
                           accounts = ARRAY(SELECT DISTINCT u FROM unnest(a.accounts || excluded.accounts) u ORDER BY 1)
                    RETURNING a.id, a.finding, cardinality(a.accounts) AS accounts, (a.xmax = 0) AS inserted)
                SELECT count(*)::int,
-                      coalesce(jsonb_agg(jsonb_build_object('alert', u.id, 'rule', $3, 'finding', left(u.finding, 200),
-                                                            'accounts', u.accounts)) FILTER (WHERE u.inserted), '[]')
+                      coalesce(json_agg(json_build_object('alert', u.id, 'rule', $3, 'finding', left(u.finding, 200),
+                                                          'accounts', u.accounts)) FILTER (WHERE u.inserted), '[]')
                  FROM upserted u$q$,
             how.finding, how.accounts, r.detection, args, how.keep)
           INTO found_rows, new_alerts
           USING now() - r.lookback, r.parameters, r.name;
 
-        PERFORM pg_notify(channel, a::text) FROM jsonb_array_elements(new_alerts) a;
+        PERFORM pg_notify(channel, a::text) FROM json_array_elements(new_alerts) a;
         UPDATE ato.detection_rules d
            SET last_run_at = started, last_duration = clock_timestamp() - started,
                last_findings = found_rows, last_error = NULL

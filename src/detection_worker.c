@@ -13,9 +13,10 @@
  *      transaction (ato.run_detection(), under ato_response.rule_timeout), so
  *      that a slow or failing rule is cut off, recorded on its row and the
  *      others still run; then ato.apply_retention();
- *   4. sleeping ato_response.detection_interval, woken early by SIGHUP (new
- *      settings; the GeoIP file is reopened by the next lookup when it
- *      changed) and SIGTERM (exits at once).
+ *   4. sleeping until ato_response.detection_interval after the last cycle
+ *      began, woken early by SIGHUP (new settings, a new interval counting
+ *      from the last cycle; the GeoIP file is reopened by the next lookup
+ *      when it changed) and SIGTERM (exits at once).
  * A run commits its alerts and the rule's bookkeeping together, and alerts
  * are unique per rule and finding: a worker killed in the middle (SIGKILL,
  * a crash of the server) loses the uncommitted run, which the next cycle
@@ -40,6 +41,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/timeout.h"
 #include "utils/wait_event.h"
 
@@ -215,6 +217,7 @@ ato_detection_worker_main(Datum arg)
 	Oid			database = DatumGetObjectId(arg);
 	MemoryContext cycle_context;
 	bool		locked = false;
+	TimestampTz last_cycle = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -237,18 +240,30 @@ ato_detection_worker_main(Datum arg)
 
 	for (;;)
 	{
+		TimestampTz now;
+		TimestampTz due;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (query_bool("SELECT pg_catalog.to_regclass('ato.detection_rules') IS NOT NULL"))
-			run_cycle(cycle_context);
-		MemoryContextReset(cycle_context);
+		/* the latch is also set by unrelated signals: run only when due */
+		now = GetCurrentTimestamp();
+		due = TimestampTzPlusMilliseconds(last_cycle, (int64) ato_detection_interval * 1000);
+		if (last_cycle == 0 || now >= due)
+		{
+			last_cycle = now;
+			if (query_bool("SELECT pg_catalog.to_regclass('ato.detection_rules') IS NOT NULL"))
+				run_cycle(cycle_context);
+			MemoryContextReset(cycle_context);
+			due = TimestampTzPlusMilliseconds(last_cycle, (int64) ato_detection_interval * 1000);
+			now = GetCurrentTimestamp();
+		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) ato_detection_interval * 1000L, PG_WAIT_EXTENSION);
+						 Max(1L, (long) ((due - now) / 1000)), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
