@@ -24,8 +24,14 @@
 #              500, one notification per account, as a PL/pgSQL procedure),
 #              and the background worker's marking of the rows against one
 #              plain UPDATE per table; not part of the default run
+#   worker     the detection worker (every minute) while pgbench records 5,000
+#              login events a second for four minutes, with a credential-
+#              stuffing wave staged in the middle: how soon its alert is
+#              raised, whether every cycle ends within the interval, and the
+#              worker's CPU time against the ingest backends'; not part of
+#              the default run
 #
-#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response]   (default: all = ingest + geoip)
+#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker]   (default: all = ingest + geoip)
 #
 # As root on a fresh Debian 12 machine it installs the packages, builds and
 # installs the extension, starts a throwaway cluster in a temporary
@@ -42,9 +48,9 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 what=${1:-all}
 case $what in
-    all | ingest | geoip | breakdown | window | detect | response) ;;
+    all | ingest | geoip | breakdown | window | detect | response | worker) ;;
     *)
-        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response]" >&2
+        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker]" >&2
         exit 2
         ;;
 esac
@@ -74,9 +80,14 @@ mkdir "$work/cluster"
 # a timed COPY (each COPY leaves a freshly filled table behind); checkpoints
 # are taken by hand before every timed statement, never by the timeout.
 ato_say "starting a throwaway cluster in $work"
+# Only the worker benchmark preloads the library: elsewhere a detection
+# worker would take CPU in the middle of timed statements.
+worker_conf=()
+[[ $what == worker ]] && worker_conf=("shared_preload_libraries = 'ato_response'"
+    "ato_response.databases = '$db'")
 ato_start_cluster "$work/cluster" \
     "shared_buffers = 1GB" "max_wal_size = 4GB" "synchronous_commit = off" \
-    "checkpoint_timeout = 1h" "autovacuum = off"
+    "checkpoint_timeout = 1h" "autovacuum = off" "${worker_conf[@]}"
 createdb "$db"
 export PGDATABASE=$db
 psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION ato_response' -c 'CREATE SCHEMA bench' \
@@ -652,6 +663,73 @@ SQL
     bench_psql <<<"$script"
 }
 
+# ---------------------------------------------------------------------------
+# worker
+# ---------------------------------------------------------------------------
+# cpu_ticks PID: user + system clock ticks the process has used so far
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+bench_worker() {
+    local rate=5000 seconds=${ATO_BENCH_WORKER_SECONDS:-240} worker_pid worker_before ingest_ticks=0 pid script
+    ato_say "worker: pgbench records $rate login events a second for $seconds s; a stuffing wave is staged halfway"
+    bench_psql -c "SELECT ato.create_partitions(now() - interval '1 day', now() + interval '1 day')" >/dev/null
+    cat >"$work/login.sql" <<'SQL'
+\set account random(1, 200000)
+\set host random(1, 60000)
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ('user-' || :account, '81.2.0.0'::inet + :host, CASE WHEN :host % 10 = 0 THEN 'failure' ELSE 'success' END, now());
+SQL
+    # the database was created after the server started: a reload starts its worker now
+    bench_psql -c 'SELECT pg_reload_conf()' >/dev/null
+    until [[ $(bench_psql -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ato_response detection worker'") == 1 ]]; do
+        sleep 0.2
+    done
+    worker_pid=$(bench_psql -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'ato_response detection worker'")
+    worker_before=$(cpu_ticks "$worker_pid")
+
+    "$(ato_bindir)/pgbench" -n -c 4 -j 2 -R "$rate" -T "$seconds" -P 30 -f "$work/login.sql" "$db" >"$work/pgbench.out" 2>&1 &
+    local pgbench=$!
+    sleep 2
+    local ingest_pids
+    ingest_pids=$(bench_psql -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = 'pgbench'")
+    declare -A ingest_before
+    for pid in $ingest_pids; do ingest_before[$pid]=$(cpu_ticks "$pid"); done
+
+    sleep $((seconds / 2 - 2))
+    bench_psql <<'SQL'
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+SELECT 'user-' || a, ('5.188.10.' || (1 + a % 50))::inet, CASE WHEN a % 50 = 7 THEN 'success' ELSE 'failure' END, now()
+  FROM generate_series(1, 600) a;
+INSERT INTO bench.timing VALUES ('staged', 1, extract(epoch FROM clock_timestamp()), 600);
+SQL
+    # the ingest backends' CPU is read just before pgbench ends them
+    sleep $((seconds / 2 - 3))
+    for pid in $ingest_pids; do
+        ingest_ticks=$((ingest_ticks + $(cpu_ticks "$pid") - ingest_before[$pid]))
+    done
+    local worker_ticks=$(($(cpu_ticks "$worker_pid") - worker_before))
+    wait "$pgbench"
+    grep -E '^(tps|latency average|number of transactions actually processed)' "$work/pgbench.out" || cat "$work/pgbench.out"
+
+    script=$(
+        cat <<SQL
+SELECT format('alert raised %s s after the stuffing wave was staged (interval %s; target: within two intervals)',
+              coalesce(round((extract(epoch FROM min(a.first_seen)) - t.seconds)::numeric, 1)::text, 'NOT'),
+              current_setting('ato_response.detection_interval'))
+  FROM bench.timing t LEFT JOIN ato.alerts a ON a.rule = 'credential_stuffing' AND a.finding = 'network 5.188.10.0/24'
+ WHERE t.variant = 'staged' GROUP BY t.seconds;
+SELECT format('detection rules at their last run: %s; rules that failed: %s',
+              string_agg(name || ' ' || round(extract(epoch FROM last_duration) * 1000) || ' ms', ', ' ORDER BY name),
+              count(*) FILTER (WHERE last_error IS NOT NULL))
+  FROM ato.detection_rules WHERE enabled;
+SELECT format('%s events stored; CPU over the same %s s: detection worker %s ticks, the 4 ingest backends %s ticks; worker / ingest %s',
+              (SELECT count(*) FROM ato.login_events), $seconds - 5, $worker_ticks, $ingest_ticks,
+              round($worker_ticks::numeric / greatest($ingest_ticks, 1), 3));
+SQL
+    )
+    bench_psql <<<"$script"
+}
+
 case $what in
     all)
         generate "$events" "$addresses"
@@ -681,5 +759,8 @@ case $what in
         ;;
     response)
         bench_response
+        ;;
+    worker)
+        bench_worker
         ;;
 esac

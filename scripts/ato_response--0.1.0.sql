@@ -1104,9 +1104,10 @@ CREATE TABLE ato.detection_rules (
     name text PRIMARY KEY,
     detection text NOT NULL,
     parameters jsonb NOT NULL DEFAULT '{}',
-    lookback interval NOT NULL DEFAULT interval '1 hour',
+    lookback interval NOT NULL DEFAULT interval '5 minutes',
     enabled boolean NOT NULL DEFAULT true,
     builtin boolean NOT NULL DEFAULT false,
+    covered_until timestamptz,
     last_run_at timestamptz,
     last_duration interval,
     last_findings integer,
@@ -1119,21 +1120,23 @@ COMMENT ON COLUMN ato.detection_rules.detection IS
 COMMENT ON COLUMN ato.detection_rules.parameters IS
     'Named arguments of the function, for example {"min_attempts": 50}; the ones left out keep the function''s defaults';
 COMMENT ON COLUMN ato.detection_rules.lookback IS
-    'Each run reads the events since now() - lookback: keep it longer than the interval between runs';
+    'Each run reads the events since the last successful run began, less lookback (for late events and for windows that reach back, such as the actions after a new-country login); the first run reads lookback back from now';
+COMMENT ON COLUMN ato.detection_rules.covered_until IS
+    'When the last successful run began: the next one reads from there, less lookback (at most a day and lookback back)';
 COMMENT ON COLUMN ato.detection_rules.builtin IS
     'Shipped with the extension (pg_dump keeps only the rules you add: copy a built-in rule under a new name to keep your changes to it)';
 COMMENT ON COLUMN ato.detection_rules.last_error IS 'Why the last run failed, or NULL';
 SELECT pg_catalog.pg_extension_config_dump('ato.detection_rules', 'WHERE NOT builtin');
 
 INSERT INTO ato.detection_rules (name, detection, parameters, lookback, enabled, builtin) VALUES
-    ('new_country_logins',    'new_country_logins',    '{}', interval '2 hours',  true,  true),
-    ('credential_stuffing',   'credential_stuffing',   '{}', interval '1 hour',   true,  true),
-    ('password_spray',        'password_spray',        '{}', interval '1 hour',   true,  true),
-    ('failed_login_bursts',   'failed_login_bursts',   '{}', interval '1 hour',   true,  true),
-    ('impossible_travel',     'impossible_travel',     '{}', interval '1 hour',   true,  true),
-    ('listed_network_logins', 'listed_network_logins', '{}', interval '1 hour',   true,  true),
-    ('persistence_changes',   'persistence_changes',   '{}', interval '1 hour',   false, true),
-    ('cidr_scope',            'cidr_scope',            '{"cidrs": []}', interval '1 hour', false, true),
+    ('new_country_logins',    'new_country_logins',    '{}', interval '1 hour',     true,  true),
+    ('credential_stuffing',   'credential_stuffing',   '{}', interval '5 minutes',  true,  true),
+    ('password_spray',        'password_spray',        '{}', interval '5 minutes',  true,  true),
+    ('failed_login_bursts',   'failed_login_bursts',   '{}', interval '10 minutes', true,  true),
+    ('impossible_travel',     'impossible_travel',     '{}', interval '2 minutes',  true,  true),
+    ('listed_network_logins', 'listed_network_logins', '{}', interval '2 minutes',  true,  true),
+    ('persistence_changes',   'persistence_changes',   '{}', interval '2 minutes',  false, true),
+    ('cidr_scope',            'cidr_scope',            '{"cidrs": []}', interval '2 minutes', false, true),
     ('related_accounts',      'related_accounts',      '{"user_ids": []}', interval '24 hours', false, true),
     ('suspicious_action_counts', 'suspicious_action_counts', '{"user_ids": []}', interval '1 hour', false, true);
 
@@ -1197,6 +1200,7 @@ DECLARE
     arg record;
     args text := '';
     started timestamptz := clock_timestamp();
+    since timestamptz;
     found_rows integer;
     new_alerts json;
     channel text := current_setting('ato_response.alert_channel');
@@ -1211,6 +1215,10 @@ BEGIN
         RAISE EXCEPTION 'run_detection: no rule "%"', rule
             USING ERRCODE = 'no_data_found', HINT = 'The rules are in ato.detection_rules.';
     END IF;
+
+    -- the events since the last successful run began, less lookback; a rule
+    -- that kept failing catches up at most a day
+    since := greatest(coalesce(r.covered_until, now()), now() - interval '1 day') - r.lookback;
 
     BEGIN
         SELECT * INTO how FROM ato.detection_finding(r.detection);
@@ -1270,11 +1278,11 @@ BEGIN
                  FROM upserted u$q$,
             how.finding, how.accounts, r.detection, args, how.keep)
           INTO found_rows, new_alerts
-          USING now() - r.lookback, r.parameters, r.name;
+          USING since, r.parameters, r.name;
 
         PERFORM pg_notify(channel, a::text) FROM json_array_elements(new_alerts) a;
         UPDATE ato.detection_rules d
-           SET last_run_at = started, last_duration = clock_timestamp() - started,
+           SET covered_until = started, last_run_at = started, last_duration = clock_timestamp() - started,
                last_findings = found_rows, last_error = NULL
          WHERE d.name = r.name;
         RETURN found_rows;
@@ -1292,7 +1300,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.run_detection(text) IS
-    'Runs one rule now: its detection over the events since now() - lookback, findings upserted into ato.alerts (new ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule';
+    'Runs one rule now: its detection over the events since its last successful run (less lookback), findings upserted into ato.alerts (new ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule';
 
 CREATE FUNCTION ato.run_detections()
 RETURNS TABLE (rule text, findings integer, error text)

@@ -10,7 +10,7 @@ CREATE EXTENSION ato_response;
 SET client_min_messages = notice;
 
 -- The built-in rules: one per detection function.
-SELECT name, detection, parameters, lookback, enabled FROM ato.detection_rules ORDER BY name;
+SELECT name, detection, parameters, lookback, enabled, covered_until FROM ato.detection_rules ORDER BY name;
 
 -- An attack in the last hour, all at addresses of the bundled database:
 -- credential stuffing from 5.188.10.0/24 (RU) over 40 accounts, two of
@@ -21,10 +21,10 @@ SELECT 'u' || a, '81.2.69.160', 'success', now() - interval '3 days' FROM genera
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
 SELECT 'u' || a, ('5.188.10.' || (1 + a % 20))::inet,
        CASE WHEN a IN (7, 8) THEN 'success' ELSE 'failure' END,
-       now() - interval '30 minutes' + a * interval '1 second'
+       now() - interval '3 minutes' + a * interval '1 second'
   FROM generate_series(1, 40) a;
 INSERT INTO ato.audit_events (actor_id, event_type, occurred_at, ip_address)
-VALUES ('u7', 'user.email_changed', now() - interval '20 minutes', '5.188.10.8');
+VALUES ('u7', 'user.email_changed', now() - interval '1 minute', '5.188.10.8');
 
 -- Run every enabled rule once.
 SELECT rule, findings, error FROM ato.run_detections() ORDER BY rule;
@@ -32,9 +32,9 @@ SELECT rule, findings, error FROM ato.run_detections() ORDER BY rule;
 -- The alerts are the detection functions' rows, one per finding.
 SELECT rule, finding, accounts, status FROM ato.alerts ORDER BY rule, finding;
 SELECT (SELECT count(*) FROM ato.alerts WHERE rule = 'credential_stuffing')
-     = (SELECT count(*) FROM ato.credential_stuffing(now() - interval '1 hour') WHERE suspicious) AS stuffing_alerts_match,
+     = (SELECT count(*) FROM ato.credential_stuffing(now() - interval '5 minutes') WHERE suspicious) AS stuffing_alerts_match,
        (SELECT array_agg(accounts[1] ORDER BY accounts[1]) FROM ato.alerts WHERE rule = 'new_country_logins')
-     = (SELECT array_agg(DISTINCT user_id ORDER BY user_id) FROM ato.new_country_logins(now() - interval '2 hours')
+     = (SELECT array_agg(DISTINCT user_id ORDER BY user_id) FROM ato.new_country_logins(now() - interval '1 hour')
          WHERE suspicious_actions > 0) AS new_country_alerts_match;
 SELECT evidence ->> 'suspicious_actions' AS actions, evidence ->> 'country_code' AS country
   FROM ato.alerts WHERE rule = 'new_country_logins';
@@ -46,6 +46,16 @@ SELECT ato.run_detection('credential_stuffing') AS findings;
 SELECT count(*) AS stuffing_alerts, bool_and(last_seen > :'seen_before') AS seen_again,
        bool_and(first_seen <= :'seen_before') AS first_seen_kept
   FROM ato.alerts WHERE rule = 'credential_stuffing';
+
+-- A run reads the events since the last successful run began, less
+-- lookback: a rule that ran a minute ago with a lookback of 1 minute does
+-- not read the stuffing of 3 minutes ago again; a failed run does not move
+-- covered_until on.
+INSERT INTO ato.detection_rules (name, detection, lookback, covered_until)
+VALUES ('recent stuffing', 'credential_stuffing', '1 minute', now() - interval '1 minute');
+SELECT ato.run_detection('recent stuffing') AS findings_since_last_run;
+SELECT covered_until > now() - interval '1 minute' AS moved_on FROM ato.detection_rules WHERE name = 'recent stuffing';
+DELETE FROM ato.detection_rules WHERE name = 'recent stuffing';
 
 -- Bad rules are reported on their row and skipped; the good ones still run.
 INSERT INTO ato.detection_rules (name, detection, parameters) VALUES
@@ -59,7 +69,7 @@ INSERT INTO ato.detection_rules (name, detection, parameters) VALUES
 SET client_min_messages = error;
 SELECT rule, findings FROM ato.run_detections() ORDER BY rule;
 SET client_min_messages = notice;
-SELECT name, last_findings, last_error FROM ato.detection_rules
+SELECT name, last_findings, last_error, covered_until IS NOT NULL AS covered FROM ato.detection_rules
  WHERE NOT builtin ORDER BY name;
 SELECT ato.run_detection('nobody');
 SELECT ato.run_detection(NULL);

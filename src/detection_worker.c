@@ -9,10 +9,11 @@
  *      an incident worker if an incident was left marking;
  *   2. waiting for the extension, if it is not installed yet: it looks again
  *      every interval;
- *   3. a cycle: each enabled rule of ato.detection_rules in its own
- *      transaction (ato.run_detection(), under ato_response.rule_timeout), so
- *      that a slow or failing rule is cut off, recorded on its row and the
- *      others still run; then ato.apply_retention();
+ *   3. a cycle: ato.refresh_summaries(); each enabled rule of
+ *      ato.detection_rules in its own transaction (ato.run_detection(), under
+ *      ato_response.rule_timeout), so that a slow or failing rule is cut off,
+ *      recorded on its row and the others still run; then
+ *      ato.apply_retention();
  *   4. sleeping until ato_response.detection_interval after the last cycle
  *      began, woken early by SIGHUP (new settings, a new interval counting
  *      from the last cycle; the GeoIP file is reopened by the next lookup
@@ -190,8 +191,14 @@ enabled_rules(MemoryContext keep)
 static void
 run_cycle(MemoryContext cycle_context)
 {
-	List	   *rules = enabled_rules(cycle_context);
+	List	   *rules;
 	ListCell   *cell;
+
+	/* the summaries first, so that the rules read little beyond them */
+	pgstat_report_activity(STATE_RUNNING, "refreshing the per-account summaries");
+	(void) run_transaction("SELECT ato.refresh_summaries()", 0, NULL, NULL, true, NULL);
+
+	rules = enabled_rules(cycle_context);
 
 	foreach(cell, rules)
 	{

@@ -18,10 +18,11 @@
  * server, it is started again and carries on from the last committed batch.
  *
  * The launcher exists only when the library is in shared_preload_libraries.
- * At server start and at every reload it starts the detection worker of each
- * database in ato_response.databases (src/detection_worker.c), which starts
- * an incident worker when a shutdown left an incident marking; without the
- * launcher, ato.resume_incidents() does that by hand.
+ * At server start, at every reload, and every minute for databases created
+ * since, it starts the detection worker of each database in
+ * ato_response.databases (src/detection_worker.c), which starts an incident
+ * worker when a shutdown left an incident marking; without the launcher,
+ * ato.resume_incidents() does that by hand.
  */
 #include "postgres.h"
 
@@ -45,6 +46,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/uuid.h"
 #include "utils/varlena.h"
@@ -241,9 +243,16 @@ database_oid(const char *name)
 	return database;
 }
 
-/* Start the detection worker of every database of ato_response.databases. */
+/* Databases given a detection worker since the last reload (launcher only). */
+static List *launched_databases = NIL;
+
+/*
+ * Start the detection worker of each database of ato_response.databases
+ * that has none from this launcher yet.  Problems are reported unless
+ * quietly (the periodic retry for databases created since).
+ */
 static void
-launch_for_configured_databases(void)
+launch_for_configured_databases(bool quietly)
 {
 	char	   *names = pstrdup(ato_databases);
 	List	   *list;
@@ -251,10 +260,11 @@ launch_for_configured_databases(void)
 
 	if (!SplitIdentifierString(names, ',', &list))
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ato_response.databases is not a list of database names: \"%s\"", ato_databases),
-				 errhint("Separate the names with commas.")));
+		if (!quietly)
+			ereport(WARNING,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ato_response.databases is not a list of database names: \"%s\"", ato_databases),
+					 errhint("Separate the names with commas.")));
 		return;
 	}
 	StartTransactionCommand();
@@ -264,11 +274,23 @@ launch_for_configured_databases(void)
 		Oid			database = database_oid(name);
 
 		if (!OidIsValid(database))
-			ereport(WARNING,
-					(errcode(ERRCODE_UNDEFINED_DATABASE),
-					 errmsg("ato_response.databases names database \"%s\", which does not exist", name),
-					 errhint("Correct the setting and reload the configuration.")));
-		else if (!detection_worker_launch(database))
+		{
+			if (!quietly)
+				ereport(WARNING,
+						(errcode(ERRCODE_UNDEFINED_DATABASE),
+						 errmsg("ato_response.databases names database \"%s\", which does not exist (yet)", name),
+						 errhint("A detection worker starts within a minute of its creation.")));
+		}
+		else if (list_member_oid(launched_databases, database))
+			continue;
+		else if (detection_worker_launch(database))
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			launched_databases = lappend_oid(launched_databases, database);
+			MemoryContextSwitchTo(old);
+		}
+		else if (!quietly)
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("no background worker could be started for database \"%s\"", name),
@@ -285,19 +307,25 @@ ato_incident_launcher_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_activity(STATE_RUNNING, "starting detection workers");
-	launch_for_configured_databases();
+	launch_for_configured_databases(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	for (;;)
 	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
+		/* once a minute, for databases created since */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 60000L,
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			launch_for_configured_databases();
+			list_free(launched_databases);
+			launched_databases = NIL;
+			launch_for_configured_databases(false);
 		}
+		else
+			launch_for_configured_databases(true);
 	}
 }
