@@ -1130,13 +1130,13 @@ SELECT pg_catalog.pg_extension_config_dump('ato.detection_rules', 'WHERE NOT bui
 
 INSERT INTO ato.detection_rules (name, detection, parameters, lookback, enabled, builtin) VALUES
     ('new_country_logins',    'new_country_logins',    '{}', interval '1 hour',     true,  true),
-    ('credential_stuffing',   'credential_stuffing',   '{}', interval '5 minutes',  true,  true),
-    ('password_spray',        'password_spray',        '{}', interval '5 minutes',  true,  true),
-    ('failed_login_bursts',   'failed_login_bursts',   '{}', interval '10 minutes', true,  true),
-    ('impossible_travel',     'impossible_travel',     '{}', interval '2 minutes',  true,  true),
-    ('listed_network_logins', 'listed_network_logins', '{}', interval '2 minutes',  true,  true),
-    ('persistence_changes',   'persistence_changes',   '{}', interval '2 minutes',  false, true),
-    ('cidr_scope',            'cidr_scope',            '{"cidrs": []}', interval '2 minutes', false, true),
+    ('credential_stuffing',   'credential_stuffing',   '{}', interval '1 minute',   true,  true),
+    ('password_spray',        'password_spray',        '{}', interval '1 minute',   true,  true),
+    ('failed_login_bursts',   'failed_login_bursts',   '{}', interval '5 minutes',  true,  true),
+    ('impossible_travel',     'impossible_travel',     '{}', interval '1 minute',   true,  true),
+    ('listed_network_logins', 'listed_network_logins', '{}', interval '1 minute',   true,  true),
+    ('persistence_changes',   'persistence_changes',   '{}', interval '1 minute',   false, true),
+    ('cidr_scope',            'cidr_scope',            '{"cidrs": []}', interval '1 minute', false, true),
     ('related_accounts',      'related_accounts',      '{"user_ids": []}', interval '24 hours', false, true),
     ('suspicious_action_counts', 'suspicious_action_counts', '{"user_ids": []}', interval '1 hour', false, true);
 

@@ -21,10 +21,10 @@ SELECT 'u' || a, '81.2.69.160', 'success', now() - interval '3 days' FROM genera
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
 SELECT 'u' || a, ('5.188.10.' || (1 + a % 20))::inet,
        CASE WHEN a IN (7, 8) THEN 'success' ELSE 'failure' END,
-       now() - interval '3 minutes' + a * interval '1 second'
+       now() - interval '41 seconds' + a * interval '1 second'
   FROM generate_series(1, 40) a;
 INSERT INTO ato.audit_events (actor_id, event_type, occurred_at, ip_address)
-VALUES ('u7', 'user.email_changed', now() - interval '1 minute', '5.188.10.8');
+VALUES ('u7', 'user.email_changed', now() - interval '2 seconds', '5.188.10.8');
 
 -- Run every enabled rule once.
 SELECT rule, findings, error FROM ato.run_detections() ORDER BY rule;
@@ -32,7 +32,7 @@ SELECT rule, findings, error FROM ato.run_detections() ORDER BY rule;
 -- The alerts are the detection functions' rows, one per finding.
 SELECT rule, finding, accounts, status FROM ato.alerts ORDER BY rule, finding;
 SELECT (SELECT count(*) FROM ato.alerts WHERE rule = 'credential_stuffing')
-     = (SELECT count(*) FROM ato.credential_stuffing(now() - interval '5 minutes') WHERE suspicious) AS stuffing_alerts_match,
+     = (SELECT count(*) FROM ato.credential_stuffing(now() - interval '1 minute') WHERE suspicious) AS stuffing_alerts_match,
        (SELECT array_agg(accounts[1] ORDER BY accounts[1]) FROM ato.alerts WHERE rule = 'new_country_logins')
      = (SELECT array_agg(DISTINCT user_id ORDER BY user_id) FROM ato.new_country_logins(now() - interval '1 hour')
          WHERE suspicious_actions > 0) AS new_country_alerts_match;
@@ -48,11 +48,11 @@ SELECT count(*) AS stuffing_alerts, bool_and(last_seen > :'seen_before') AS seen
   FROM ato.alerts WHERE rule = 'credential_stuffing';
 
 -- A run reads the events since the last successful run began, less
--- lookback: a rule that ran a minute ago with a lookback of 1 minute does
--- not read the stuffing of 3 minutes ago again; a failed run does not move
+-- lookback: a rule that ran 5 seconds ago with a lookback of 5 seconds does
+-- not read the stuffing of half a minute ago again; a failed run does not move
 -- covered_until on.
 INSERT INTO ato.detection_rules (name, detection, lookback, covered_until)
-VALUES ('recent stuffing', 'credential_stuffing', '1 minute', now() - interval '1 minute');
+VALUES ('recent stuffing', 'credential_stuffing', '5 seconds', now() - interval '5 seconds');
 SELECT ato.run_detection('recent stuffing') AS findings_since_last_run;
 SELECT covered_until > now() - interval '1 minute' AS moved_on FROM ato.detection_rules WHERE name = 'recent stuffing';
 DELETE FROM ato.detection_rules WHERE name = 'recent stuffing';

@@ -45,7 +45,7 @@ sub stage_stuffing
 		'postgres', qq{
 		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
 		SELECT 'victim-' || a, ('$network.' || (1 + a % 20))::inet,
-		       CASE WHEN a = 7 THEN 'success' ELSE 'failure' END, now() - interval '1 minute'
+		       CASE WHEN a = 7 THEN 'success' ELSE 'failure' END, now()
 		  FROM generate_series(1, 40) a;
 		SELECT clock_timestamp();
 	});
@@ -64,7 +64,7 @@ $node->psql(
 	LISTEN ato_alerts;
 	INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
 	SELECT 'victim-' || a, ('5.188.10.' || (1 + a % 20))::inet,
-	       CASE WHEN a = 7 THEN 'success' ELSE 'failure' END, now() - interval '1 minute'
+	       CASE WHEN a = 7 THEN 'success' ELSE 'failure' END, now()
 	  FROM generate_series(1, 40) a;
 	SELECT clock_timestamp() AS staged \gset
 	DO $$BEGIN
