@@ -241,8 +241,8 @@ ato_detection_worker_main(Datum arg)
 	if (!locked)
 		proc_exit(0);			/* another detection worker serves this database */
 
-	if (query_bool("SELECT pg_catalog.to_regclass('ato.incidents') IS NOT NULL"
-				   " AND EXISTS (SELECT FROM ato.incidents WHERE status = 'marking')"))
+	if (query_bool("SELECT pg_catalog.to_regclass('ato.incidents') IS NOT NULL") &&
+		query_bool("SELECT EXISTS (SELECT FROM ato.incidents WHERE status = 'marking')"))
 		(void) incident_worker_launch(database, InvalidTransactionId);
 
 	for (;;)
