@@ -348,6 +348,20 @@ SELECT pg_catalog.pg_extension_config_dump('ato.account_countries', '');
 -- Not dumped: after a restore the watermark starts again at -infinity, and
 -- the first refresh folds the whole store in once more (it only ever adds,
 -- so that is harmless).
+CREATE TABLE ato.account_last_logins (
+    user_id      text             PRIMARY KEY,
+    event_id     bigint           NOT NULL,
+    occurred_at  timestamptz      NOT NULL,
+    ip_address   inet,
+    country_code text,
+    latitude     double precision NOT NULL,
+    longitude    double precision NOT NULL,
+    approximate  boolean          NOT NULL
+);
+COMMENT ON TABLE ato.account_last_logins IS
+    'Per account, its latest successful login with a place (coordinates, or a country centre when approximate) before the summaries'' watermark; ato.impossible_travel() takes the previous login from here instead of re-reading the history';
+SELECT pg_catalog.pg_extension_config_dump('ato.account_last_logins', '');
+
 CREATE TABLE ato.summary_state (
     singleton          boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     summarised_until   timestamptz NOT NULL DEFAULT '-infinity',
@@ -414,6 +428,21 @@ BEGIN
          WHERE excluded.first_success_at < k.first_success_at
             OR excluded.last_success_at > k.last_success_at;
         GET DIAGNOSTICS changed = ROW_COUNT;
+        INSERT INTO ato.account_last_logins AS k (user_id, event_id, occurred_at, ip_address, country_code,
+                                                  latitude, longitude, approximate)
+        SELECT DISTINCT ON (e.user_id) e.user_id, e.id, e.occurred_at, e.ip_address, e.country_code,
+               coalesce(e.latitude, c.latitude), coalesce(e.longitude, c.longitude),
+               e.latitude IS NULL OR e.longitude IS NULL
+          FROM ato.login_events e
+          LEFT JOIN ato.country_centroids c ON c.country_code = e.country_code
+         WHERE e.occurred_at >= fold_from AND e.occurred_at < upto AND e.outcome = 'success'
+           AND ((e.latitude IS NOT NULL AND e.longitude IS NOT NULL) OR c.country_code IS NOT NULL)
+         ORDER BY e.user_id, e.occurred_at DESC, e.id DESC
+        ON CONFLICT (user_id) DO UPDATE
+           SET event_id = excluded.event_id, occurred_at = excluded.occurred_at,
+               ip_address = excluded.ip_address, country_code = excluded.country_code,
+               latitude = excluded.latitude, longitude = excluded.longitude, approximate = excluded.approximate
+         WHERE (excluded.occurred_at, excluded.event_id) > (k.occurred_at, k.event_id);
     END IF;
     DELETE FROM ato.summary_late_days;
     UPDATE ato.summary_state

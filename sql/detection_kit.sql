@@ -275,6 +275,29 @@ SELECT label, (SELECT count(*) FROM ato.impossible_travel(since, v, d, b)) AS ro
                ('slower', '2024-05-11', 100, 500, '24 hours'), ('any distance', '2024-05-11', 100, 0, '24 hours'),
                ('long lookback', '2024-05-11', 900, 500, '30 days'), ('future', '2030-01-01', 900, 500, '1 day'))
        v(label, since, v, d, b);
+-- Again with the summaries up to 2024-05-11 and up to 10:30 on it: from the
+-- watermark on, each account's login before it comes from
+-- ato.account_last_logins (the 30-day lookback reaches the VPN user's logins
+-- of 5 May there), before it from the event store.
+SELECT ato.refresh_summaries('2024-05-11') > 0 AS summarised;
+SELECT user_id, country_code, occurred_at, approximate FROM ato.account_last_logins ORDER BY user_id;
+SELECT label, (SELECT count(*) FROM ato.impossible_travel(since, v, d, b)) AS rows,
+       pg_temp.differences(
+           format('SELECT user_id, from_ip, from_country, from_at, to_ip, to_country, to_at, round(distance_km::numeric, 3), round(speed_kmh::numeric, 3), approximate FROM ato.impossible_travel(%L, %s, %s, %L)', since, v, d, b),
+           format('SELECT * FROM pg_temp.plain_travel(%L, %s, %s, %L)', since, v, d, b)) AS differences
+  FROM (VALUES ('summarised: defaults', timestamptz '2024-05-11', 900::float8, 500::float8, interval '24 hours'),
+               ('summarised: any distance', '2024-05-11', 100, 0, '24 hours'),
+               ('summarised: long lookback', '2024-05-11', 900, 500, '30 days'),
+               ('summarised: long lookback, any distance', '2024-05-11', 100, 0, '30 days'),
+               ('summarised: later since', '2024-05-11 10:15', 100, 0, '30 days'))
+       v(label, since, v, d, b);
+SELECT ato.refresh_summaries('2024-05-11 10:30') > 0 AS summarised_further;
+SELECT label, pg_temp.differences(
+           format('SELECT user_id, from_ip, from_country, from_at, to_ip, to_country, to_at, round(distance_km::numeric, 3), round(speed_kmh::numeric, 3), approximate FROM ato.impossible_travel(%L, %s, %s, %L)', since, v, d, b),
+           format('SELECT * FROM pg_temp.plain_travel(%L, %s, %s, %L)', since, v, d, b)) AS differences
+  FROM (VALUES ('since before the watermark', timestamptz '2024-05-11', 100::float8, 0::float8, interval '30 days'),
+               ('since after it', '2024-05-11 10:45', 100, 0, '30 days'))
+       v(label, since, v, d, b);
 SELECT user_id, from_country, to_country, to_at, round(distance_km) AS km, round(speed_kmh) AS kmh, approximate
   FROM ato.impossible_travel('2024-05-11');
 SELECT user_id, from_country, to_country, round(distance_km) AS km

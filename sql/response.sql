@@ -4,6 +4,10 @@
 -- bad input each of them refuses.
 SET timezone = 'UTC';
 \set SHOW_CONTEXT never
+-- a fresh extension: no summaries or incidents left by the earlier tests
+SET client_min_messages = warning;
+DROP EXTENSION ato_response CASCADE;
+CREATE EXTENSION ato_response;
 SET client_min_messages = notice;
 
 -- The four shapes of the application's tables, with text, bigint and uuid

@@ -216,14 +216,15 @@ array_arg(FunctionCallInfo fcinfo, int argno, const char *function, const char *
  * -infinity when there is no state.
  */
 static TimestampTz
-summarised_until(void)
+summarised_until_late(bool *late_days)
 {
 	TimestampTz until = DT_NOBEGIN;
 	int			ret;
 
+	*late_days = false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute("SELECT least(summarised_until, late_from) FROM ato.summary_status",
+	ret = SPI_execute("SELECT least(summarised_until, late_from), late_from IS NOT NULL FROM ato.summary_status",
 					  true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading ato.summary_state failed: %s", SPI_result_code_string(ret));
@@ -234,9 +235,18 @@ summarised_until(void)
 
 		if (!isnull)
 			until = DatumGetTimestampTz(value);
+		*late_days = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	SPI_finish();
 	return until;
+}
+
+static TimestampTz
+summarised_until(void)
+{
+	bool		late_days;
+
+	return summarised_until_late(&late_days);
 }
 
 /*
@@ -738,34 +748,65 @@ ato_related_accounts(PG_FUNCTION_ARGS)
  * before since (read as in ato.new_country_logins()).  Great-circle
  * distance by the haversine formula on the mean earth radius.
  */
+/* The successful logins with a place: coordinates, or the country's centre. */
+#define LOCATED_LOGINS \
+"    SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at," \
+"           coalesce(l.latitude, c.latitude) AS lat, coalesce(l.longitude, c.longitude) AS lon," \
+"           l.latitude IS NULL OR l.longitude IS NULL AS approximate" \
+"      FROM ato.login_events l" \
+"      LEFT JOIN ato.country_centroids c ON c.country_code = l.country_code" \
+"     WHERE l.outcome = 'success'" \
+"       AND ((l.latitude IS NOT NULL AND l.longitude IS NOT NULL) OR c.country_code IS NOT NULL)"
+
+/* From the located logins w, each account's consecutive pairs that are too fast. */
+#define TRAVEL_LEGS \
+" pairs AS (" \
+"    SELECT user_id," \
+"           lag(ip_address) OVER u AS from_ip, lag(country_code) OVER u AS from_country," \
+"           lag(occurred_at) OVER u AS from_at, lag(lat) OVER u AS from_lat, lag(lon) OVER u AS from_lon," \
+"           lag(approximate) OVER u AS from_approximate," \
+"           ip_address AS to_ip, country_code AS to_country, occurred_at AS to_at, lat, lon, approximate" \
+"      FROM w WINDOW u AS (PARTITION BY user_id ORDER BY occurred_at, id))," \
+" legs AS (" \
+"    SELECT p.*," \
+"           2 * 6371.0088 * asin(least(1, sqrt(sin(radians(lat - from_lat) / 2) ^ 2" \
+"               + cos(radians(from_lat)) * cos(radians(lat)) * sin(radians(lon - from_lon) / 2) ^ 2))) AS distance_km," \
+"           greatest(extract(epoch FROM to_at - from_at)::float8 / 3600, 1.0 / 3600) AS hours" \
+"      FROM pairs p WHERE p.from_at IS NOT NULL AND p.to_at >= $1)" \
+"SELECT g.user_id, g.from_ip, g.from_country, g.from_at, g.to_ip, g.to_country, g.to_at," \
+"       g.distance_km, g.distance_km / g.hours AS speed_kmh, g.from_approximate OR g.approximate" \
+"  FROM legs g" \
+" WHERE g.distance_km >= $3 AND g.distance_km / g.hours > $2" \
+"   AND " UNFAMILIAR_COUNTRY("g.user_id", "g.to_country", "$1", "$5") \
+" ORDER BY g.to_at, g.user_id"
+
+/*
+ * $1 since, $2 max_speed_kmh, $3 min_distance_km, $4 lookback, $5 where the
+ * unsummarised stretch before since begins.  Reads every located login from
+ * since - lookback on, to find each window login's predecessor.
+ */
 static const char impossible_travel_sql[] =
-"WITH w AS ("
-"    SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at,"
-"           coalesce(l.latitude, c.latitude) AS lat, coalesce(l.longitude, c.longitude) AS lon,"
-"           l.latitude IS NULL OR l.longitude IS NULL AS approximate"
-"      FROM ato.login_events l"
-"      LEFT JOIN ato.country_centroids c ON c.country_code = l.country_code"
-"     WHERE l.occurred_at >= $1 - $4 AND l.outcome = 'success'"
-"       AND ((l.latitude IS NOT NULL AND l.longitude IS NOT NULL) OR c.country_code IS NOT NULL)),"
-" pairs AS ("
-"    SELECT user_id,"
-"           lag(ip_address) OVER u AS from_ip, lag(country_code) OVER u AS from_country,"
-"           lag(occurred_at) OVER u AS from_at, lag(lat) OVER u AS from_lat, lag(lon) OVER u AS from_lon,"
-"           lag(approximate) OVER u AS from_approximate,"
-"           ip_address AS to_ip, country_code AS to_country, occurred_at AS to_at, lat, lon, approximate"
-"      FROM w WINDOW u AS (PARTITION BY user_id ORDER BY occurred_at, id)),"
-" legs AS ("
-"    SELECT p.*,"
-"           2 * 6371.0088 * asin(least(1, sqrt(sin(radians(lat - from_lat) / 2) ^ 2"
-"               + cos(radians(from_lat)) * cos(radians(lat)) * sin(radians(lon - from_lon) / 2) ^ 2))) AS distance_km,"
-"           greatest(extract(epoch FROM to_at - from_at)::float8 / 3600, 1.0 / 3600) AS hours"
-"      FROM pairs p WHERE p.from_at IS NOT NULL AND p.to_at >= $1)"
-"SELECT g.user_id, g.from_ip, g.from_country, g.from_at, g.to_ip, g.to_country, g.to_at,"
-"       g.distance_km, g.distance_km / g.hours AS speed_kmh, g.from_approximate OR g.approximate"
-"  FROM legs g"
-" WHERE g.distance_km >= $3 AND g.distance_km / g.hours > $2"
-"   AND " UNFAMILIAR_COUNTRY("g.user_id", "g.to_country", "$1", "$5")
-" ORDER BY g.to_at, g.user_id";
+"WITH w AS (" LOCATED_LOGINS " AND l.occurred_at >= $1 - $4)," TRAVEL_LEGS;
+
+/*
+ * The same when the summaries are complete up to their watermark $5 and
+ * since is at or after it (the detection worker's case): the logins from the
+ * watermark on of the accounts that logged in since since, and, for each,
+ * its latest located login before the watermark from
+ * ato.account_last_logins, which is the predecessor of its first login from
+ * the watermark on.  The history before the watermark is not read.
+ */
+static const char impossible_travel_recent_sql[] =
+"WITH recent AS (" LOCATED_LOGINS " AND l.occurred_at >= $5 AND l.occurred_at >= $1 - $4),"
+" accounts AS (SELECT DISTINCT r.user_id FROM recent r WHERE r.occurred_at >= $1),"
+" w AS ("
+"    SELECT r.* FROM recent r WHERE r.user_id IN (SELECT a.user_id FROM accounts a)"
+"    UNION ALL"
+"    SELECT s.event_id, s.user_id, s.ip_address, s.country_code, s.occurred_at,"
+"           s.latitude, s.longitude, s.approximate"
+"      FROM ato.account_last_logins s"
+"     WHERE s.user_id IN (SELECT a.user_id FROM accounts a) AND s.occurred_at >= $1 - $4),"
+TRAVEL_LEGS;
 
 PG_FUNCTION_INFO_V1(ato_impossible_travel);
 
@@ -778,13 +819,21 @@ ato_impossible_travel(PG_FUNCTION_ARGS)
 	float8		max_speed = number_arg(fcinfo, 1, function, "max_speed_kmh", 1, 1e6);
 	float8		min_distance = number_arg(fcinfo, 2, function, "min_distance_km", 0, 20100);
 	Interval   *lookback = positive_interval_arg(fcinfo, 3, function, "lookback");
+	bool		late_days;
+	TimestampTz summarised_to = summarised_until_late(&late_days);
 
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
 	detect_arg(&query, FLOAT8OID, Float8GetDatum(max_speed), false);
 	detect_arg(&query, FLOAT8OID, Float8GetDatum(min_distance), false);
 	detect_arg(&query, INTERVALOID, IntervalPGetDatum(lookback), false);
-	detect_arg(&query, TIMESTAMPTZOID,
-			   TimestampTzGetDatum(unsummarised_from(since, summarised_until(), function)), false);
+	if (!late_days && !TIMESTAMP_IS_NOBEGIN(summarised_to) && since >= summarised_to)
+	{
+		query.sql = impossible_travel_recent_sql;
+		detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(summarised_to), false);
+	}
+	else
+		detect_arg(&query, TIMESTAMPTZOID,
+				   TimestampTzGetDatum(unsummarised_from(since, summarised_to, function)), false);
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
