@@ -675,9 +675,9 @@ bench_worker() {
     bench_psql -c "SELECT ato.create_partitions(now() - interval '1 day', now() + interval '1 day')" >/dev/null
     cat >"$work/login.sql" <<'SQL'
 \set account random(1, 200000)
-\set host random(1, 60000)
+\set attempt random(1, 10)
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
-VALUES ('user-' || :account, '81.2.0.0'::inet + :host, CASE WHEN :host % 10 = 0 THEN 'failure' ELSE 'success' END, now());
+VALUES ('user-' || :account, '81.2.69.0'::inet + :account % 256, CASE WHEN :attempt = 1 THEN 'failure' ELSE 'success' END, now());
 SQL
     # the database was created after the server started: a reload starts its worker now
     bench_psql -c 'SELECT pg_reload_conf()' >/dev/null

@@ -55,6 +55,9 @@ PGDLLEXPORT void ato_detection_worker_main(Datum arg);
 #define DETECTION_LOCK_KEY1 0x41544f52	/* "ATOR" */
 #define DETECTION_LOCK_KEY2 1
 
+/* work_mem of the detection worker, at least (kB) */
+#define DETECTION_WORK_MEM_KB 65536
+
 bool
 detection_worker_launch(Oid database)
 {
@@ -194,9 +197,13 @@ run_cycle(MemoryContext cycle_context)
 	List	   *rules;
 	ListCell   *cell;
 
-	/* the summaries first, so that the rules read little beyond them */
+	/*
+	 * The summaries first, as close to now as they go, so that the rules
+	 * read little beyond them.
+	 */
 	pgstat_report_activity(STATE_RUNNING, "refreshing the per-account summaries");
-	(void) run_transaction("SELECT ato.refresh_summaries()", 0, NULL, NULL, true, NULL);
+	(void) run_transaction("SELECT ato.refresh_summaries(now() - interval '1 minute')", 0, NULL, NULL,
+						   true, NULL);
 
 	rules = enabled_rules(cycle_context);
 
@@ -230,6 +237,10 @@ ato_detection_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+
+	/* the rules sort a window's logins per account: let them do it in memory */
+	if (work_mem < DETECTION_WORK_MEM_KB)
+		SetConfigOption("work_mem", CppAsString2(DETECTION_WORK_MEM_KB), PGC_USERSET, PGC_S_SESSION);
 
 	cycle_context = AllocSetContextCreate(TopMemoryContext, "ato_response detection cycle",
 										  ALLOCSET_DEFAULT_SIZES);
