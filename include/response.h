@@ -65,6 +65,9 @@ extern void incident_mark_batch(const IncidentRun *run, int batch, bool lock_acc
 extern bool incident_load(const pg_uuid_t *incident, IncidentRun *run, int *batches_done);
 
 /* src/incident_worker.c */
+struct BackgroundWorker;
+extern void ato_worker_init(struct BackgroundWorker *worker, const char *function, const char *type,
+							Oid database, int restart_seconds);
 extern bool incident_worker_launch(Oid database, TransactionId wait_for);
 extern void incident_launcher_register(void);
 

@@ -64,15 +64,7 @@ detection_worker_launch(Oid database)
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "ato_response");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ato_detection_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "ato_response detection worker for database %u", database);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "ato_response detection worker");
-	worker.bgw_main_arg = ObjectIdGetDatum(database);
+	ato_worker_init(&worker, "ato_detection_worker_main", "ato_response detection worker", database, 10);
 	return RegisterDynamicBackgroundWorker(&worker, &handle);
 }
 

@@ -67,6 +67,29 @@ typedef struct IncidentWorkerArgs
 
 StaticAssertDecl(sizeof(IncidentWorkerArgs) <= BGW_EXTRALEN, "bgw_extra is too small");
 
+/*
+ * A worker of this library that connects to a database once recovery is
+ * over: its entry function, its type (pg_stat_activity.backend_type, and its
+ * name with the database) and how many seconds after a crash it restarts.
+ */
+void
+ato_worker_init(BackgroundWorker *worker, const char *function, const char *type,
+				Oid database, int restart_seconds)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_seconds;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "ato_response");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", type);
+	if (OidIsValid(database))
+		snprintf(worker->bgw_name, BGW_MAXLEN, "%s for database %u", type, database);
+	else
+		snprintf(worker->bgw_name, BGW_MAXLEN, "%s", type);
+	worker->bgw_main_arg = ObjectIdGetDatum(database);
+}
+
 bool
 incident_worker_launch(Oid database, TransactionId wait_for)
 {
@@ -74,14 +97,7 @@ incident_worker_launch(Oid database, TransactionId wait_for)
 	BackgroundWorkerHandle *handle;
 	IncidentWorkerArgs args = {database, wait_for};
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "ato_response");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ato_incident_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "ato_response incident worker for database %u", database);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "ato_response incident worker");
+	ato_worker_init(&worker, "ato_incident_worker_main", "ato_response incident worker", database, 5);
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 	return RegisterDynamicBackgroundWorker(&worker, &handle);
 }
@@ -205,14 +221,7 @@ incident_launcher_register(void)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "ato_response");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ato_incident_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "ato_response launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "ato_response launcher");
+	ato_worker_init(&worker, "ato_incident_launcher_main", "ato_response launcher", InvalidOid, 10);
 	RegisterBackgroundWorker(&worker);
 }
 
