@@ -880,12 +880,21 @@ COMMENT ON FUNCTION ato.resume_incidents() IS
 
 CREATE FUNCTION ato.session_revoked(user_id text, issued_at timestamptz)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (SELECT FROM ato.account_revocations r
-                    WHERE r.user_id = $1 COLLATE "C"
-                      AND ($2 IS NULL OR $2 <= r.revoked_at));
+BEGIN
+    IF user_id IS NULL THEN
+        -- an answer here would either let a session through or throw a user
+        -- out for a bug of the caller's
+        RAISE EXCEPTION 'session_revoked: user_id must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the id of the account the session or token belongs to.';
+    END IF;
+    RETURN EXISTS (SELECT FROM ato.account_revocations r
+                    WHERE r.user_id = session_revoked.user_id COLLATE "C"
+                      AND (issued_at IS NULL OR issued_at <= r.revoked_at));
+END;
 $$;
 COMMENT ON FUNCTION ato.session_revoked(text, timestamptz) IS
     'True if a session or token of the account issued at issued_at must be rejected: an incident revoked the account at or after that time (an unknown issue time counts as revoked)';
