@@ -7,6 +7,7 @@ OBJS = \
 	src/geoip.o \
 	src/geoip_json.o \
 	src/ingest.o \
+	src/owner.o \
 	src/summary.o \
 	src/detect.o \
 	src/targets.o \

@@ -53,6 +53,7 @@
 #include "utils/wait_event.h"
 
 #include "ato_response.h"
+#include "owner.h"
 #include "response.h"
 
 PGDLLEXPORT void ato_incident_worker_main(Datum arg);
@@ -100,25 +101,6 @@ incident_worker_launch(Oid database, TransactionId wait_for)
 	ato_worker_init(&worker, "ato_incident_worker_main", "ato_response incident worker", database, 5);
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 	return RegisterDynamicBackgroundWorker(&worker, &handle);
-}
-
-/*
- * The owner of ato.incidents (the extension's owner), whom the worker acts
- * as, or InvalidOid when the extension is not installed here.  Needs SPI.
- */
-static Oid
-incidents_owner(void)
-{
-	bool		isnull;
-	Datum		owner;
-
-	if (SPI_execute("SELECT c.relowner FROM pg_catalog.pg_class c"
-					" WHERE c.oid = pg_catalog.to_regclass('ato.incidents')", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "looking up ato.incidents failed");
-	if (SPI_processed == 0)
-		return InvalidOid;
-	owner = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return DatumGetObjectId(owner);
 }
 
 /* Mark the next batch of the oldest incident still marking; false if none is. */
@@ -190,7 +172,8 @@ ato_incident_worker_main(Datum arg)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
-		owner = incidents_owner();
+		/* the extension's owner, whom the worker acts as */
+		owner = ato_relation_owner("incidents");
 		if (!OidIsValid(owner))
 			more = false;		/* the extension is not installed here */
 		else

@@ -31,19 +31,15 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "owner.h"
 #include "summary.h"
 
 /*
@@ -93,31 +89,6 @@ summary_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
- * The owner of ato.summary_state, as whom the summaries are maintained, or
- * InvalidOid when the table is not there (the SQL objects of an older
- * version of the extension under this library: there are no summaries to
- * keep, and storing events must not fail for it).
- */
-static Oid
-summary_state_owner(void)
-{
-	Oid			nspid = get_namespace_oid("ato", true);
-	Oid			relid;
-	HeapTuple	tuple;
-	Oid			owner;
-
-	if (!OidIsValid(nspid) ||
-		!OidIsValid(relid = get_relname_relid("summary_state", nspid)))
-		return InvalidOid;
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		return InvalidOid;
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
-}
-
-/*
  * Run one statement on the summary tables as their owner.  Returns the first
  * column of the first row, if it asked for one and there is one; does
  * nothing and returns false when the table does not exist.
@@ -134,7 +105,13 @@ summary_statement(const char *sql, bool read_only, Datum arg, bool has_arg,
 	bool		found = false;
 	int			ret;
 
-	owner = summary_state_owner();
+	/*
+	 * The owner of ato.summary_state, as whom the summaries are maintained;
+	 * none when the table is not there (the SQL objects of an older version
+	 * of the extension under this library: there are no summaries to keep,
+	 * and storing events must not fail for it).
+	 */
+	owner = ato_relation_owner("summary_state");
 	if (!OidIsValid(owner))
 		return false;
 
