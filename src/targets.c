@@ -51,6 +51,8 @@ target_action_from_name(const char *name)
 	pg_unreachable();
 }
 
+#define ID_TYPES_HINT "User ids are matched as text, varchar, uuid, bigint or integer."
+
 /*
  * The element type account ids are converted to for a user-id column of the
  * given (base) type, or InvalidOid if ids cannot be matched against it.
@@ -279,7 +281,7 @@ target_id_type(const RevocationTarget *target)
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("revocation target %s: column \"%s\" is of type %s", target->name,
 						target->user_column, format_type_be(get_atttype(target->relid, attnum))),
-				 errhint("User ids are matched as text, varchar, uuid, bigint or integer.")));
+				 errhint(ID_TYPES_HINT)));
 	return id_type;
 }
 
@@ -513,6 +515,7 @@ ato_register_revocation_target(PG_FUNCTION_ARGS)
 	IncidentRun dry_run;
 	TargetBatch batch = {&target, &dry_run, NULL, 0, true};
 	char		relkind;
+	Oid			user_column_type;
 	Oid			argtypes[9] = {REGCLASSOID, TEXTOID, NAMEOID, TEXTOID, NAMEOID, NAMEOID, NAMEOID,
 	NAMEOID, NAMEOID};
 	Datum		values[9];
@@ -561,16 +564,14 @@ ato_register_revocation_target(PG_FUNCTION_ARGS)
 	else
 		require_privilege(target.relid, target.name, ACL_UPDATE, "UPDATE");
 
-	if (!OidIsValid(id_type_for_column(registered_column_type(target.relid, target.name,
-															  target.user_column,
-															  "the account id"))))
+	user_column_type = registered_column_type(target.relid, target.name, target.user_column,
+											  "the account id");
+	if (!OidIsValid(id_type_for_column(user_column_type)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("register_revocation_target: column \"%s\" of %s is of type %s",
-						target.user_column, target.name,
-						format_type_be(registered_column_type(target.relid, target.name,
-															  target.user_column, "the account id"))),
-				 errhint("User ids are matched as text, varchar, uuid, bigint or integer.")));
+						target.user_column, target.name, format_type_be(user_column_type)),
+				 errhint(ID_TYPES_HINT)));
 
 	if (target.action == TARGET_DELETE)
 	{
