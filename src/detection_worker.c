@@ -77,15 +77,18 @@ commit_and_deliver(void)
 #endif
 }
 
+/* Reads the rows of a statement, in the caller's memory context. */
+typedef void (*ResultReader) (SPITupleTable *rows, uint64 count, void *arg);
+
 /*
  * Run one statement in its own transaction, under ato_response.rule_timeout
  * when timed.  Returns NULL, or the message of the error that aborted it
- * (which is also logged); *result_bool, when given, gets the first column of
- * the first row.  Comes back in the caller's memory context.
+ * (which is also logged); read, when given, gets its rows before the
+ * commit.  Comes back in the caller's memory context.
  */
 static char *
 run_transaction(const char *sql, int nargs, Oid *argtypes, Datum *values, bool timed,
-				bool *result_bool)
+				ResultReader read, void *read_arg)
 {
 	MemoryContext worker_context = CurrentMemoryContext;
 	char	   *volatile failure = NULL;
@@ -106,12 +109,12 @@ run_transaction(const char *sql, int nargs, Oid *argtypes, Datum *values, bool t
 			disable_timeout(STATEMENT_TIMEOUT, false);
 		if (ret < 0)
 			elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(ret));
-		if (result_bool != NULL && SPI_processed > 0)
+		if (read != NULL)
 		{
-			bool		isnull;
-			Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			MemoryContext spi_context = MemoryContextSwitchTo(worker_context);
 
-			*result_bool = !isnull && DatumGetBool(value);
+			read(SPI_tuptable, SPI_processed, read_arg);
+			MemoryContextSwitchTo(spi_context);
 		}
 		SPI_finish();
 		PopActiveSnapshot();
@@ -135,12 +138,22 @@ run_transaction(const char *sql, int nargs, Oid *argtypes, Datum *values, bool t
 	return failure;
 }
 
+static void
+read_first_bool(SPITupleTable *rows, uint64 count, void *arg)
+{
+	bool		isnull;
+
+	if (count > 0)
+		*(bool *) arg = DatumGetBool(SPI_getbinval(rows->vals[0], rows->tupdesc, 1, &isnull)) && !isnull;
+}
+
+/* The first column of the first row; false if there is none or the statement failed. */
 static bool
 query_bool(const char *sql)
 {
 	bool		result = false;
 
-	if (run_transaction(sql, 0, NULL, NULL, false, &result) != NULL)
+	if (run_transaction(sql, 0, NULL, NULL, false, read_first_bool, &result) != NULL)
 		return false;
 	return result;
 }
@@ -153,40 +166,23 @@ record_rule_failure(const char *rule, const char *message)
 	Datum		values[2] = {CStringGetTextDatum(rule), CStringGetTextDatum(message)};
 
 	(void) run_transaction("UPDATE ato.detection_rules SET last_run_at = now(), last_findings = NULL,"
-						   " last_error = $2 WHERE name = $1", 2, argtypes, values, false, NULL);
-}
-
-/* The names of the enabled rules, in the worker's long-lived context. */
-static List *
-enabled_rules(MemoryContext keep)
-{
-	List	   *rules = NIL;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute("SELECT name FROM ato.detection_rules WHERE enabled ORDER BY name", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "reading ato.detection_rules failed");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		MemoryContext old = MemoryContextSwitchTo(keep);
-
-		rules = lappend(rules, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
-	PopActiveSnapshot();
-	commit_and_deliver();
-	MemoryContextSwitchTo(keep);
-	return rules;
+						   " last_error = $2 WHERE name = $1", 2, argtypes, values, false, NULL, NULL);
 }
 
 static void
-run_cycle(MemoryContext cycle_context)
+read_names(SPITupleTable *rows, uint64 count, void *arg)
 {
-	List	   *rules;
+	List	  **names = (List **) arg;
+
+	for (uint64 i = 0; i < count; i++)
+		*names = lappend(*names, SPI_getvalue(rows->vals[i], rows->tupdesc, 1));
+}
+
+/* One cycle; its allocations are in the caller's (cycle) memory context. */
+static void
+run_cycle(void)
+{
+	List	   *rules = NIL;
 	ListCell   *cell;
 
 	/*
@@ -195,9 +191,11 @@ run_cycle(MemoryContext cycle_context)
 	 */
 	pgstat_report_activity(STATE_RUNNING, "refreshing the per-account summaries");
 	(void) run_transaction("SELECT ato.refresh_summaries(now() - interval '1 minute')", 0, NULL, NULL,
-						   true, NULL);
+						   true, NULL, NULL);
 
-	rules = enabled_rules(cycle_context);
+	if (run_transaction("SELECT name FROM ato.detection_rules WHERE enabled ORDER BY name", 0, NULL, NULL,
+						false, read_names, &rules) != NULL)
+		return;
 
 	foreach(cell, rules)
 	{
@@ -208,12 +206,12 @@ run_cycle(MemoryContext cycle_context)
 
 		CHECK_FOR_INTERRUPTS();
 		pgstat_report_activity(STATE_RUNNING, psprintf("running detection rule %s", rule));
-		failure = run_transaction("SELECT ato.run_detection($1)", 1, argtypes, values, true, NULL);
+		failure = run_transaction("SELECT ato.run_detection($1)", 1, argtypes, values, true, NULL, NULL);
 		if (failure != NULL)
 			record_rule_failure(rule, failure);
 	}
 	pgstat_report_activity(STATE_RUNNING, "applying retention");
-	(void) run_transaction("SELECT ato.apply_retention()", 0, NULL, NULL, true, NULL);
+	(void) run_transaction("SELECT ato.apply_retention()", 0, NULL, NULL, true, NULL, NULL);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -222,7 +220,7 @@ ato_detection_worker_main(Datum arg)
 {
 	Oid			database = DatumGetObjectId(arg);
 	MemoryContext cycle_context;
-	bool		locked = false;
+	bool		locked;
 	TimestampTz last_cycle = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -238,9 +236,8 @@ ato_detection_worker_main(Datum arg)
 										  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cycle_context);
 
-	(void) run_transaction(psprintf("SELECT pg_catalog.pg_try_advisory_lock(%d, %d)",
-									DETECTION_LOCK_KEY1, DETECTION_LOCK_KEY2),
-						   0, NULL, NULL, false, &locked);
+	locked = query_bool(psprintf("SELECT pg_catalog.pg_try_advisory_lock(%d, %d)",
+								 DETECTION_LOCK_KEY1, DETECTION_LOCK_KEY2));
 	if (!locked)
 		proc_exit(0);			/* another detection worker serves this database */
 
@@ -261,16 +258,16 @@ ato_detection_worker_main(Datum arg)
 		}
 		/* the latch is also set by unrelated signals: run only when due */
 		now = GetCurrentTimestamp();
-		due = TimestampTzPlusMilliseconds(last_cycle, (int64) ato_detection_interval * 1000);
-		if (last_cycle == 0 || now >= due)
+		if (last_cycle == 0 ||
+			now >= TimestampTzPlusMilliseconds(last_cycle, (int64) ato_detection_interval * 1000))
 		{
 			last_cycle = now;
 			if (query_bool("SELECT pg_catalog.to_regclass('ato.detection_rules') IS NOT NULL"))
-				run_cycle(cycle_context);
+				run_cycle();
 			MemoryContextReset(cycle_context);
-			due = TimestampTzPlusMilliseconds(last_cycle, (int64) ato_detection_interval * 1000);
 			now = GetCurrentTimestamp();
 		}
+		due = TimestampTzPlusMilliseconds(last_cycle, (int64) ato_detection_interval * 1000);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(1L, (long) ((due - now) / 1000)), PG_WAIT_EXTENSION);
