@@ -431,12 +431,9 @@ BEGIN
         INSERT INTO ato.account_last_logins AS k (user_id, event_id, occurred_at, ip_address, country_code,
                                                   latitude, longitude, approximate)
         SELECT DISTINCT ON (e.user_id) e.user_id, e.id, e.occurred_at, e.ip_address, e.country_code,
-               coalesce(e.latitude, c.latitude), coalesce(e.longitude, c.longitude),
-               e.latitude IS NULL OR e.longitude IS NULL
-          FROM ato.login_events e
-          LEFT JOIN ato.country_centroids c ON c.country_code = e.country_code
+               e.lat, e.lon, e.approximate
+          FROM ato.located_logins e
          WHERE e.occurred_at >= fold_from AND e.occurred_at < upto AND e.outcome = 'success'
-           AND ((e.latitude IS NOT NULL AND e.longitude IS NOT NULL) OR c.country_code IS NOT NULL)
          ORDER BY e.user_id, e.occurred_at DESC, e.id DESC
         ON CONFLICT (user_id) DO UPDATE
            SET event_id = excluded.event_id, occurred_at = excluded.occurred_at,
@@ -676,6 +673,16 @@ INSERT INTO ato.country_centroids (country_code, latitude, longitude) VALUES
     ('VI', 18.3, -64.9), ('VN', 14.1, 108.3), ('VU', -15.4, 166.9), ('WF', -13.8, -177.2),
     ('WS', -13.8, -172.1), ('XK', 42.6, 20.9), ('YE', 15.6, 48.5), ('YT', -12.8, 45.2),
     ('ZA', -30.6, 22.9), ('ZM', -13.1, 27.8), ('ZW', -19.0, 29.2);
+
+CREATE VIEW ato.located_logins AS
+SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at, l.outcome,
+       coalesce(l.latitude, c.latitude) AS lat, coalesce(l.longitude, c.longitude) AS lon,
+       l.latitude IS NULL OR l.longitude IS NULL AS approximate
+  FROM ato.login_events l
+  LEFT JOIN ato.country_centroids c ON c.country_code = l.country_code
+ WHERE (l.latitude IS NOT NULL AND l.longitude IS NOT NULL) OR c.country_code IS NOT NULL;
+COMMENT ON VIEW ato.located_logins IS
+    'Login events with a place: their own coordinates, or their country''s centre (approximate); what ato.impossible_travel() and ato.account_last_logins measure distances between';
 
 CREATE FUNCTION ato.impossible_travel(
     since         timestamptz      DEFAULT now() - interval '24 hours',

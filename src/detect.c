@@ -748,15 +748,11 @@ ato_related_accounts(PG_FUNCTION_ARGS)
  * before since (read as in ato.new_country_logins()).  Great-circle
  * distance by the haversine formula on the mean earth radius.
  */
-/* The successful logins with a place: coordinates, or the country's centre. */
+/* The successful logins with a place (see the view ato.located_logins). */
 #define LOCATED_LOGINS \
-"    SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at," \
-"           coalesce(l.latitude, c.latitude) AS lat, coalesce(l.longitude, c.longitude) AS lon," \
-"           l.latitude IS NULL OR l.longitude IS NULL AS approximate" \
-"      FROM ato.login_events l" \
-"      LEFT JOIN ato.country_centroids c ON c.country_code = l.country_code" \
-"     WHERE l.outcome = 'success'" \
-"       AND ((l.latitude IS NOT NULL AND l.longitude IS NOT NULL) OR c.country_code IS NOT NULL)"
+"    SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at, l.lat, l.lon, l.approximate" \
+"      FROM ato.located_logins l" \
+"     WHERE l.outcome = 'success'"
 
 /* From the located logins w, each account's consecutive pairs that are too fast. */
 #define TRAVEL_LEGS \
