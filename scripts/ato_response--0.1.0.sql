@@ -362,15 +362,45 @@ COMMENT ON TABLE ato.account_last_logins IS
     'Per account, its latest successful login with a place (coordinates, or a country centre when approximate) before the summaries'' watermark; ato.impossible_travel() takes the previous login from here instead of re-reading the history';
 SELECT pg_catalog.pg_extension_config_dump('ato.account_last_logins', '');
 
+-- The recent summaries: the last two days of successful logins in the shapes
+-- two questions need, so that they read what they return instead of every
+-- login of their window.  Rows older than summary_state.recent_from are
+-- pruned at each refresh; a window starting before it reads the event store.
+-- Not dumped, like the watermark they hang on.
+CREATE TABLE ato.recent_new_country_logins (
+    event_id     bigint      NOT NULL,
+    user_id      text        NOT NULL,
+    ip_address   inet,
+    country_code text,
+    occurred_at  timestamptz NOT NULL
+);
+CREATE INDEX recent_new_country_logins_occurred_at_idx ON ato.recent_new_country_logins (occurred_at);
+COMMENT ON TABLE ato.recent_new_country_logins IS
+    'The successful logins since ato.summary_state.recent_from whose (account, country) pair was first seen since then, and those with no known country: what ato.new_country_logins() reads for the summarised part of its window';
+
+CREATE TABLE ato.recent_address_logins (
+    ip_address  inet        NOT NULL,
+    user_id     text        NOT NULL,
+    hour        timestamptz NOT NULL,
+    logins      bigint      NOT NULL,
+    first_login timestamptz NOT NULL,
+    last_login  timestamptz NOT NULL,
+    PRIMARY KEY (ip_address, user_id, hour)
+);
+CREATE INDEX recent_address_logins_hour_idx ON ato.recent_address_logins (hour);
+COMMENT ON TABLE ato.recent_address_logins IS
+    'Successful logins since ato.summary_state.recent_from per address, account and hour: what ato.cidr_scope() reads, by address, for the summarised whole hours of its window';
+
 CREATE TABLE ato.summary_state (
     singleton          boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     summarised_until   timestamptz NOT NULL DEFAULT '-infinity',
+    recent_from        timestamptz NOT NULL DEFAULT '-infinity',
     refreshed_at       timestamptz,
     last_refresh_pairs bigint
 );
 INSERT INTO ato.summary_state DEFAULT VALUES;
 COMMENT ON TABLE ato.summary_state IS
-    'The watermark of the per-account summaries: every successful login before summarised_until is counted, but on the days in ato.summary_late_days';
+    'The watermark of the per-account summaries: every successful login before summarised_until is counted, but on the days in ato.summary_late_days; the recent summaries hold what lies between recent_from and the watermark';
 
 -- Appended to, never updated, by the transactions that store late events,
 -- so that they neither wait for each other nor fail to serialize.
@@ -383,11 +413,12 @@ COMMENT ON TABLE ato.summary_late_days IS
 CREATE VIEW ato.summary_status AS
 SELECT s.summarised_until,
        (SELECT min(l.day) FROM ato.summary_late_days l) AS late_from,
+       s.recent_from,
        s.refreshed_at,
        s.last_refresh_pairs
   FROM ato.summary_state s;
 COMMENT ON VIEW ato.summary_status IS
-    'How far the per-account summaries reach: counted up to summarised_until except from late_from on; when and with how many changes ato.refresh_summaries() last ran';
+    'How far the per-account summaries reach: counted up to summarised_until except from late_from on, the recent ones from recent_from; when and with how many changes ato.refresh_summaries() last ran';
 
 CREATE FUNCTION ato.refresh_summaries(until timestamptz DEFAULT now() - interval '5 minutes')
 RETURNS bigint
@@ -396,10 +427,12 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    state     ato.summary_state;
-    upto      timestamptz;
-    fold_from timestamptz;
-    changed   bigint := 0;
+    state       ato.summary_state;
+    upto        timestamptz;
+    fold_from   timestamptz;
+    keep_from   timestamptz;
+    recent_fold timestamptz;
+    changed     bigint := 0;
 BEGIN
     IF until IS NULL OR until = 'infinity' THEN
         RAISE EXCEPTION 'until must be a finite time'
@@ -441,9 +474,47 @@ BEGIN
                latitude = excluded.latitude, longitude = excluded.longitude, approximate = excluded.approximate
          WHERE (excluded.occurred_at, excluded.event_id) > (k.occurred_at, k.event_id);
     END IF;
+
+    -- The recent summaries keep the last two days (whole UTC hours).  They are
+    -- added to from the old watermark on; when late events touched their
+    -- stretch (a late day ending after recent_from), it is built again from
+    -- the first such day, since counts cannot be folded in twice.
+    keep_from := greatest(state.recent_from, date_trunc('hour', upto - interval '48 hours', 'UTC'));
+    recent_fold := greatest(state.summarised_until, keep_from);
+    IF EXISTS (SELECT FROM ato.summary_late_days l WHERE l.day + interval '1 day' > keep_from) THEN
+        recent_fold := greatest(fold_from, keep_from);
+        DELETE FROM ato.recent_address_logins WHERE hour >= recent_fold;
+        DELETE FROM ato.recent_new_country_logins WHERE occurred_at >= recent_fold;
+    END IF;
+    IF recent_fold < upto THEN
+        INSERT INTO ato.recent_address_logins AS k (ip_address, user_id, hour, logins, first_login, last_login)
+        SELECT e.ip_address, e.user_id, date_trunc('hour', e.occurred_at, 'UTC'), count(*), min(e.occurred_at), max(e.occurred_at)
+          FROM ato.login_events e
+         WHERE e.occurred_at >= recent_fold AND e.occurred_at < upto
+           AND e.outcome = 'success' AND e.ip_address IS NOT NULL
+         GROUP BY 1, 2, 3
+        ON CONFLICT (ip_address, user_id, hour) DO UPDATE
+           SET logins = k.logins + excluded.logins,
+               first_login = least(k.first_login, excluded.first_login),
+               last_login = greatest(k.last_login, excluded.last_login);
+        -- a login's pair is young when first seen since keep_from: any
+        -- window starting at or after it finds its new pairs here
+        INSERT INTO ato.recent_new_country_logins (event_id, user_id, ip_address, country_code, occurred_at)
+        SELECT e.id, e.user_id, e.ip_address, e.country_code, e.occurred_at
+          FROM ato.login_events e
+          LEFT JOIN (SELECT p.user_id, p.country_code FROM ato.account_countries p
+                      WHERE p.first_success_at >= keep_from) young
+                 ON young.user_id = e.user_id AND young.country_code = e.country_code
+         WHERE e.occurred_at >= recent_fold AND e.occurred_at < upto AND e.outcome = 'success'
+           AND (e.country_code IS NULL OR young.user_id IS NOT NULL);
+    END IF;
+    DELETE FROM ato.recent_address_logins WHERE hour < keep_from;
+    DELETE FROM ato.recent_new_country_logins WHERE occurred_at < keep_from;
+
     DELETE FROM ato.summary_late_days;
     UPDATE ato.summary_state
-       SET summarised_until = upto, refreshed_at = now(), last_refresh_pairs = changed;
+       SET summarised_until = upto, recent_from = keep_from,
+           refreshed_at = now(), last_refresh_pairs = changed;
     RETURN changed;
 END
 $$;

@@ -239,6 +239,94 @@ SELECT c.* FROM pg_temp.compare_action_counts('{nobody, NULL}', '2024-03-01 00:0
 SELECT c.* FROM pg_temp.compare_action_counts('{}', '2024-03-01 00:00+00') c;
 SELECT * FROM ato.suspicious_action_counts((SELECT array_agg(id) FROM accounts WHERE u < 4), '2024-03-08 00:00+00');
 
+-- The recent summaries.  Refreshed up to 4 April 12:00, they hold the
+-- logins from 2 April 12:00 on (two days, whole UTC hours): the young pairs'
+-- logins for new_country_logins, per address and hour for cidr_scope.
+SELECT ato.refresh_summaries('2024-04-04 12:00+00') >= 0 AS summarised;
+SELECT summarised_until, late_from, recent_from FROM ato.summary_status;
+-- Rows in each recent summary and not in its plain definition, both ways.
+CREATE FUNCTION pg_temp.compare_recent_summaries()
+RETURNS TABLE (young_logins bigint, young_differences bigint, buckets bigint, bucket_differences bigint)
+LANGUAGE sql AS $$
+    WITH s AS (SELECT recent_from, summarised_until FROM ato.summary_state),
+    young AS (
+        SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at
+          FROM ato.login_events l, s
+         WHERE l.outcome = 'success' AND l.occurred_at >= s.recent_from AND l.occurred_at < s.summarised_until
+           AND (l.country_code IS NULL OR NOT EXISTS (
+                  SELECT FROM ato.login_events e
+                   WHERE e.user_id = l.user_id AND e.country_code = l.country_code
+                     AND e.outcome = 'success' AND e.occurred_at < s.recent_from))),
+    buckets AS (
+        SELECT l.ip_address, l.user_id, date_trunc('hour', l.occurred_at, 'UTC') AS hour,
+               count(*) AS logins, min(l.occurred_at) AS first_login, max(l.occurred_at) AS last_login
+          FROM ato.login_events l, s
+         WHERE l.outcome = 'success' AND l.ip_address IS NOT NULL
+           AND l.occurred_at >= s.recent_from AND l.occurred_at < s.summarised_until
+         GROUP BY 1, 2, 3)
+    SELECT (SELECT count(*) FROM ato.recent_new_country_logins),
+           (SELECT count(*) FROM ((SELECT * FROM ato.recent_new_country_logins EXCEPT ALL SELECT * FROM young)
+                                  UNION ALL
+                                  (SELECT * FROM young EXCEPT ALL SELECT * FROM ato.recent_new_country_logins)) d),
+           (SELECT count(*) FROM ato.recent_address_logins),
+           (SELECT count(*) FROM ((SELECT * FROM ato.recent_address_logins EXCEPT ALL SELECT * FROM buckets)
+                                  UNION ALL
+                                  (SELECT * FROM buckets EXCEPT ALL SELECT * FROM ato.recent_address_logins)) d)
+$$;
+SELECT * FROM pg_temp.compare_recent_summaries();
+-- Windows inside the recent stretch (from its first hour, from the middle of
+-- an hour, from a login's exact time, from the watermark's own hour), one
+-- after the watermark and one before the stretch; networks that cover every
+-- address, that overlap, and that nobody came from.
+CREATE TEMP TABLE recent_windows (label text, since timestamptz);
+INSERT INTO recent_windows VALUES
+    ('stretch start', '2024-04-02 12:00+00'), ('mid-hour', '2024-04-03 10:30+00'),
+    ('at a login', timestamptz '2024-03-01' + 2800 * interval '17 minutes'),
+    ('last hour', '2024-04-04 11:30+00'), ('after watermark', '2024-04-04 13:00+00'),
+    ('before stretch', '2024-04-01 00:00+00');
+CREATE FUNCTION pg_temp.compare_recent_windows()
+RETURNS TABLE (label text, new_country bigint, new_country_differences bigint,
+               everything bigint, everything_differences bigint, overlapping bigint, overlapping_differences bigint,
+               unused_differences bigint)
+LANGUAGE sql AS $$
+    SELECT w.label, n.rows, n.differences, a.rows, a.differences, o.rows, o.differences, u.differences
+      FROM recent_windows w,
+           pg_temp.compare_new_country(w.since) n,
+           pg_temp.compare_cidr_scope('{0.0.0.0/0, ::/0}', w.since) a,
+           pg_temp.compare_cidr_scope('{8.8.8.0/24, 81.2.0.0/16, 81.2.69.160/32, 2a02:2770::/32, 2a02:2770::1/128}', w.since) o,
+           pg_temp.compare_cidr_scope('{NULL, 10.0.0.0/8, 203.0.113.0/24}', w.since) u
+     ORDER BY w.since
+$$;
+SELECT * FROM pg_temp.compare_recent_windows();
+-- Late events inside the stretch (first logins from Brazil, which no
+-- account knows, and one from a familiar place) and one before it that
+-- makes Brazil familiar to one of the two accounts: until the next refresh
+-- the windows read the store from the late day on; the refresh builds the
+-- stretch again from there.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ((SELECT id FROM accounts WHERE u = 10), '200.160.0.8', 'success', '2024-04-03 05:30+00'),
+       ((SELECT id FROM accounts WHERE u = 11), '81.2.69.160', 'success', '2024-04-03 05:40+00'),
+       ((SELECT id FROM accounts WHERE u = 12), '200.160.0.8', 'success', '2024-04-03 06:00+00'),
+       ((SELECT id FROM accounts WHERE u = 12), '200.160.0.8', 'success', '2024-03-10 06:00+00');
+SELECT summarised_until, late_from, recent_from FROM ato.summary_status;
+SELECT * FROM pg_temp.compare_recent_windows();
+SELECT ato.refresh_summaries('2024-04-04 12:00+00') >= 0 AS summarised;
+SELECT summarised_until, late_from, recent_from FROM ato.summary_status;
+SELECT * FROM pg_temp.compare_recent_summaries();
+SELECT * FROM pg_temp.compare_recent_windows();
+SELECT user_id, ip_address, country_code, occurred_at FROM ato.new_country_logins('2024-04-03 05:00+00')
+ WHERE user_id IN (SELECT id FROM accounts WHERE u IN (10, 12)) AND country_code = 'BR';
+-- The functions do read them: emptied, the windows inside the stretch lose
+-- their summarised rows, the window before it does not.
+TRUNCATE ato.recent_new_country_logins, ato.recent_address_logins;
+SELECT label, new_country_differences > 0 AS new_country_differ, everything_differences > 0 AS cidr_scope_differs
+  FROM pg_temp.compare_recent_windows() WHERE label IN ('stretch start', 'before stretch');
+-- A refresh after late events older than the stretch does not rebuild it.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ((SELECT id FROM accounts WHERE u = 13), '8.8.8.8', 'success', '2024-03-12 06:00+00');
+SELECT ato.refresh_summaries('2024-04-04 12:00+00') >= 0 AS summarised;
+SELECT young_logins, buckets FROM pg_temp.compare_recent_summaries();
+
 -- Bad arguments: an error with an SQLSTATE and a hint, never a crash.
 \set VERBOSITY default
 SELECT * FROM ato.new_country_logins(NULL);

@@ -9,7 +9,10 @@
  * The queries read only the window they are asked about: the event tables
  * are partitioned by month and BRIN-indexed on occurred_at, audit events are
  * looked up per actor, and what an account did before the window comes from
- * ato.account_countries rather than from its history.  Whatever the
+ * ato.account_countries rather than from its history.  Within the last two
+ * days, new_country_logins and cidr_scope read the recent summaries
+ * (ato.recent_new_country_logins, ato.recent_address_logins) instead of
+ * every login of their window.  Whatever the
  * summaries do not cover yet (behind ato.summary_state: the stretch since the
  * last ato.refresh_summaries() and any late arrivals) is read from the event
  * store, so answers are exact whenever the refresh last ran.
@@ -210,43 +213,61 @@ array_arg(FunctionCallInfo fcinfo, int argno, const char *function, const char *
  * ---------------------------------------------------------------------
  */
 
-/*
- * How far the summaries are complete: the earlier of the watermark and the
- * first late day (every successful login before it is counted), or
- * -infinity when there is no state.
- */
-static TimestampTz
-summarised_until_late(bool *late_days)
+/* How far the summaries reach, from ato.summary_status. */
+typedef struct SummaryCoverage
 {
-	TimestampTz until = DT_NOBEGIN;
+	/*
+	 * The earlier of the watermark and the first late day: every successful
+	 * login before it is counted; -infinity when nothing is.
+	 */
+	TimestampTz until;
+	bool		late_days;		/* some late events are not folded in yet */
+	/* the recent summaries hold the logins from here to "until" */
+	TimestampTz recent_from;
+} SummaryCoverage;
+
+static SummaryCoverage
+summary_coverage(void)
+{
+	SummaryCoverage coverage = {DT_NOBEGIN, false, DT_NOEND};
 	int			ret;
 
-	*late_days = false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute("SELECT least(summarised_until, late_from), late_from IS NOT NULL FROM ato.summary_status",
-					  true, 1);
+	ret = SPI_execute("SELECT least(summarised_until, late_from), late_from IS NOT NULL, recent_from"
+					  "  FROM ato.summary_status", true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading ato.summary_state failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
 	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		value;
 
+		value = SPI_getbinval(row, desc, 1, &isnull);
 		if (!isnull)
-			until = DatumGetTimestampTz(value);
-		*late_days = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			coverage.until = DatumGetTimestampTz(value);
+		coverage.late_days = DatumGetBool(SPI_getbinval(row, desc, 2, &isnull));
+		value = SPI_getbinval(row, desc, 3, &isnull);
+		if (!isnull)
+			coverage.recent_from = DatumGetTimestampTz(value);
 	}
 	SPI_finish();
-	return until;
+	return coverage;
 }
 
+/*
+ * Where a window starting at since may switch from the event store to the
+ * recent summaries: since itself when they hold everything from there on,
+ * else "until", so that the whole window is read from the event store.
+ */
 static TimestampTz
-summarised_until(void)
+recent_summaries_from(TimestampTz since, const SummaryCoverage *coverage)
 {
-	bool		late_days;
-
-	return summarised_until_late(&late_days);
+	if (since >= coverage->recent_from && since < coverage->until)
+		return since;
+	return coverage->until;
 }
 
 /*
@@ -296,27 +317,35 @@ unsummarised_from(TimestampTz since, TimestampTz summarised_to, const char *func
 /*
  * $1 since, $2 action_window, $3 action_types, $4 the end of the summarised
  * stretch (the watermark, or the first late day if earlier), $5 where the
- * unsummarised stretch before since begins ($5 = $1: none).
+ * unsummarised stretch before since begins ($5 = $1: none), $6 where the
+ * recent summaries take over from the event store (from $6 to $4).
  *
  * The window's successful logins before $4 are all summarised, so their
  * country is new exactly when the account's first success from it is in the
- * window: one pass over them, hash-joined with the few pairs the summaries
- * first saw since $1 (an index range on first_success_at), never a probe per
- * login.  Those from $4 on (the last minutes, or the whole window when the
- * summaries lag behind it) are checked against the summaries and the
- * unsummarised stretch.  Logins without a country are always returned.  The
- * actions are counted by joining the window's audit events of the given
- * types, read once.
+ * window: they are hash-joined with the few pairs the summaries first saw
+ * since $1 (an index range on first_success_at), never probed one by one.
+ * From $6 on they are read from ato.recent_new_country_logins, which holds
+ * just the logins of young pairs; before $6 (a window older than the recent
+ * summaries) in one pass over the event store.  Those from $4 on (the last
+ * minutes, or the whole window when the summaries lag behind it) are checked
+ * against the summaries and the unsummarised stretch.  Logins without a
+ * country are always returned.  The actions are counted by joining the
+ * window's audit events of the given types, read once.
  */
 static const char new_country_logins_sql[] =
 "WITH new_logins AS ("
 "    SELECT w.id, w.user_id, w.ip_address, w.country_code, w.occurred_at"
-"      FROM ato.login_events w"
+"      FROM (SELECT e.id, e.user_id, e.ip_address, e.country_code, e.occurred_at"
+"              FROM ato.login_events e"
+"             WHERE e.occurred_at >= $1 AND e.occurred_at < $6 AND e.outcome = 'success'"
+"            UNION ALL"
+"            SELECT r.event_id, r.user_id, r.ip_address, r.country_code, r.occurred_at"
+"              FROM ato.recent_new_country_logins r"
+"             WHERE r.occurred_at >= $6 AND r.occurred_at < $4) w"
 "      LEFT JOIN (SELECT k.user_id, k.country_code FROM ato.account_countries k"
 "                  WHERE k.first_success_at >= $1) fresh"
 "             ON fresh.user_id = w.user_id AND fresh.country_code = w.country_code"
-"     WHERE w.occurred_at >= $1 AND w.occurred_at < $4 AND w.outcome = 'success'"
-"       AND (w.country_code IS NULL OR fresh.user_id IS NOT NULL)"
+"     WHERE w.country_code IS NULL OR fresh.user_id IS NOT NULL"
 "    UNION ALL"
 "    SELECT w.id, w.user_id, w.ip_address, w.country_code, w.occurred_at"
 "      FROM ato.login_events w"
@@ -347,14 +376,16 @@ ato_new_country_logins(PG_FUNCTION_ARGS)
 	Interval   *action_window = positive_interval_arg(fcinfo, 1, function, "action_window");
 	ArrayType  *action_types = array_arg(fcinfo, 2, function, "action_types",
 										 "Give the audit event types to count, or '{}' to count none.");
-	TimestampTz summarised_to = summarised_until();
+	SummaryCoverage coverage = summary_coverage();
 
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
 	detect_arg(&query, INTERVALOID, IntervalPGetDatum(action_window), false);
 	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(action_types), false);
-	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(summarised_to), false);
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(coverage.until), false);
 	detect_arg(&query, TIMESTAMPTZOID,
-			   TimestampTzGetDatum(unsummarised_from(since, summarised_to, function)), false);
+			   TimestampTzGetDatum(unsummarised_from(since, coverage.until, function)), false);
+	detect_arg(&query, TIMESTAMPTZOID,
+			   TimestampTzGetDatum(recent_summaries_from(since, &coverage)), false);
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
@@ -365,14 +396,37 @@ ato_new_country_logins(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* $1 cidrs, $2 since */
+/*
+ * $1 cidrs, $2 since, $3 the end of the summarised stretch, $4 where the
+ * summarised whole hours begin ($4 >= $3: none).
+ *
+ * From $4 to $3 the logins come from ato.recent_address_logins, found by
+ * address: one B-tree range per network (the host addresses from its first
+ * to its last), rechecked with <<= and made distinct where networks overlap.
+ * The rest of the window (up to the first whole hour, and from $3 on) is
+ * read from the event store.
+ */
 static const char cidr_scope_sql[] =
 "WITH hits AS ("
-"    SELECT user_id, ip_address, occurred_at FROM ato.login_events"
-"     WHERE occurred_at >= $2 AND outcome = 'success' AND ip_address <<= ANY ($1::inet[])),"
+"    SELECT h.user_id, h.ip_address, h.logins, h.first_login, h.last_login"
+"      FROM (SELECT DISTINCT b.ip_address, b.user_id, b.hour, b.logins, b.first_login, b.last_login"
+"              FROM unnest($1::cidr[]) c"
+"              JOIN ato.recent_address_logins b"
+"                ON b.ip_address >= c::inet"
+"               AND b.ip_address <= set_masklen(broadcast(c), CASE family(c) WHEN 4 THEN 32 ELSE 128 END)"
+"               AND b.ip_address <<= c"
+"             WHERE b.hour >= $4 AND b.hour < $3) h"
+"    UNION ALL"
+"    SELECT user_id, ip_address, 1::bigint, occurred_at, occurred_at FROM ato.login_events"
+"     WHERE occurred_at >= $2 AND occurred_at < least($3, $4)"
+"       AND outcome = 'success' AND ip_address <<= ANY ($1::inet[])"
+"    UNION ALL"
+"    SELECT user_id, ip_address, 1::bigint, occurred_at, occurred_at FROM ato.login_events"
+"     WHERE occurred_at >= greatest($2, $3)"
+"       AND outcome = 'success' AND ip_address <<= ANY ($1::inet[])),"
 " accounts AS ("
-"    SELECT user_id, count(*) AS logins, min(occurred_at) AS first_login,"
-"           max(occurred_at) AS last_login, array_agg(DISTINCT ip_address ORDER BY ip_address) AS ips"
+"    SELECT user_id, sum(logins)::bigint AS logins, min(first_login) AS first_login,"
+"           max(last_login) AS last_login, array_agg(DISTINCT ip_address ORDER BY ip_address) AS ips"
 "      FROM hits GROUP BY user_id)"
 "SELECT c.user_id, c.logins, c.first_login, c.last_login, c.ips,"
 "       coalesce((SELECT jsonb_object_agg(event_type, n ORDER BY event_type)"
@@ -381,6 +435,17 @@ static const char cidr_scope_sql[] =
 "                          GROUP BY a.event_type) x), '{}'::jsonb)"
 "  FROM accounts c"
 " ORDER BY c.first_login, c.user_id";
+
+/* The first whole UTC hour at or after t (finite t). */
+static TimestampTz
+hour_ceiling(TimestampTz t)
+{
+	TimestampTz rest = t % USECS_PER_HOUR;
+
+	if (rest < 0)
+		rest += USECS_PER_HOUR;
+	return rest == 0 ? t : t - rest + USECS_PER_HOUR;
+}
 
 PG_FUNCTION_INFO_V1(ato_cidr_scope);
 
@@ -392,9 +457,15 @@ ato_cidr_scope(PG_FUNCTION_ARGS)
 	ArrayType  *cidrs = array_arg(fcinfo, 0, function, "cidrs",
 								  "Give the attacker's networks, for example '{192.0.2.0/24, 2001:db8::/32}'.");
 	TimestampTz since = since_arg(fcinfo, 1, function);
+	SummaryCoverage coverage = summary_coverage();
+	TimestampTz recent = recent_summaries_from(since, &coverage);
 
 	detect_arg(&query, CIDRARRAYOID, PointerGetDatum(cidrs), false);
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(coverage.until), false);
+	detect_arg(&query, TIMESTAMPTZOID,
+			   TimestampTzGetDatum(recent < coverage.until ? hour_ceiling(recent) : coverage.until),
+			   false);
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
@@ -815,14 +886,14 @@ ato_impossible_travel(PG_FUNCTION_ARGS)
 	float8		max_speed = number_arg(fcinfo, 1, function, "max_speed_kmh", 1, 1e6);
 	float8		min_distance = number_arg(fcinfo, 2, function, "min_distance_km", 0, 20100);
 	Interval   *lookback = positive_interval_arg(fcinfo, 3, function, "lookback");
-	bool		late_days;
-	TimestampTz summarised_to = summarised_until_late(&late_days);
+	SummaryCoverage coverage = summary_coverage();
+	TimestampTz summarised_to = coverage.until;
 
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
 	detect_arg(&query, FLOAT8OID, Float8GetDatum(max_speed), false);
 	detect_arg(&query, FLOAT8OID, Float8GetDatum(min_distance), false);
 	detect_arg(&query, INTERVALOID, IntervalPGetDatum(lookback), false);
-	if (!late_days && !TIMESTAMP_IS_NOBEGIN(summarised_to) && since >= summarised_to)
+	if (!coverage.late_days && !TIMESTAMP_IS_NOBEGIN(summarised_to) && since >= summarised_to)
 	{
 		query.sql = impossible_travel_recent_sql;
 		detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(summarised_to), false);

@@ -1,6 +1,7 @@
 /*
  * summary.c
- *     The write-time side of the per-account summaries (ato.account_countries):
+ *     The write-time side of the summaries (ato.account_countries and the
+ *     others ato.refresh_summaries() keeps):
  *     noticing, as login events are stored, the ones that arrive too late for
  *     ato.refresh_summaries() to have seen them.
  *
@@ -23,8 +24,10 @@
  * transaction's first stored login cannot be behind it: for the usual event,
  * reported as it happens, nothing is read at all.  The watermark is read
  * (with the latest snapshot, so that an older transaction snapshot cannot
- * hide a refresh) once per transaction, and a day is appended at most once
- * per transaction and day of late events (appending, unlike updating one row,
+ * hide a refresh) once per transaction, and a day is appended only when it
+ * lies outside the days this transaction has appended so far: the earliest
+ * tells the refresh where to fold from, the latest whether the stretch its
+ * recent summaries cover was touched (appending, unlike updating one row,
  * never makes writers wait for each other or fail to serialize), as the
  * extension's owner, so that a role that may only insert events needs no
  * privilege on the summary tables.
@@ -57,6 +60,7 @@ typedef struct SummaryWatch
 	TimestampTz watermark;		/* ato.summary_state.summarised_until */
 	bool		marked;			/* a late day was appended in this transaction */
 	TimestampTz marked_from;	/* the earliest such day */
+	TimestampTz marked_to;		/* and the latest */
 } SummaryWatch;
 
 static SummaryWatch watch;
@@ -191,10 +195,13 @@ summary_note_login(TimestampTz occurred_at)
 
 	/* behind the watermark: have the next refresh fold its day in again */
 	day = day_of(occurred_at);
-	if (watch.marked && watch.marked_from <= day)
+	if (watch.marked && watch.marked_from <= day && day <= watch.marked_to)
 		return;
 	summary_statement("INSERT INTO ato.summary_late_days (day) VALUES ($1)",
 					  false, TimestampTzGetDatum(day), true, NULL);
+	if (!watch.marked || day < watch.marked_from)
+		watch.marked_from = day;
+	if (!watch.marked || day > watch.marked_to)
+		watch.marked_to = day;
 	watch.marked = true;
-	watch.marked_from = day;
 }
