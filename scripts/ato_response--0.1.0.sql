@@ -335,19 +335,21 @@ CREATE TABLE ato.account_countries (
     user_id          text        NOT NULL,
     country_code     text        NOT NULL,
     first_success_at timestamptz NOT NULL,
-    last_success_at  timestamptz NOT NULL,
     PRIMARY KEY (user_id, country_code)
 );
 -- the pairs first seen in a window: what makes new_country_logins cost the
 -- window and not the number of accounts
 CREATE INDEX account_countries_first_success_at_idx ON ato.account_countries (first_success_at);
 COMMENT ON TABLE ato.account_countries IS
-    'Per account, the countries it has logged in from successfully, with the first and last such login: what makes a country familiar, kept by ato.refresh_summaries()';
+    'Per account, the countries it has logged in from successfully, with the first such login: what makes a country familiar, kept by ato.refresh_summaries()';
 SELECT pg_catalog.pg_extension_config_dump('ato.account_countries', '');
 
 -- Not dumped: after a restore the watermark starts again at -infinity, and
 -- the first refresh folds the whole store in once more (it only ever adds,
--- so that is harmless).
+-- so that is harmless).  Each refresh rewrites the row of every account that
+-- logged in since the last one: half-full pages let those updates stay on
+-- their page (HOT) instead of adding an index entry each time.  The same
+-- holds for the per-hour rows of ato.recent_address_logins.
 CREATE TABLE ato.account_last_logins (
     user_id      text             PRIMARY KEY,
     event_id     bigint           NOT NULL,
@@ -357,7 +359,7 @@ CREATE TABLE ato.account_last_logins (
     latitude     double precision NOT NULL,
     longitude    double precision NOT NULL,
     approximate  boolean          NOT NULL
-);
+) WITH (fillfactor = 50);
 COMMENT ON TABLE ato.account_last_logins IS
     'Per account, its latest successful login with a place (coordinates, or a country centre when approximate) before the summaries'' watermark; ato.impossible_travel() takes the previous login from here instead of re-reading the history';
 SELECT pg_catalog.pg_extension_config_dump('ato.account_last_logins', '');
@@ -386,7 +388,7 @@ CREATE TABLE ato.recent_address_logins (
     first_login timestamptz NOT NULL,
     last_login  timestamptz NOT NULL,
     PRIMARY KEY (ip_address, user_id, hour)
-);
+) WITH (fillfactor = 50);
 CREATE INDEX recent_address_logins_hour_idx ON ato.recent_address_logins (hour);
 COMMENT ON TABLE ato.recent_address_logins IS
     'Successful logins since ato.summary_state.recent_from per address, account and hour: what ato.cidr_scope() reads, by address, for the summarised whole hours of its window';
@@ -449,30 +451,43 @@ BEGIN
     upto := greatest(state.summarised_until, least(until, now() - interval '1 minute'));
     fold_from := least(state.summarised_until, (SELECT min(l.day) FROM ato.summary_late_days l));
     IF fold_from < upto THEN
-        INSERT INTO ato.account_countries AS k (user_id, country_code, first_success_at, last_success_at)
-        SELECT e.user_id, e.country_code, min(e.occurred_at), max(e.occurred_at)
-          FROM ato.login_events e
-         WHERE e.occurred_at >= fold_from AND e.occurred_at < upto
-           AND e.outcome = 'success' AND e.country_code IS NOT NULL
-         GROUP BY e.user_id, e.country_code
+        -- Only new pairs and earlier first logins are written: a known pair
+        -- is skipped before the insert, since ON CONFLICT would lock its row
+        -- (a write) even where it changes nothing.
+        INSERT INTO ato.account_countries AS k (user_id, country_code, first_success_at)
+        SELECT g.user_id, g.country_code, g.first_success_at
+          FROM (SELECT e.user_id, e.country_code, min(e.occurred_at) AS first_success_at
+                  FROM ato.login_events e
+                 WHERE e.occurred_at >= fold_from AND e.occurred_at < upto
+                   AND e.outcome = 'success' AND e.country_code IS NOT NULL
+                 GROUP BY e.user_id, e.country_code) g
+         WHERE NOT EXISTS (SELECT FROM ato.account_countries p
+                            WHERE p.user_id = g.user_id AND p.country_code = g.country_code
+                              AND p.first_success_at <= g.first_success_at)
         ON CONFLICT (user_id, country_code) DO UPDATE
-           SET first_success_at = least(k.first_success_at, excluded.first_success_at),
-               last_success_at = greatest(k.last_success_at, excluded.last_success_at)
-         WHERE excluded.first_success_at < k.first_success_at
-            OR excluded.last_success_at > k.last_success_at;
+           SET first_success_at = excluded.first_success_at
+         WHERE excluded.first_success_at < k.first_success_at;
         GET DIAGNOSTICS changed = ROW_COUNT;
-        INSERT INTO ato.account_last_logins AS k (user_id, event_id, occurred_at, ip_address, country_code,
-                                                  latitude, longitude, approximate)
-        SELECT DISTINCT ON (e.user_id) e.user_id, e.id, e.occurred_at, e.ip_address, e.country_code,
-               e.lat, e.lon, e.approximate
-          FROM ato.located_logins e
-         WHERE e.occurred_at >= fold_from AND e.occurred_at < upto AND e.outcome = 'success'
-         ORDER BY e.user_id, e.occurred_at DESC, e.id DESC
-        ON CONFLICT (user_id) DO UPDATE
-           SET event_id = excluded.event_id, occurred_at = excluded.occurred_at,
-               ip_address = excluded.ip_address, country_code = excluded.country_code,
-               latitude = excluded.latitude, longitude = excluded.longitude, approximate = excluded.approximate
-         WHERE (excluded.occurred_at, excluded.event_id) > (k.occurred_at, k.event_id);
+        -- Most accounts have a row already: one UPDATE moves those (cheaper
+        -- than an INSERT ... ON CONFLICT per account), the INSERT adds the
+        -- others (it sees the table as it was before the statement).
+        WITH latest AS MATERIALIZED (
+            SELECT DISTINCT ON (e.user_id) e.user_id, e.id, e.occurred_at, e.ip_address, e.country_code,
+                   e.lat, e.lon, e.approximate
+              FROM ato.located_logins e
+             WHERE e.occurred_at >= fold_from AND e.occurred_at < upto AND e.outcome = 'success'
+             ORDER BY e.user_id, e.occurred_at DESC, e.id DESC),
+        moved AS (
+            UPDATE ato.account_last_logins k
+               SET event_id = n.id, occurred_at = n.occurred_at, ip_address = n.ip_address,
+                   country_code = n.country_code, latitude = n.lat, longitude = n.lon, approximate = n.approximate
+              FROM latest n
+             WHERE k.user_id = n.user_id AND (n.occurred_at, n.id) > (k.occurred_at, k.event_id))
+        INSERT INTO ato.account_last_logins (user_id, event_id, occurred_at, ip_address, country_code,
+                                             latitude, longitude, approximate)
+        SELECT n.user_id, n.id, n.occurred_at, n.ip_address, n.country_code, n.lat, n.lon, n.approximate
+          FROM latest n
+         WHERE NOT EXISTS (SELECT FROM ato.account_last_logins k WHERE k.user_id = n.user_id);
     END IF;
 
     -- The recent summaries keep the last two days (whole UTC hours).  They are

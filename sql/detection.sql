@@ -160,15 +160,15 @@ SELECT w.label, c.* FROM windows w, pg_temp.compare_new_country(w.since) c ORDER
 -- The summaries are exactly the store's successful logins per country up
 -- to the watermark (the data runs on into April).
 SELECT count(*) AS differences FROM (
-    (SELECT user_id, country_code, first_success_at, last_success_at FROM ato.account_countries
+    (SELECT user_id, country_code, first_success_at FROM ato.account_countries
      EXCEPT ALL
-     SELECT user_id, country_code, min(occurred_at), max(occurred_at) FROM ato.login_events
+     SELECT user_id, country_code, min(occurred_at) FROM ato.login_events
       WHERE outcome = 'success' AND country_code IS NOT NULL AND occurred_at < '2024-04-01' GROUP BY 1, 2)
     UNION ALL
-    (SELECT user_id, country_code, min(occurred_at), max(occurred_at) FROM ato.login_events
+    (SELECT user_id, country_code, min(occurred_at) FROM ato.login_events
       WHERE outcome = 'success' AND country_code IS NOT NULL AND occurred_at < '2024-04-01' GROUP BY 1, 2
      EXCEPT ALL
-     SELECT user_id, country_code, first_success_at, last_success_at FROM ato.account_countries)) d;
+     SELECT user_id, country_code, first_success_at FROM ato.account_countries)) d;
 
 -- Other windows and action types.
 SELECT c.* FROM pg_temp.compare_new_country('2024-03-02 00:00+00', '10 minutes', '{app.viewed}') c;
