@@ -549,7 +549,8 @@ number_arg(FunctionCallInfo fcinfo, int argno, const char *function, const char 
 /*
  * $1 since, $2 min_attempts, $3 max_success_rate.  Login attempts grouped
  * three ways in one pass: by address, by network (IPv4 /24, IPv6 /48) and
- * by autonomous system.
+ * by autonomous system, each with the account first, so that the distinct
+ * accounts are counted by hashing instead of a sort per source.
  */
 static const char credential_stuffing_sql[] =
 "WITH w AS ("
@@ -557,14 +558,17 @@ static const char credential_stuffing_sql[] =
 "           network(set_masklen(ip_address, CASE WHEN family(ip_address) = 4 THEN 24 ELSE 48 END)) AS prefix,"
 "           asn"
 "      FROM ato.login_events WHERE occurred_at >= $1 AND ip_address IS NOT NULL),"
-" g AS ("
+" per_account AS ("
 "    SELECT CASE WHEN GROUPING(ip_address) = 0 THEN 'address'"
 "                WHEN GROUPING(prefix) = 0 THEN 'network' ELSE 'asn' END AS source_kind,"
 "           CASE WHEN GROUPING(ip_address) = 0 THEN host(ip_address)"
 "                WHEN GROUPING(prefix) = 0 THEN prefix::text ELSE 'AS' || asn END AS source,"
-"           count(*) AS attempts, count(*) FILTER (WHERE succeeded) AS successes,"
-"           count(DISTINCT user_id) AS accounts"
-"      FROM w GROUP BY GROUPING SETS ((ip_address), (prefix), (asn)))"
+"           count(*) AS attempts, count(*) FILTER (WHERE succeeded) AS successes"
+"      FROM w GROUP BY GROUPING SETS ((ip_address, user_id), (prefix, user_id), (asn, user_id))),"
+" g AS ("
+"    SELECT source_kind, source, sum(attempts)::bigint AS attempts, sum(successes)::bigint AS successes,"
+"           count(*) AS accounts"
+"      FROM per_account GROUP BY source_kind, source)"
 "SELECT source_kind, source, attempts, successes, successes::float8 / attempts AS success_rate, accounts,"
 "       successes::float8 / attempts <= $3 AS suspicious"
 "  FROM g WHERE attempts >= $2 AND source IS NOT NULL"
