@@ -865,11 +865,17 @@ static const char impossible_travel_sql[] =
  * watermark on of the accounts that logged in since since, and, for each,
  * its latest located login before the watermark from
  * ato.account_last_logins, which is the predecessor of its first login from
- * the watermark on.  The history before the watermark is not read.
+ * the watermark on.  The history before the watermark is not read.  An
+ * account all of whose logins from the watermark on are where that
+ * predecessor was has no leg, so only the others (and accounts without one)
+ * are sorted; the legs into logins before since are dropped at the end.
  */
 static const char impossible_travel_recent_sql[] =
 "WITH recent AS (" LOCATED_LOGINS " AND l.occurred_at >= $5 AND l.occurred_at >= $1 - $4),"
-" accounts AS (SELECT DISTINCT r.user_id FROM recent r WHERE r.occurred_at >= $1),"
+" accounts AS ("
+"    SELECT DISTINCT r.user_id FROM recent r"
+"      LEFT JOIN ato.account_last_logins s ON s.user_id = r.user_id AND s.occurred_at >= $1 - $4"
+"     WHERE s.user_id IS NULL OR r.lat <> s.latitude OR r.lon <> s.longitude),"
 " w AS ("
 "    SELECT r.* FROM recent r WHERE r.user_id IN (SELECT a.user_id FROM accounts a)"
 "    UNION ALL"

@@ -9,7 +9,8 @@
  *      an incident worker if an incident was left marking;
  *   2. waiting for the extension, if it is not installed yet: it looks again
  *      every interval;
- *   3. a cycle: ato.refresh_summaries(); each enabled rule of
+ *   3. a cycle: ato.refresh_summaries() up to the last cycle's start less
+ *      a minute (where the next windows of the rules begin); each enabled rule of
  *      ato.detection_rules in its own transaction (ato.run_detection(), under
  *      ato_response.rule_timeout), so that a slow or failing rule is cut off,
  *      recorded on its row and the others still run; then
@@ -27,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -178,20 +180,31 @@ read_names(SPITupleTable *rows, uint64 count, void *arg)
 		*names = lappend(*names, SPI_getvalue(rows->vals[i], rows->tupdesc, 1));
 }
 
-/* One cycle; its allocations are in the caller's (cycle) memory context. */
+/*
+ * One cycle; its allocations are in the caller's (cycle) memory context.
+ * previous_cycle is when the last one began, or 0.
+ */
 static void
-run_cycle(void)
+run_cycle(TimestampTz previous_cycle)
 {
 	List	   *rules = NIL;
 	ListCell   *cell;
+	Oid			refresh_argtypes[1] = {TIMESTAMPTZOID};
+	Datum		refresh_values[1];
 
 	/*
-	 * The summaries first, as close to now as they go, so that the rules
-	 * read little beyond them.
+	 * The summaries first, up to where the last cycle's runs began less a
+	 * minute.  A rule reads from its last run's start less its lookback, so
+	 * a rule with a lookback of a minute at most (the built-in ones that
+	 * read only what is new) starts at or after the watermark, where
+	 * impossible_travel takes each account's previous login from the
+	 * summaries instead of reading a day back.  Rules with longer lookbacks
+	 * read the stretch before the watermark from the event store.
 	 */
+	refresh_values[0] = TimestampTzGetDatum(previous_cycle != 0 ? previous_cycle : GetCurrentTimestamp());
 	pgstat_report_activity(STATE_RUNNING, "refreshing the per-account summaries");
-	(void) run_transaction("SELECT ato.refresh_summaries(now() - interval '1 minute')", 0, NULL, NULL,
-						   true, NULL, NULL);
+	(void) run_transaction("SELECT ato.refresh_summaries(least(now(), $1) - interval '1 minute')",
+						   1, refresh_argtypes, refresh_values, true, NULL, NULL);
 
 	if (run_transaction("SELECT name FROM ato.detection_rules WHERE enabled ORDER BY name", 0, NULL, NULL,
 						false, read_names, &rules) != NULL)
@@ -261,9 +274,11 @@ ato_detection_worker_main(Datum arg)
 		if (last_cycle == 0 ||
 			now >= TimestampTzPlusMilliseconds(last_cycle, (int64) ato_detection_interval * 1000))
 		{
+			TimestampTz previous_cycle = last_cycle;
+
 			last_cycle = now;
 			if (query_bool("SELECT pg_catalog.to_regclass('ato.detection_rules') IS NOT NULL"))
-				run_cycle();
+				run_cycle(previous_cycle);
 			MemoryContextReset(cycle_context);
 			now = GetCurrentTimestamp();
 		}
