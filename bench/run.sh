@@ -681,7 +681,17 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 bench_worker() {
     local rate=5000 seconds=${ATO_BENCH_WORKER_SECONDS:-240} worker_pid worker_before ingest_ticks=0 pid script
     ato_say "worker: pgbench records $rate login events a second for $seconds s; a stuffing wave is staged halfway"
-    bench_psql -c "SELECT ato.create_partitions(now() - interval '1 day', now() + interval '1 day')" >/dev/null
+    # accounts with a history: each one's home login three days ago, summarised
+    # (a store that starts empty makes every account's first login of the run
+    # a login from a new country)
+    bench_psql >/dev/null <<'SQL'
+SELECT ato.create_partitions(now() - interval '4 days', now() + interval '1 day');
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+SELECT 'user-' || a, '81.2.69.0'::inet + a % 256, 'success', now() - interval '3 days' + a * interval '100 milliseconds'
+  FROM generate_series(1, 200000) a;
+SELECT ato.refresh_summaries();
+ANALYZE ato.login_events, ato.account_countries, ato.account_last_logins;
+SQL
     cat >"$work/login.sql" <<'SQL'
 \set account random(1, 200000)
 \set attempt random(1, 10)
