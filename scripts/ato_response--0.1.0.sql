@@ -370,15 +370,16 @@ SELECT pg_catalog.pg_extension_config_dump('ato.account_last_logins', '');
 -- pruned at each refresh; a window starting before it reads the event store.
 -- Not dumped, like the watermark they hang on.
 CREATE TABLE ato.recent_new_country_logins (
-    event_id     bigint      NOT NULL,
-    user_id      text        NOT NULL,
-    ip_address   inet,
-    country_code text,
-    occurred_at  timestamptz NOT NULL
+    event_id         bigint      NOT NULL,
+    user_id          text        NOT NULL,
+    ip_address       inet,
+    country_code     text,
+    occurred_at      timestamptz NOT NULL,
+    first_success_at timestamptz -- the pair's, as in ato.account_countries
 );
 CREATE INDEX recent_new_country_logins_occurred_at_idx ON ato.recent_new_country_logins (occurred_at);
 COMMENT ON TABLE ato.recent_new_country_logins IS
-    'The successful logins since ato.summary_state.recent_from whose (account, country) pair was first seen since then, and those with no known country: what ato.new_country_logins() reads for the summarised part of its window';
+    'The successful logins since ato.summary_state.recent_from whose (account, country) pair was first seen since then, with that first time, and those with no known country: what ato.new_country_logins() reads for the summarised part of its window';
 
 CREATE TABLE ato.recent_address_logins (
     ip_address  inet        NOT NULL,
@@ -468,6 +469,16 @@ BEGIN
            SET first_success_at = excluded.first_success_at
          WHERE excluded.first_success_at < k.first_success_at;
         GET DIAGNOSTICS changed = ROW_COUNT;
+        -- Only late events can move a pair's first success earlier.  Moved
+        -- before the recent stretch, the pair is no longer young: its recent
+        -- logins go.  Moved within it, they go too, and come back with the
+        -- stretch built again below from the late day on.
+        IF fold_from < state.summarised_until THEN
+            DELETE FROM ato.recent_new_country_logins r
+             USING ato.account_countries k
+             WHERE k.user_id = r.user_id AND k.country_code = r.country_code
+               AND k.first_success_at < r.first_success_at;
+        END IF;
         -- Most accounts have a row already: one UPDATE moves those (cheaper
         -- than an INSERT ... ON CONFLICT per account), the INSERT adds the
         -- others (it sees the table as it was before the statement).
@@ -496,7 +507,7 @@ BEGIN
     -- the first such day, since counts cannot be folded in twice.
     keep_from := greatest(state.recent_from, date_trunc('hour', upto - interval '48 hours', 'UTC'));
     recent_fold := greatest(state.summarised_until, keep_from);
-    IF EXISTS (SELECT FROM ato.summary_late_days l WHERE l.day + interval '1 day' > keep_from) THEN
+    IF EXISTS (SELECT FROM ato.summary_late_days l WHERE l.day + interval '24 hours' > keep_from) THEN
         recent_fold := greatest(fold_from, keep_from);
         DELETE FROM ato.recent_address_logins WHERE hour >= recent_fold;
         DELETE FROM ato.recent_new_country_logins WHERE occurred_at >= recent_fold;
@@ -514,10 +525,11 @@ BEGIN
                last_login = greatest(k.last_login, excluded.last_login);
         -- a login's pair is young when first seen since keep_from: any
         -- window starting at or after it finds its new pairs here
-        INSERT INTO ato.recent_new_country_logins (event_id, user_id, ip_address, country_code, occurred_at)
-        SELECT e.id, e.user_id, e.ip_address, e.country_code, e.occurred_at
+        INSERT INTO ato.recent_new_country_logins (event_id, user_id, ip_address, country_code, occurred_at,
+                                                   first_success_at)
+        SELECT e.id, e.user_id, e.ip_address, e.country_code, e.occurred_at, young.first_success_at
           FROM ato.login_events e
-          LEFT JOIN (SELECT p.user_id, p.country_code FROM ato.account_countries p
+          LEFT JOIN (SELECT p.user_id, p.country_code, p.first_success_at FROM ato.account_countries p
                       WHERE p.first_success_at >= keep_from) young
                  ON young.user_id = e.user_id AND young.country_code = e.country_code
          WHERE e.occurred_at >= recent_fold AND e.occurred_at < upto AND e.outcome = 'success'

@@ -250,7 +250,9 @@ RETURNS TABLE (young_logins bigint, young_differences bigint, buckets bigint, bu
 LANGUAGE sql AS $$
     WITH s AS (SELECT recent_from, summarised_until FROM ato.summary_state),
     young AS (
-        SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at
+        SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at,
+               (SELECT min(e.occurred_at) FROM ato.login_events e
+                 WHERE e.user_id = l.user_id AND e.country_code = l.country_code AND e.outcome = 'success')
           FROM ato.login_events l, s
          WHERE l.outcome = 'success' AND l.occurred_at >= s.recent_from AND l.occurred_at < s.summarised_until
            AND (l.country_code IS NULL OR NOT EXISTS (
@@ -312,6 +314,15 @@ SELECT summarised_until, late_from, recent_from FROM ato.summary_status;
 SELECT * FROM pg_temp.compare_recent_windows();
 SELECT ato.refresh_summaries('2024-04-04 12:00+00') >= 0 AS summarised;
 SELECT summarised_until, late_from, recent_from FROM ato.summary_status;
+SELECT * FROM pg_temp.compare_recent_summaries();
+SELECT * FROM pg_temp.compare_recent_windows();
+SELECT user_id, ip_address, country_code, occurred_at FROM ato.new_country_logins('2024-04-03 05:00+00')
+ WHERE user_id IN (SELECT id FROM accounts WHERE u IN (10, 12)) AND country_code = 'BR';
+-- A late event older than the stretch can make a young pair old (Brazil
+-- for the first account, on 12 March): its recent logins follow.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ((SELECT id FROM accounts WHERE u = 10), '200.160.0.8', 'success', '2024-03-12 06:00+00');
+SELECT ato.refresh_summaries('2024-04-04 12:00+00') >= 0 AS summarised;
 SELECT * FROM pg_temp.compare_recent_summaries();
 SELECT * FROM pg_temp.compare_recent_windows();
 SELECT user_id, ip_address, country_code, occurred_at FROM ato.new_country_logins('2024-04-03 05:00+00')

@@ -322,11 +322,12 @@ unsummarised_from(TimestampTz since, TimestampTz summarised_to, const char *func
  *
  * The window's successful logins before $4 are all summarised, so their
  * country is new exactly when the account's first success from it is in the
- * window: they are hash-joined with the few pairs the summaries first saw
- * since $1 (an index range on first_success_at), never probed one by one.
- * From $6 on they are read from ato.recent_new_country_logins, which holds
- * just the logins of young pairs; before $6 (a window older than the recent
- * summaries) in one pass over the event store.  Those from $4 on (the last
+ * window.  From $6 on they are read from ato.recent_new_country_logins,
+ * which holds just the logins of young pairs with their pair's first
+ * success; before $6 (a window older than the recent summaries) in one pass
+ * over the event store, hash-joined with the few pairs the summaries first
+ * saw since $1 (an index range on first_success_at), never probed one by
+ * one.  Those from $4 on (the last
  * minutes, or the whole window when the summaries lag behind it) are checked
  * against the summaries and the unsummarised stretch.  Logins without a
  * country are always returned.  The actions are counted by joining the
@@ -335,17 +336,17 @@ unsummarised_from(TimestampTz since, TimestampTz summarised_to, const char *func
 static const char new_country_logins_sql[] =
 "WITH new_logins AS ("
 "    SELECT w.id, w.user_id, w.ip_address, w.country_code, w.occurred_at"
-"      FROM (SELECT e.id, e.user_id, e.ip_address, e.country_code, e.occurred_at"
-"              FROM ato.login_events e"
-"             WHERE e.occurred_at >= $1 AND e.occurred_at < $6 AND e.outcome = 'success'"
-"            UNION ALL"
-"            SELECT r.event_id, r.user_id, r.ip_address, r.country_code, r.occurred_at"
-"              FROM ato.recent_new_country_logins r"
-"             WHERE r.occurred_at >= $6 AND r.occurred_at < $4) w"
+"      FROM ato.login_events w"
 "      LEFT JOIN (SELECT k.user_id, k.country_code FROM ato.account_countries k"
 "                  WHERE k.first_success_at >= $1) fresh"
 "             ON fresh.user_id = w.user_id AND fresh.country_code = w.country_code"
-"     WHERE w.country_code IS NULL OR fresh.user_id IS NOT NULL"
+"     WHERE w.occurred_at >= $1 AND w.occurred_at < $6 AND w.outcome = 'success'"
+"       AND (w.country_code IS NULL OR fresh.user_id IS NOT NULL)"
+"    UNION ALL"
+"    SELECT r.event_id, r.user_id, r.ip_address, r.country_code, r.occurred_at"
+"      FROM ato.recent_new_country_logins r"
+"     WHERE r.occurred_at >= $6 AND r.occurred_at < $4"
+"       AND (r.country_code IS NULL OR r.first_success_at >= $1)"
 "    UNION ALL"
 "    SELECT w.id, w.user_id, w.ip_address, w.country_code, w.occurred_at"
 "      FROM ato.login_events w"
