@@ -13,4 +13,17 @@
  */
 extern void summary_note_login(TimestampTz occurred_at);
 
+/*
+ * The start of the UTC day or hour (unit: USECS_PER_DAY or USECS_PER_HOUR)
+ * holding t, rounding down also before 2000: the grain of the summaries'
+ * late days and of the recent summaries' hours.
+ */
+static inline TimestampTz
+summary_time_floor(TimestampTz t, int64 unit)
+{
+	TimestampTz rest = t % unit;
+
+	return rest < 0 ? t - rest - unit : t - rest;
+}
+
 #endif							/* ATO_SUMMARY_H */

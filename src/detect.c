@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "summary.h"
 
 #define DETECT_MAX_ARGS 8
 #define DETECT_FETCH_ROWS 1000
@@ -441,11 +442,9 @@ static const char cidr_scope_sql[] =
 static TimestampTz
 hour_ceiling(TimestampTz t)
 {
-	TimestampTz rest = t % USECS_PER_HOUR;
+	TimestampTz hour = summary_time_floor(t, USECS_PER_HOUR);
 
-	if (rest < 0)
-		rest += USECS_PER_HOUR;
-	return rest == 0 ? t : t - rest + USECS_PER_HOUR;
+	return hour == t ? t : hour + USECS_PER_HOUR;
 }
 
 PG_FUNCTION_INFO_V1(ato_cidr_scope);

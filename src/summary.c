@@ -151,17 +151,6 @@ summary_statement(const char *sql, bool read_only, Datum arg, bool has_arg,
 	return found;
 }
 
-/* The start of the UTC day of t (rounding down, also before 2000). */
-static TimestampTz
-day_of(TimestampTz t)
-{
-	TimestampTz rest = t % USECS_PER_DAY;
-
-	if (rest < 0)
-		rest += USECS_PER_DAY;
-	return t - rest;
-}
-
 void
 summary_note_login(TimestampTz occurred_at)
 {
@@ -194,7 +183,7 @@ summary_note_login(TimestampTz occurred_at)
 		return;
 
 	/* behind the watermark: have the next refresh fold its day in again */
-	day = day_of(occurred_at);
+	day = summary_time_floor(occurred_at, USECS_PER_DAY);
 	if (watch.marked && watch.marked_from <= day && day <= watch.marked_to)
 		return;
 	summary_statement("INSERT INTO ato.summary_late_days (day) VALUES ($1)",
