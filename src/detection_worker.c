@@ -203,7 +203,7 @@ run_cycle(TimestampTz previous_cycle)
 	 */
 	refresh_values[0] = TimestampTzGetDatum(previous_cycle != 0 ? previous_cycle : GetCurrentTimestamp());
 	pgstat_report_activity(STATE_RUNNING, "refreshing the per-account summaries");
-	(void) run_transaction("SELECT ato.refresh_summaries(least(now(), $1) - interval '1 minute')",
+	(void) run_transaction("SELECT ato.refresh_summaries($1 - interval '1 minute')",
 						   1, refresh_argtypes, refresh_values, true, NULL, NULL);
 
 	if (run_transaction("SELECT name FROM ato.detection_rules WHERE enabled ORDER BY name", 0, NULL, NULL,
