@@ -857,28 +857,29 @@ static const char impossible_travel_sql[] =
 
 /*
  * The same when the summaries are complete up to their watermark $5 and
- * since is at or after it (the detection worker's case): the logins from the
- * watermark on of the accounts that logged in since since, and, for each,
- * its latest located login before the watermark from
- * ato.account_last_logins, which is the predecessor of its first login from
- * the watermark on.  The history before the watermark is not read.  An
- * account all of whose logins from the watermark on are where that
- * predecessor was has no leg, so only the others (and accounts without one)
- * are sorted; the legs into logins before since are dropped at the end.
+ * since is at or after it (the detection worker's case).  A leg counts only
+ * when it leads into a country the account had not used before since, so
+ * only accounts with such a login since since (or one with no known country,
+ * which is never familiar) can have one: they are found first, and only
+ * their logins are read and sorted.  The
+ * predecessor of each one's first login from the watermark on is its latest
+ * located login before the watermark, from ato.account_last_logins: the
+ * history before the watermark is not read.  The legs into logins before
+ * since are dropped at the end.
  */
 static const char impossible_travel_recent_sql[] =
-"WITH recent AS (" LOCATED_LOGINS " AND l.occurred_at >= $5 AND l.occurred_at >= $1 - $4),"
-" accounts AS ("
-"    SELECT DISTINCT r.user_id FROM recent r"
-"      LEFT JOIN ato.account_last_logins s ON s.user_id = r.user_id AND s.occurred_at >= $1 - $4"
-"     WHERE s.user_id IS NULL OR r.lat <> s.latitude OR r.lon <> s.longitude),"
+"WITH destinations AS ("
+"    SELECT DISTINCT w.user_id FROM ato.login_events w"
+"     WHERE w.occurred_at >= $1 AND w.outcome = 'success'"
+"       AND " UNFAMILIAR_COUNTRY("w.user_id", "w.country_code", "$1", "$5") "),"
 " w AS ("
-"    SELECT r.* FROM recent r WHERE r.user_id IN (SELECT a.user_id FROM accounts a)"
+LOCATED_LOGINS " AND l.occurred_at >= $5 AND l.occurred_at >= $1 - $4"
+"       AND l.user_id IN (SELECT d.user_id FROM destinations d)"
 "    UNION ALL"
 "    SELECT s.event_id, s.user_id, s.ip_address, s.country_code, s.occurred_at,"
 "           s.latitude, s.longitude, s.approximate"
 "      FROM ato.account_last_logins s"
-"     WHERE s.user_id IN (SELECT a.user_id FROM accounts a) AND s.occurred_at >= $1 - $4),"
+"     WHERE s.user_id IN (SELECT d.user_id FROM destinations d) AND s.occurred_at >= $1 - $4),"
 TRAVEL_LEGS;
 
 PG_FUNCTION_INFO_V1(ato_impossible_travel);
