@@ -153,7 +153,13 @@ CREATE TABLE ato.audit_events_default PARTITION OF ato.audit_events DEFAULT;
 -- copies them (LIKE ... INCLUDING INDEXES) to every month it creates.
 --
 -- Time windows are read through BRIN: events arrive in time order, the index
--- costs next to nothing at insert, and a window reads only its block ranges.
+-- costs next to nothing at insert, and a window reads only its block ranges,
+-- once they are summarised.  Until then a range matches every window, so
+-- each range is summarised as soon as it is full: by autovacuum
+-- (autosummarize) and by ato.summarize_new_ranges(), which the detection
+-- worker calls every cycle.  (A plain VACUUM of a big monthly partition
+-- comes only after a fifth of it is new, and every window would read all of
+-- that.)
 -- Audit events are also looked up per actor (what did this account do after
 -- that login?), hence the B-tree.  Per-account login history is kept apart,
 -- small, by the detection functions; add
@@ -161,9 +167,9 @@ CREATE TABLE ato.audit_events_default PARTITION OF ato.audit_events DEFAULT;
 -- if you need every login of one account over all time, at about twice the
 -- cost of a COPY (see bench/README.md).
 CREATE INDEX login_events_default_occurred_at_idx
-    ON ato.login_events_default USING brin (occurred_at) WITH (pages_per_range = 32);
+    ON ato.login_events_default USING brin (occurred_at) WITH (pages_per_range = 32, autosummarize = on);
 CREATE INDEX audit_events_default_occurred_at_idx
-    ON ato.audit_events_default USING brin (occurred_at) WITH (pages_per_range = 32);
+    ON ato.audit_events_default USING brin (occurred_at) WITH (pages_per_range = 32, autosummarize = on);
 CREATE INDEX audit_events_default_actor_id_idx
     ON ato.audit_events_default (actor_id, occurred_at);
 SELECT pg_catalog.pg_extension_config_dump('ato.login_events_default', '');
@@ -279,6 +285,41 @@ SELECT c.relname::text                      AS parent,
  WHERE c.oid IN ('ato.login_events'::regclass, 'ato.audit_events'::regclass);
 COMMENT ON VIEW ato.event_partitions IS
     'The partitions of the event tables with their time bounds and size; rows in a default partition mean a month has no partition yet (see ato.create_partitions())';
+
+CREATE FUNCTION ato.summarize_new_ranges()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part       record;
+    summarised integer := 0;
+BEGIN
+    -- the partitions that take live events: the default ones, and the
+    -- months not over a day ago (older ones are left to autovacuum)
+    FOR part IN
+        SELECT p.partition, x.indexrelid::regclass AS brin_index
+          FROM ato.event_partitions p
+          JOIN pg_index x ON x.indrelid = p.partition
+          JOIN pg_class i ON i.oid = x.indexrelid
+          JOIN pg_am a ON a.oid = i.relam
+         WHERE a.amname = 'brin' AND (p.is_default OR p.upper_bound > now() - interval '1 day')
+         ORDER BY p.partition::text, x.indexrelid::regclass::text
+    LOOP
+        BEGIN
+            -- Never wait for a VACUUM of the partition: waiting would cancel
+            -- it, every cycle.  It summarises the ranges itself.
+            EXECUTE format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE NOWAIT', part.partition);
+            summarised := summarised + brin_summarize_new_values(part.brin_index);
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN summarised;
+END
+$$;
+COMMENT ON FUNCTION ato.summarize_new_ranges() IS
+    'Summarises the BRIN block ranges of the event partitions that take live events, so that a time window reads only its own blocks (a range not yet summarised is read by every window); skips a partition that VACUUM is busy with; returns the ranges summarised. The detection worker calls it every cycle';
 
 -- ---------------------------------------------------------------------------
 -- Recording events
@@ -1614,6 +1655,7 @@ REVOKE ALL ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, tex
 REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.create_partitions(timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.drop_partitions(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.summarize_new_ranges() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.enrich_event() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.geoip_status() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz) FROM PUBLIC;

@@ -45,3 +45,16 @@ SELECT ato.create_partitions('-infinity', '2024-01-01');
 SELECT ato.create_partitions('2000-01-01', '2011-01-01');
 SELECT ato.drop_partitions(NULL);
 SELECT ato.drop_partitions('infinity');
+
+-- Block ranges are summarised as soon as they are full, so that a window
+-- reads only its own: the new partitions' BRIN indexes ask autovacuum to
+-- (autosummarize, shown above), and ato.summarize_new_ranges() does it for
+-- the partitions taking live events.  Here a current month of a few
+-- thousand logins: the first call summarises its ranges, the second finds
+-- nothing new.
+SELECT ato.create_partitions(now(), now()) >= 0 AS current_month;
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+SELECT 'range-user', '8.8.8.8', 'success', now() - interval '1 hour' + i * interval '1 second'
+  FROM generate_series(1, 3000) i;
+SELECT ato.summarize_new_ranges() > 0 AS summarised, ato.summarize_new_ranges() AS nothing_new;
+DELETE FROM ato.login_events WHERE user_id = 'range-user';

@@ -9,12 +9,13 @@
  *      an incident worker if an incident was left marking;
  *   2. waiting for the extension, if it is not installed yet: it looks again
  *      every interval;
- *   3. a cycle: ato.refresh_summaries() up to the last cycle's start less
- *      a minute (where the next windows of the rules begin); each enabled rule of
- *      ato.detection_rules in its own transaction (ato.run_detection(), under
- *      ato_response.rule_timeout), so that a slow or failing rule is cut off,
- *      recorded on its row and the others still run; then
- *      ato.apply_retention();
+ *   3. a cycle: ato.summarize_new_ranges(), so that the rules' windows read
+ *      only their own blocks; ato.refresh_summaries() up to the last cycle's
+ *      start less a minute (where the next windows of the rules begin); each
+ *      enabled rule of ato.detection_rules in its own transaction
+ *      (ato.run_detection(), under ato_response.rule_timeout), so that a slow
+ *      or failing rule is cut off, recorded on its row and the others still
+ *      run; then ato.apply_retention();
  *   4. sleeping until ato_response.detection_interval after the last cycle
  *      began, woken early by SIGHUP (new settings, a new interval counting
  *      from the last cycle; the GeoIP file is reopened by the next lookup
@@ -201,6 +202,9 @@ run_cycle(TimestampTz previous_cycle)
 	 * summaries instead of reading a day back.  Rules with longer lookbacks
 	 * read the stretch before the watermark from the event store.
 	 */
+	pgstat_report_activity(STATE_RUNNING, "summarising the event store's new block ranges");
+	(void) run_transaction("SELECT ato.summarize_new_ranges()", 0, NULL, NULL, true, NULL, NULL);
+
 	refresh_values[0] = TimestampTzGetDatum(previous_cycle != 0 ? previous_cycle : GetCurrentTimestamp());
 	pgstat_report_activity(STATE_RUNNING, "refreshing the per-account summaries");
 	(void) run_transaction("SELECT ato.refresh_summaries($1 - interval '1 minute')",
