@@ -198,6 +198,11 @@ SELECT label, (SELECT count(*) FROM ato.listed_network_logins(since, l)) AS rows
 -- the hosting listing expired at 14:03, before u7's successful login at 14:05;
 -- the old entry expired before u11 came from its network
 SELECT label, count(*) FROM ato.listed_network_logins('2024-05-10') GROUP BY label ORDER BY label;
+-- with nothing listed there is nothing to find (and the window is not read)
+BEGIN;
+DELETE FROM ato.listed_networks;
+SELECT count(*) AS nothing_listed FROM ato.listed_network_logins('2024-05-10');
+ROLLBACK;
 
 SELECT label, (SELECT count(*) FROM ato.persistence_changes(u, since)) AS rows,
        pg_temp.differences(format('SELECT * FROM ato.persistence_changes(%L, %L)', u, since),

@@ -592,19 +592,25 @@ ato_credential_stuffing(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* $1 since, $2 min_accounts, $3 max_attempts_per_account */
+/*
+ * $1 since, $2 min_accounts, $3 max_attempts_per_account.  The attempts are
+ * grouped per address and account first, so that the accounts of an address
+ * are counted by hashing rather than by sorting its attempts.
+ */
 static const char password_spray_sql[] =
-"SELECT ip_address,"
-"       count(DISTINCT user_id) FILTER (WHERE outcome = 'failure') AS accounts,"
-"       count(*) FILTER (WHERE outcome = 'failure') AS failures,"
-"       count(*) FILTER (WHERE outcome = 'success') AS successes,"
-"       count(*)::float8 / count(DISTINCT user_id) AS attempts_per_account,"
-"       min(occurred_at) AS first_attempt, max(occurred_at) AS last_attempt"
-"  FROM ato.login_events"
-" WHERE occurred_at >= $1 AND ip_address IS NOT NULL"
+"WITH per_account AS ("
+"    SELECT ip_address, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'failure') AS failures,"
+"           count(*) FILTER (WHERE outcome = 'success') AS successes,"
+"           min(occurred_at) AS first_attempt, max(occurred_at) AS last_attempt"
+"      FROM ato.login_events"
+"     WHERE occurred_at >= $1 AND ip_address IS NOT NULL"
+"     GROUP BY ip_address, user_id)"
+"SELECT ip_address, count(*) FILTER (WHERE failures > 0) AS accounts, sum(failures)::bigint AS failures,"
+"       sum(successes)::bigint AS successes, sum(attempts)::float8 / count(*) AS attempts_per_account,"
+"       min(first_attempt) AS first_attempt, max(last_attempt) AS last_attempt"
+"  FROM per_account"
 " GROUP BY ip_address"
-" HAVING count(DISTINCT user_id) FILTER (WHERE outcome = 'failure') >= $2"
-"    AND count(*)::float8 / count(DISTINCT user_id) <= $3"
+" HAVING count(*) FILTER (WHERE failures > 0) >= $2 AND sum(attempts)::float8 / count(*) <= $3"
 " ORDER BY accounts DESC, ip_address";
 
 PG_FUNCTION_INFO_V1(ato_password_spray);
@@ -632,25 +638,24 @@ ato_password_spray(PG_FUNCTION_ARGS)
 /*
  * $1 since, $2 min_failures, $3 burst_window: accounts with at least
  * min_failures failed logins within some burst_window, and the first
- * successful login after their first failure, if any.
+ * successful login after their first failure, if any.  Only the failures
+ * are sorted; the successes are read again for the accounts found, if any.
  */
 static const char failed_login_bursts_sql[] =
-"WITH w AS ("
-"    SELECT user_id, ip_address, occurred_at, outcome = 'failure' AS failed"
-"      FROM ato.login_events WHERE occurred_at >= $1 AND outcome IN ('failure', 'success')),"
-" f AS ("
+"WITH f AS ("
 "    SELECT user_id, ip_address, occurred_at,"
 "           count(*) OVER (PARTITION BY user_id ORDER BY occurred_at"
 "                          RANGE BETWEEN $3 PRECEDING AND CURRENT ROW) AS in_burst"
-"      FROM w WHERE failed),"
+"      FROM ato.login_events WHERE occurred_at >= $1 AND outcome = 'failure'),"
 " b AS ("
 "    SELECT user_id, count(*) AS failures, max(in_burst) AS burst, count(DISTINCT ip_address) AS sources,"
 "           min(occurred_at) AS first_failure, max(occurred_at) AS last_failure"
 "      FROM f GROUP BY user_id HAVING max(in_burst) >= $2),"
 " s AS ("
 "    SELECT w.user_id, min(w.occurred_at) AS later_success"
-"      FROM w JOIN b ON b.user_id = w.user_id"
-"     WHERE NOT w.failed AND w.occurred_at >= b.first_failure GROUP BY w.user_id)"
+"      FROM ato.login_events w JOIN b ON b.user_id = w.user_id"
+"     WHERE w.occurred_at >= $1 AND w.outcome = 'success' AND w.occurred_at >= b.first_failure"
+"     GROUP BY w.user_id)"
 "SELECT b.user_id, b.failures, b.burst, b.sources, b.first_failure, b.last_failure, s.later_success"
 "  FROM b LEFT JOIN s ON s.user_id = b.user_id"
 " ORDER BY b.burst DESC, b.user_id";
@@ -679,13 +684,15 @@ ato_failed_login_bursts(PG_FUNCTION_ARGS)
 
 /*
  * $1 since, $2 labels (NULL: all).  A network counts when it was not
- * expired at the time of the login.
+ * expired at the time of the login.  With no network listed, the window is
+ * not read at all.
  */
 static const char listed_network_logins_sql[] =
 "SELECT w.user_id, w.ip_address, w.occurred_at, n.network, n.label, n.source"
 "  FROM ato.login_events w"
 "  JOIN ato.listed_networks n ON n.network >>= w.ip_address"
-" WHERE w.occurred_at >= $1 AND w.outcome = 'success'"
+" WHERE EXISTS (SELECT FROM ato.listed_networks)"
+"   AND w.occurred_at >= $1 AND w.outcome = 'success'"
 "   AND (n.expires_at IS NULL OR n.expires_at > w.occurred_at)"
 "   AND ($2::text[] IS NULL OR n.label = ANY ($2))"
 " ORDER BY w.occurred_at, w.user_id, n.network, n.label";
