@@ -522,13 +522,15 @@ BEGIN
         END IF;
         -- Most accounts have a row already: one UPDATE moves those (cheaper
         -- than an INSERT ... ON CONFLICT per account), the INSERT adds the
-        -- others (it sees the table as it was before the statement).
+        -- others (it sees the table as it was before the statement).  The
+        -- accounts are sorted by their bytes: the order does not matter, and
+        -- sorting by the database's collation costs a fifth more.
         WITH latest AS MATERIALIZED (
-            SELECT DISTINCT ON (e.user_id) e.user_id, e.id, e.occurred_at, e.ip_address, e.country_code,
-                   e.lat, e.lon, e.approximate
+            SELECT DISTINCT ON (e.user_id COLLATE "C") e.user_id, e.id, e.occurred_at, e.ip_address,
+                   e.country_code, e.lat, e.lon, e.approximate
               FROM ato.located_logins e
              WHERE e.occurred_at >= fold_from AND e.occurred_at < upto AND e.outcome = 'success'
-             ORDER BY e.user_id, e.occurred_at DESC, e.id DESC),
+             ORDER BY e.user_id COLLATE "C", e.occurred_at DESC, e.id DESC),
         moved AS (
             UPDATE ato.account_last_logins k
                SET event_id = n.id, occurred_at = n.occurred_at, ip_address = n.ip_address,
