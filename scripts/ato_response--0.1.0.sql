@@ -1308,7 +1308,7 @@ COMMENT ON COLUMN ato.detection_rules.parameters IS
 COMMENT ON COLUMN ato.detection_rules.lookback IS
     'Each run reads the events since the last successful run began, less lookback (for late events and for windows that reach back, such as the actions after a new-country login); the first run reads lookback back from now';
 COMMENT ON COLUMN ato.detection_rules.covered_until IS
-    'When the last successful run began: the next one reads from there, less lookback (at most a day and lookback back)';
+    'When the last successful run began (or its cycle, see ato.run_detection()): the next one reads from there, less lookback (at most a day and lookback back)';
 COMMENT ON COLUMN ato.detection_rules.builtin IS
     'Shipped with the extension (pg_dump keeps only the rules you add: copy a built-in rule under a new name to keep your changes to it)';
 COMMENT ON COLUMN ato.detection_rules.last_error IS 'Why the last run failed, or NULL';
@@ -1374,7 +1374,7 @@ $$;
 COMMENT ON FUNCTION ato.detection_finding(text) IS
     'How the rows of a detection function become alerts: the finding''s key, its accounts and the rows that count (SQL over the row r)';
 
-CREATE FUNCTION ato.run_detection(rule text)
+CREATE FUNCTION ato.run_detection(rule text, cycle_start timestamptz DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1394,6 +1394,11 @@ BEGIN
     IF rule IS NULL THEN
         RAISE EXCEPTION 'run_detection: rule must not be NULL'
             USING ERRCODE = 'null_value_not_allowed', HINT = 'Name a rule of ato.detection_rules.';
+    END IF;
+    IF NOT isfinite(cycle_start) OR cycle_start > started THEN
+        RAISE EXCEPTION 'run_detection: cycle_start must be a past time'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it out, or give when the cycle of runs this one belongs to began.';
     END IF;
     -- one run of a rule at a time (the worker and a pg_cron job may meet)
     SELECT * INTO r FROM ato.detection_rules d WHERE d.name = run_detection.rule FOR UPDATE;
@@ -1467,9 +1472,12 @@ BEGIN
           USING since, r.parameters, r.name;
 
         PERFORM pg_notify(channel, a::text) FROM json_array_elements(new_alerts) a;
+        -- the next run reads from here, less lookback: from the start of the
+        -- cycle when there is one, so that the rules of a cycle share their
+        -- windows (and the worker can summarise up to where they begin)
         UPDATE ato.detection_rules d
-           SET covered_until = started, last_run_at = started, last_duration = clock_timestamp() - started,
-               last_findings = found_rows, last_error = NULL
+           SET covered_until = coalesce(cycle_start, started), last_run_at = started,
+               last_duration = clock_timestamp() - started, last_findings = found_rows, last_error = NULL
          WHERE d.name = r.name;
         RETURN found_rows;
     EXCEPTION WHEN OTHERS THEN
@@ -1485,8 +1493,8 @@ BEGIN
     END;
 END;
 $$;
-COMMENT ON FUNCTION ato.run_detection(text) IS
-    'Runs one rule now: its detection over the events since its last successful run (less lookback), findings upserted into ato.alerts (new ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule';
+COMMENT ON FUNCTION ato.run_detection(text, timestamptz) IS
+    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (new ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one';
 
 CREATE FUNCTION ato.run_detections()
 RETURNS TABLE (rule text, findings integer, error text)
@@ -1498,7 +1506,7 @@ DECLARE
 BEGIN
     FOR name IN SELECT d.name FROM ato.detection_rules d WHERE d.enabled ORDER BY d.name LOOP
         rule := name;
-        findings := ato.run_detection(name);
+        findings := ato.run_detection(name, now());
         SELECT d.last_error INTO error FROM ato.detection_rules d WHERE d.name = rule;
         RETURN NEXT;
     END LOOP;
@@ -1683,7 +1691,7 @@ REVOKE ALL ON FUNCTION ato.lift_incident(uuid, text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.block_network(cidr, text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.unblock_network(cidr) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.detection_finding(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.run_detection(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.run_detection(text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.run_detections() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.triage_alert(bigint, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean) FROM PUBLIC;

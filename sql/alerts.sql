@@ -55,6 +55,14 @@ INSERT INTO ato.detection_rules (name, detection, lookback, covered_until)
 VALUES ('recent stuffing', 'credential_stuffing', '5 seconds', now() - interval '5 seconds');
 SELECT ato.run_detection('recent stuffing') AS findings_since_last_run;
 SELECT covered_until > now() - interval '1 minute' AS moved_on FROM ato.detection_rules WHERE name = 'recent stuffing';
+-- A run of a cycle counts as begun when its cycle did (the worker's rules
+-- then share one window start); a cycle cannot begin in the future.
+SELECT now() - interval '3 seconds' AS cycle_start \gset
+SELECT ato.run_detection('recent stuffing', :'cycle_start') AS findings_in_cycle;
+SELECT covered_until = :'cycle_start' AS covered_from_cycle_start, last_run_at > covered_until AS ran_after_it
+  FROM ato.detection_rules WHERE name = 'recent stuffing';
+SELECT ato.run_detection('recent stuffing', now() + interval '1 hour');
+SELECT ato.run_detection('recent stuffing', 'infinity');
 DELETE FROM ato.detection_rules WHERE name = 'recent stuffing';
 
 -- Bad rules are reported on their row and skipped; the good ones still run.

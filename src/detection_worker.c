@@ -15,7 +15,8 @@
  *      enabled rule of ato.detection_rules in its own transaction
  *      (ato.run_detection(), under ato_response.rule_timeout), so that a slow
  *      or failing rule is cut off, recorded on its row and the others still
- *      run; then ato.apply_retention();
+ *      run (every run counting as begun at the cycle's start); then
+ *      ato.apply_retention();
  *   4. sleeping until ato_response.detection_interval after the last cycle
  *      began, woken early by SIGHUP (new settings, a new interval counting
  *      from the last cycle; the GeoIP file is reopened by the next lookup
@@ -182,11 +183,11 @@ read_names(SPITupleTable *rows, uint64 count, void *arg)
 }
 
 /*
- * One cycle; its allocations are in the caller's (cycle) memory context.
- * previous_cycle is when the last one began, or 0.
+ * One cycle, begun at cycle_start; its allocations are in the caller's
+ * (cycle) memory context.  previous_cycle is when the last one began, or 0.
  */
 static void
-run_cycle(TimestampTz previous_cycle)
+run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 {
 	List	   *rules = NIL;
 	ListCell   *cell;
@@ -194,13 +195,15 @@ run_cycle(TimestampTz previous_cycle)
 	Datum		refresh_values[1];
 
 	/*
-	 * The summaries first, up to where the last cycle's runs began less a
-	 * minute.  A rule reads from its last run's start less its lookback, so
-	 * a rule with a lookback of a minute at most (the built-in ones that
-	 * read only what is new) starts at or after the watermark, where
-	 * impossible_travel takes each account's previous login from the
-	 * summaries instead of reading a day back.  Rules with longer lookbacks
-	 * read the stretch before the watermark from the event store.
+	 * The summaries first, up to where the last cycle began less a minute.
+	 * Each rule's run counts as begun at the start of its cycle, and reads
+	 * from there less its lookback, so a rule with a lookback of a minute
+	 * (the built-in ones that read only what is new) starts exactly at the
+	 * watermark, where impossible_travel takes each account's previous
+	 * login from the summaries instead of reading a day back, and no
+	 * unsummarised stretch lies between the two.  Rules with longer
+	 * lookbacks read what is before the watermark from the summaries or the
+	 * event store.
 	 */
 	pgstat_report_activity(STATE_RUNNING, "summarising the event store's new block ranges");
 	(void) run_transaction("SELECT ato.summarize_new_ranges()", 0, NULL, NULL, true, NULL, NULL);
@@ -217,13 +220,13 @@ run_cycle(TimestampTz previous_cycle)
 	foreach(cell, rules)
 	{
 		const char *rule = (const char *) lfirst(cell);
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1] = {CStringGetTextDatum(rule)};
+		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+		Datum		values[2] = {CStringGetTextDatum(rule), TimestampTzGetDatum(cycle_start)};
 		char	   *failure;
 
 		CHECK_FOR_INTERRUPTS();
 		pgstat_report_activity(STATE_RUNNING, psprintf("running detection rule %s", rule));
-		failure = run_transaction("SELECT ato.run_detection($1)", 1, argtypes, values, true, NULL, NULL);
+		failure = run_transaction("SELECT ato.run_detection($1, $2)", 2, argtypes, values, true, NULL, NULL);
 		if (failure != NULL)
 			record_rule_failure(rule, failure);
 	}
@@ -282,7 +285,7 @@ ato_detection_worker_main(Datum arg)
 
 			last_cycle = now;
 			if (query_bool("SELECT pg_catalog.to_regclass('ato.detection_rules') IS NOT NULL"))
-				run_cycle(previous_cycle);
+				run_cycle(previous_cycle, last_cycle);
 			MemoryContextReset(cycle_context);
 			now = GetCurrentTimestamp();
 		}
