@@ -156,8 +156,8 @@ CREATE TABLE ato.audit_events_default PARTITION OF ato.audit_events DEFAULT;
 -- costs next to nothing at insert, and a window reads only its block ranges,
 -- once they are summarised.  Until then a range matches every window, so
 -- each range is summarised as soon as it is full: by autovacuum
--- (autosummarize) and by ato.summarize_new_ranges(), which the detection
--- worker calls every cycle.  (A plain VACUUM of a big monthly partition
+-- (autosummarize) and by ato.maintain_event_partitions(), which the
+-- detection worker calls every cycle.  (A plain VACUUM of a big monthly partition
 -- comes only after a fifth of it is new, and every window would read all of
 -- that.)
 -- Audit events are also looked up per actor (what did this account do after
@@ -286,40 +286,54 @@ SELECT c.relname::text                      AS parent,
 COMMENT ON VIEW ato.event_partitions IS
     'The partitions of the event tables with their time bounds and size; rows in a default partition mean a month has no partition yet (see ato.create_partitions())';
 
-CREATE FUNCTION ato.summarize_new_ranges()
-RETURNS integer
+CREATE FUNCTION ato.maintain_event_partitions(OUT ranges_summarised integer, OUT partitions_analyzed integer)
 LANGUAGE plpgsql
+-- a histogram of ten buckets is enough to tell how many events a window
+-- holds, and its sample of 3,000 rows is cheap to take every minute
+SET default_statistics_target = 10
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    part       record;
-    summarised integer := 0;
+    part record;
 BEGIN
+    ranges_summarised := 0;
+    partitions_analyzed := 0;
     -- the partitions that take live events: the default ones, and the
     -- months not over a day ago (older ones are left to autovacuum)
     FOR part IN
-        SELECT p.partition, x.indexrelid::regclass AS brin_index
+        SELECT p.partition,
+               -- grown by ten pages (about a thousand events) since the
+               -- last ANALYZE (or VACUUM) counted them
+               pg_relation_size(p.partition) / current_setting('block_size')::bigint
+                   - (SELECT c.relpages FROM pg_class c WHERE c.oid = p.partition) >= 10 AS grown,
+               (SELECT array_agg(x.indexrelid::regclass ORDER BY x.indexrelid::regclass::text)
+                  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am a ON a.oid = i.relam
+                 WHERE x.indrelid = p.partition AND a.amname = 'brin') AS brin_indexes
           FROM ato.event_partitions p
-          JOIN pg_index x ON x.indrelid = p.partition
-          JOIN pg_class i ON i.oid = x.indexrelid
-          JOIN pg_am a ON a.oid = i.relam
-         WHERE a.amname = 'brin' AND (p.is_default OR p.upper_bound > now() - interval '1 day')
-         ORDER BY p.partition::text, x.indexrelid::regclass::text
+         WHERE p.is_default OR p.upper_bound > now() - interval '1 day'
+         ORDER BY p.partition::text
     LOOP
         BEGIN
             -- Never wait for a VACUUM of the partition: waiting would cancel
             -- it, every cycle.  It summarises the ranges itself.
             EXECUTE format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE NOWAIT', part.partition);
-            summarised := summarised + brin_summarize_new_values(part.brin_index);
+            ranges_summarised := ranges_summarised
+                + coalesce((SELECT sum(brin_summarize_new_values(i))::integer FROM unnest(part.brin_indexes) i), 0);
+            -- The newest events are past the histogram of the last ANALYZE,
+            -- so the planner takes a window of the last minutes for a few
+            -- rows and sorts or probes where it should hash.
+            IF part.grown THEN
+                EXECUTE format('ANALYZE %s (occurred_at)', part.partition);
+                partitions_analyzed := partitions_analyzed + 1;
+            END IF;
         EXCEPTION WHEN lock_not_available THEN
             NULL;
         END;
     END LOOP;
-    RETURN summarised;
 END
 $$;
-COMMENT ON FUNCTION ato.summarize_new_ranges() IS
-    'Summarises the BRIN block ranges of the event partitions that take live events, so that a time window reads only its own blocks (a range not yet summarised is read by every window); skips a partition that VACUUM is busy with; returns the ranges summarised. The detection worker calls it every cycle';
+COMMENT ON FUNCTION ato.maintain_event_partitions() IS
+    'Keeps the event partitions that take live events fast to read: summarises their new BRIN block ranges (a range not yet summarised is read by every time window) and refreshes the planner''s statistics of occurred_at where about a thousand events or more came since the last ANALYZE (windows of the last minutes are then planned for their real size); skips a partition that VACUUM is busy with. The detection worker calls it every cycle';
 
 -- ---------------------------------------------------------------------------
 -- Recording events
@@ -1665,7 +1679,7 @@ REVOKE ALL ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, tex
 REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.create_partitions(timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.drop_partitions(timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.summarize_new_ranges() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.maintain_event_partitions() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.enrich_event() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.geoip_status() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz) FROM PUBLIC;

@@ -48,13 +48,22 @@ SELECT ato.drop_partitions('infinity');
 
 -- Block ranges are summarised as soon as they are full, so that a window
 -- reads only its own: the new partitions' BRIN indexes ask autovacuum to
--- (autosummarize, shown above), and ato.summarize_new_ranges() does it for
--- the partitions taking live events.  Here a current month of a few
--- thousand logins: the first call summarises its ranges, the second finds
+-- (autosummarize, shown above), and ato.maintain_event_partitions() does it
+-- for the partitions taking live events, whose statistics of occurred_at it
+-- also brings up to date.  Here a current month of a few thousand logins:
+-- the first call summarises its ranges and analyzes it, the second finds
 -- nothing new.
 SELECT ato.create_partitions(now(), now()) >= 0 AS current_month;
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
-SELECT 'range-user', '8.8.8.8', 'success', now() - interval '1 hour' + i * interval '1 second'
+SELECT 'range-user', '8.8.8.8', 'success', date_trunc('month', now()) + i * interval '1 second'
   FROM generate_series(1, 3000) i;
-SELECT ato.summarize_new_ranges() > 0 AS summarised, ato.summarize_new_ranges() AS nothing_new;
+SELECT partition AS live_partition FROM ato.event_partitions
+ WHERE parent = 'login_events' AND now() >= lower_bound AND now() < upper_bound \gset
+SELECT reltuples < 0 AS never_analyzed FROM pg_class WHERE oid = :'live_partition'::regclass;
+SELECT ranges_summarised > 0 AS summarised, partitions_analyzed >= 1 AS analyzed FROM ato.maintain_event_partitions();
+SELECT reltuples >= 3000 AS counted FROM pg_class WHERE oid = :'live_partition'::regclass;
+SELECT histogram_bounds::text::timestamptz[] IS NOT NULL AS occurred_at_histogram
+  FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename
+ WHERE s.schemaname = 'ato' AND c.oid = :'live_partition'::regclass AND s.attname = 'occurred_at';
+SELECT * FROM ato.maintain_event_partitions() AS nothing_new;
 DELETE FROM ato.login_events WHERE user_id = 'range-user';

@@ -9,8 +9,8 @@
  *      an incident worker if an incident was left marking;
  *   2. waiting for the extension, if it is not installed yet: it looks again
  *      every interval;
- *   3. a cycle: ato.summarize_new_ranges(), so that the rules' windows read
- *      only their own blocks; ato.refresh_summaries() up to the last cycle's
+ *   3. a cycle: ato.maintain_event_partitions(), so that the rules'
+ *      windows read only their own blocks and are planned for their size; ato.refresh_summaries() up to the last cycle's
  *      start less a minute (where the next windows of the rules begin); each
  *      enabled rule of ato.detection_rules in its own transaction
  *      (ato.run_detection(), under ato_response.rule_timeout), so that a slow
@@ -205,8 +205,8 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 	 * lookbacks read what is before the watermark from the summaries or the
 	 * event store.
 	 */
-	pgstat_report_activity(STATE_RUNNING, "summarising the event store's new block ranges");
-	(void) run_transaction("SELECT ato.summarize_new_ranges()", 0, NULL, NULL, true, NULL, NULL);
+	pgstat_report_activity(STATE_RUNNING, "maintaining the event partitions that take live events");
+	(void) run_transaction("SELECT ato.maintain_event_partitions()", 0, NULL, NULL, true, NULL, NULL);
 
 	refresh_values[0] = TimestampTzGetDatum(previous_cycle != 0 ? previous_cycle : GetCurrentTimestamp());
 	pgstat_report_activity(STATE_RUNNING, "refreshing the per-account summaries");
