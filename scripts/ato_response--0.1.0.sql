@@ -157,7 +157,7 @@ CREATE TABLE ato.audit_events_default PARTITION OF ato.audit_events DEFAULT;
 -- once they are summarised.  Until then a range matches every window, so
 -- each range is summarised as soon as it is full: by autovacuum
 -- (autosummarize) and by ato.maintain_event_partitions(), which the
--- detection worker calls every cycle.  (A plain VACUUM of a big monthly partition
+-- detection worker calls every cycle.  (A VACUUM of a big monthly partition
 -- comes only after a fifth of it is new, and every window would read all of
 -- that.)
 -- Audit events are also looked up per actor (what did this account do after
@@ -315,7 +315,8 @@ BEGIN
     LOOP
         BEGIN
             -- Never wait for a VACUUM of the partition: waiting would cancel
-            -- it, every cycle.  It summarises the ranges itself.
+            -- it, every cycle.  It summarises the ranges itself, and the
+            -- statistics wait for the next call.
             EXECUTE format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE NOWAIT', part.partition);
             ranges_summarised := ranges_summarised
                 + coalesce((SELECT sum(brin_summarize_new_values(i))::integer FROM unnest(part.brin_indexes) i), 0);

@@ -878,11 +878,10 @@ static const char impossible_travel_sql[] =
  * when it leads into a country the account had not used before since, so
  * only accounts with such a login since since (or one with no known country,
  * which is never familiar) can have one: they are found first, and only
- * their logins are read and sorted.  The
- * predecessor of each one's first login from the watermark on is its latest
- * located login before the watermark, from ato.account_last_logins: the
- * history before the watermark is not read.  The legs into logins before
- * since are dropped at the end.
+ * their logins are read and sorted.  The predecessor of each one's first
+ * login from the watermark on is its latest located login before the
+ * watermark, from ato.account_last_logins: the history before the watermark
+ * is not read.  The legs into logins before since are dropped at the end.
  */
 static const char impossible_travel_recent_sql[] =
 "WITH destinations AS ("

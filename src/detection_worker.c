@@ -10,13 +10,13 @@
  *   2. waiting for the extension, if it is not installed yet: it looks again
  *      every interval;
  *   3. a cycle: ato.maintain_event_partitions(), so that the rules'
- *      windows read only their own blocks and are planned for their size; ato.refresh_summaries() up to the last cycle's
- *      start less a minute (where the next windows of the rules begin); each
- *      enabled rule of ato.detection_rules in its own transaction
- *      (ato.run_detection(), under ato_response.rule_timeout), so that a slow
- *      or failing rule is cut off, recorded on its row and the others still
- *      run (every run counting as begun at the cycle's start); then
- *      ato.apply_retention();
+ *      windows read only their own blocks and are planned for their size;
+ *      ato.refresh_summaries() up to the last cycle's start less a minute
+ *      (where the next windows of the rules begin); each enabled rule of
+ *      ato.detection_rules in its own transaction (ato.run_detection(),
+ *      under ato_response.rule_timeout), so that a slow or failing rule is
+ *      cut off, recorded on its row and the others still run (every run
+ *      counting as begun at the cycle's start); then ato.apply_retention();
  *   4. sleeping until ato_response.detection_interval after the last cycle
  *      began, woken early by SIGHUP (new settings, a new interval counting
  *      from the last cycle; the GeoIP file is reopened by the next lookup
