@@ -86,6 +86,21 @@ like(
 	qr/Asynchronous notification "ato_alerts" with payload "\{"alert" : \d+, "rule" : "credential_stuffing", "finding" : "network 5\.188\.10\.0\/24", "accounts" : 0\}"/,
 	'and announced on ato_alerts');
 
+# --- the windows of a cycle ------------------------------------------------------
+# The runs of a cycle all count as begun at its start, and the summaries
+# reach the previous cycle's start less a minute: with a lookback of a
+# minute, a rule's next window starts exactly at the watermark.
+ok( $node->poll_query_until(
+		'postgres', q{
+		SELECT count(DISTINCT d.covered_until) = 1
+		       AND min(d.covered_until) - s.summarised_until > interval '1 minute'
+		       AND min(d.covered_until) - s.summarised_until <= interval '1 minute 10 seconds'
+		  FROM ato.detection_rules d, ato.summary_status s
+		 WHERE d.enabled AND d.last_error IS NULL
+		 GROUP BY s.summarised_until}
+	),
+	"the rules of a cycle share its start, a minute and one cycle after the summaries' watermark");
+
 # --- a bad rule is reported on its row, the others still run ------------------
 $node->safe_psql('postgres',
 	q{INSERT INTO ato.detection_rules (name, detection, parameters) VALUES ('broken', 'no_such_detection', '{}')});
