@@ -6,9 +6,25 @@
 #ifndef ATO_COMPAT_H
 #define ATO_COMPAT_H
 
+#include "access/xact.h"
+#include "commands/async.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/tuplestore.h"
+
+/*
+ * Commit a background worker's transaction and send the notifications it
+ * queued: before 15 a process outside the client protocol had to deliver
+ * them itself.
+ */
+static inline void
+ato_commit_and_notify(void)
+{
+	CommitTransactionCommand();
+#if PG_VERSION_NUM < 150000
+	ProcessCompletedNotifies();
+#endif
+}
 
 /*
  * Set up a set-returning function in materialize mode: rsinfo->setResult

@@ -331,11 +331,10 @@ unsummarised_from(TimestampTz since, TimestampTz summarised_to, const char *func
  * success; before $6 (a window older than the recent summaries) in one pass
  * over the event store, hash-joined with the few pairs the summaries first
  * saw since $1 (an index range on first_success_at), never probed one by
- * one.  Those from $4 on (the last
- * minutes, or the whole window when the summaries lag behind it) are checked
- * against the summaries and the unsummarised stretch, in one pass (a login
- * without a country passes: it is never familiar).  Logins without a
- * country are always returned.  The actions are counted by joining the
+ * one.  Those from $4 on (the last minutes, or the whole window when the
+ * summaries lag behind it) are checked against the summaries and the
+ * unsummarised stretch, in one pass (a login without a country passes: it
+ * is never familiar).  Logins without a country are always returned.  The actions are counted by joining the
  * window's audit events of the given types, read once.
  */
 static const char new_country_logins_sql[] =

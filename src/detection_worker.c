@@ -31,7 +31,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -51,6 +50,7 @@
 #include "utils/wait_event.h"
 
 #include "ato_response.h"
+#include "compat.h"
 #include "response.h"
 
 PGDLLEXPORT void ato_detection_worker_main(Datum arg);
@@ -70,15 +70,6 @@ detection_worker_launch(Oid database)
 
 	ato_worker_init(&worker, "ato_detection_worker_main", "ato_response detection worker", database, 10);
 	return RegisterDynamicBackgroundWorker(&worker, &handle);
-}
-
-static void
-commit_and_deliver(void)
-{
-	CommitTransactionCommand();
-#if PG_VERSION_NUM < 150000
-	ProcessCompletedNotifies();
-#endif
 }
 
 /* Reads the rows of a statement, in the caller's memory context. */
@@ -122,7 +113,7 @@ run_transaction(const char *sql, int nargs, Oid *argtypes, Datum *values, bool t
 		}
 		SPI_finish();
 		PopActiveSnapshot();
-		commit_and_deliver();
+		ato_commit_and_notify();
 	}
 	PG_CATCH();
 	{

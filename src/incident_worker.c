@@ -32,7 +32,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
-#include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -53,6 +52,7 @@
 #include "utils/wait_event.h"
 
 #include "ato_response.h"
+#include "compat.h"
 #include "owner.h"
 #include "response.h"
 
@@ -185,10 +185,7 @@ ato_incident_worker_main(Datum arg)
 		}
 		SPI_finish();
 		PopActiveSnapshot();
-		CommitTransactionCommand();
-#if PG_VERSION_NUM < 150000
-		ProcessCompletedNotifies();
-#endif
+		ato_commit_and_notify();
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	proc_exit(0);
