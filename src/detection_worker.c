@@ -51,6 +51,7 @@
 
 #include "ato_response.h"
 #include "compat.h"
+#include "owner.h"
 #include "response.h"
 
 PGDLLEXPORT void ato_detection_worker_main(Datum arg);
@@ -238,6 +239,8 @@ ato_detection_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+	/* no SET clause protects a worker's own statements */
+	ato_pin_session_search_path();
 
 	/* the rules sort a window's logins per account: let them do it in memory */
 	if (work_mem < DETECTION_WORK_MEM_KB)

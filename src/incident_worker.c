@@ -140,8 +140,7 @@ ato_incident_worker_main(Datum arg)
 {
 	IncidentWorkerArgs args;
 	Oid			owner;
-	Oid			save_userid;
-	int			save_sec_context;
+	ActingAs	acting;
 	bool		more = true;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
@@ -149,6 +148,7 @@ ato_incident_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(args.database, InvalidOid, 0);
+	ato_pin_session_search_path();
 
 	if (TransactionIdIsValid(args.wait_for))
 	{
@@ -178,10 +178,9 @@ ato_incident_worker_main(Datum arg)
 			more = false;		/* the extension is not installed here */
 		else
 		{
-			GetUserIdAndSecContext(&save_userid, &save_sec_context);
-			SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+			ato_act_as(owner, &acting);
 			more = mark_next_batch();
-			SetUserIdAndSecContext(save_userid, save_sec_context);
+			ato_act_as_end(&acting);
 		}
 		SPI_finish();
 		PopActiveSnapshot();

@@ -1,13 +1,28 @@
 /*
  * owner.c
- *     Who the extension acts as when a caller or a worker must not need
- *     privileges on its tables: the owner of a relation in schema ato.
+ *     Who the extension acts as, and how it switches: the owner of a
+ *     relation in schema ato (when a caller or a worker must not need
+ *     privileges on the extension's tables), or the owner of an
+ *     application's table (when an incident marks its rows: its triggers,
+ *     defaults, rules, policies and index expressions are that owner's code
+ *     and must never run with more rights than the owner has).
+ *
+ * Either way the switch is the one PostgreSQL's own maintenance commands
+ * make (vacuum.c, analyze.c): SetUserIdAndSecContext() with
+ * SECURITY_RESTRICTED_OPERATION, so the code cannot SET ROLE back, create
+ * temporary objects, or leave deferred triggers to fire later as someone
+ * else, and a new GUC nest level with search_path pinned to
+ * "pg_catalog, pg_temp", so that no operator or function planted in a
+ * writable schema is picked up.  The abort of a (sub)transaction restores
+ * both, so an error between the switch and its end needs no cleanup.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -18,15 +33,48 @@ ato_relation_owner(const char *relname)
 {
 	Oid			nspid = get_namespace_oid("ato", true);
 	Oid			relid;
-	HeapTuple	tuple;
-	Oid			owner;
 
 	if (!OidIsValid(nspid) || !OidIsValid(relid = get_relname_relid(relname, nspid)))
 		return InvalidOid;
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	return ato_table_owner(relid);
+}
+
+Oid
+ato_table_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
 	if (!HeapTupleIsValid(tuple))
-		return InvalidOid;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("It was dropped while the extension was using it.")));
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
 	return owner;
+}
+
+void
+ato_act_as(Oid role, ActingAs *saved)
+{
+	GetUserIdAndSecContext(&saved->save_userid, &saved->save_sec_context);
+	SetUserIdAndSecContext(role, saved->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	saved->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", ATO_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+ato_act_as_end(const ActingAs *saved)
+{
+	AtEOXact_GUC(false, saved->save_nestlevel);
+	SetUserIdAndSecContext(saved->save_userid, saved->save_sec_context);
+}
+
+void
+ato_pin_session_search_path(void)
+{
+	SetConfigOption("search_path", ATO_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION);
 }

@@ -11,7 +11,11 @@
  *   $2 the revocation time, $3 the reason, $4 the incident id,
  *   $5 delete_created_after (delete targets with a created column).
  * Each target runs in its own subtransaction, so a table that was dropped or
- * altered fails alone (its error is recorded) and the others still complete.
+ * altered fails alone (its error is recorded) and the others still complete,
+ * and as the table's owner in a security-restricted operation with a pinned
+ * search_path (src/owner.c), so that the table's own code (triggers,
+ * defaults, rules, policies, index expressions) never runs with the
+ * extension's rights; operators are schema-qualified.
  */
 #include "postgres.h"
 
@@ -31,6 +35,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "owner.h"
 #include "response.h"
 
 #define TARGET_NPARAMS 5
@@ -237,10 +242,10 @@ target_statement(const RevocationTarget *target)
 	initStringInfo(&sql);
 	if (target->action == TARGET_DELETE)
 	{
-		appendStringInfo(&sql, "DELETE FROM %s WHERE %s = ANY ($1)",
+		appendStringInfo(&sql, "DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) ANY ($1)",
 						 relation, quote_identifier(target->user_column));
 		if (target->created_column != NULL)
-			appendStringInfo(&sql, " AND ($5 IS NULL OR %s >= $5)",
+			appendStringInfo(&sql, " AND ($5 IS NULL OR %s OPERATOR(pg_catalog.>=) $5)",
 							 quote_identifier(target->created_column));
 		return sql.data;
 	}
@@ -255,7 +260,7 @@ target_statement(const RevocationTarget *target)
 		appendStringInfo(&sql, ", %s = $3", quote_identifier(target->reason_column));
 	if (target->incident_column != NULL)
 		appendStringInfo(&sql, ", %s = $4", quote_identifier(target->incident_column));
-	appendStringInfo(&sql, " WHERE %s = ANY ($1) AND %s %s",
+	appendStringInfo(&sql, " WHERE %s OPERATOR(pg_catalog.=) ANY ($1) AND %s %s",
 					 quote_identifier(target->user_column),
 					 quote_identifier(target->state_column),
 					 target->action == TARGET_END ? "IS NULL" :
@@ -306,8 +311,16 @@ mark_target(void *arg)
 	Datum		values[TARGET_NPARAMS];
 	char		nulls[TARGET_NPARAMS] = {' ', ' ', ' ', ' ', ' '};
 	SPIPlanPtr	plan;
+	ActingAs	acting;
 	int			ret;
 
+	/*
+	 * The table's triggers, defaults, rules, policies and index expressions
+	 * are its owner's code: the statement runs as the owner, restricted.
+	 * The caller's own right to change the table was checked when it was
+	 * registered, and to call ato.revoke_incident() by its grants.
+	 */
+	ato_act_as(ato_table_owner(target->relid), &acting);
 	plan = SPI_prepare(target_statement(target), TARGET_NPARAMS, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for revocation target %s: %s", target->name,
@@ -315,6 +328,7 @@ mark_target(void *arg)
 	if (batch->dry_run)
 	{
 		SPI_freeplan(plan);
+		ato_act_as_end(&acting);
 		return;
 	}
 
@@ -332,6 +346,7 @@ mark_target(void *arg)
 			 SPI_result_code_string(ret));
 	target->rows = (int64) SPI_processed;
 	SPI_freeplan(plan);
+	ato_act_as_end(&acting);
 }
 
 void
