@@ -10,7 +10,8 @@
  *
  * What it does to a row:
  *   - rejects a NULL or empty user (actor) id, a NULL or infinite time, an
- *     outcome outside ato.login_outcomes() and an empty event type, each
+ *     outcome outside ato.login_outcomes(), an empty event type and ids,
+ *     types and sources longer than include/identifiers.h allows, each
  *     with an SQLSTATE and a hint;
  *   - writes the outcome in lower case (Okta's SUCCESS becomes success);
  *   - when the row is new (recorded_at is NULL): stamps recorded_at, cuts a
@@ -42,6 +43,7 @@
 
 #include "ato_response.h"
 #include "geoip.h"
+#include "identifiers.h"
 #include "summary.h"
 
 typedef enum EventKind
@@ -69,6 +71,9 @@ typedef struct EventColumns
 	AttrNumber	as_org;
 	AttrNumber	latitude;
 	AttrNumber	longitude;
+	AttrNumber	source;
+	AttrNumber	target_type;	/* audit events only */
+	AttrNumber	target_id;		/* audit events only */
 } EventColumns;
 
 /* The outcomes a login event may have (see ato.login_outcomes()). */
@@ -148,6 +153,12 @@ event_columns(FunctionCallInfo fcinfo, TriggerData *trigdata)
 	cols->as_org = event_column(rel, "as_org", TEXTOID);
 	cols->latitude = event_column(rel, "latitude", FLOAT8OID);
 	cols->longitude = event_column(rel, "longitude", FLOAT8OID);
+	cols->source = event_column(rel, "source", TEXTOID);
+	if (kind == EVENT_AUDIT)
+	{
+		cols->target_type = event_column(rel, "target_type", TEXTOID);
+		cols->target_id = event_column(rel, "target_id", TEXTOID);
+	}
 	cols->relid = RelationGetRelid(rel);
 	fcinfo->flinfo->fn_extra = cols;
 	return cols;
@@ -265,6 +276,40 @@ check_event_type(const EventRow *row, const EventColumns *cols)
 				 errhint("Name the event with a dotted type such as user.email_changed.")));
 }
 
+/*
+ * Refuse an identifier longer than limit bytes: ids end up in the keys of
+ * the summaries and response tables, where one over-long id would make
+ * every later refresh fail.
+ */
+static void
+check_length(const EventRow *row, const EventColumns *cols, AttrNumber attnum,
+			 const char *column, int limit)
+{
+	text	   *value;
+	int			length;
+
+	if (attnum == InvalidAttrNumber || (value = text_column(row, attnum)) == NULL)
+		return;
+	length = VARSIZE_ANY_EXHDR(value);
+	if (length > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s %s is %d bytes long, more than the %d accepted",
+						cols->noun, column, length, limit),
+				 errhint("Ids are at most %d bytes, event types, sources and target types at most %d; store a longer value in metadata.",
+						 ATO_MAX_ACCOUNT_ID_BYTES, ATO_MAX_NAME_BYTES)));
+}
+
+static void
+check_lengths(const EventRow *row, const EventColumns *cols)
+{
+	check_length(row, cols, cols->subject, cols->subject_name, ATO_MAX_ACCOUNT_ID_BYTES);
+	check_length(row, cols, cols->source, "source", ATO_MAX_NAME_BYTES);
+	check_length(row, cols, cols->event_type, "event_type", ATO_MAX_NAME_BYTES);
+	check_length(row, cols, cols->target_type, "target_type", ATO_MAX_NAME_BYTES);
+	check_length(row, cols, cols->target_id, "target_id", ATO_MAX_ACCOUNT_ID_BYTES);
+}
+
 static void
 clip_user_agent(EventRow *row, const EventColumns *cols)
 {
@@ -373,6 +418,7 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 		outcome = normalise_outcome(&row, cols);
 	else
 		check_event_type(&row, cols);
+	check_lengths(&row, cols);
 
 	/*
 	 * A row without recorded_at is being stored for the first time: stamp it,

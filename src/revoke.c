@@ -38,13 +38,12 @@
 #include "utils/timestamp.h"
 
 #include "ato_response.h"
+#include "identifiers.h"
 #include "response.h"
 
 /* NOTIFY refuses payloads this long or longer (async.c keeps the limit private). */
 #define NOTIFY_PAYLOAD_LIMIT (BLCKSZ - NAMEDATALEN - 128)
 
-/* Longest account id accepted: with JSON escaping it still fits a NOTIFY. */
-#define MAX_ACCOUNT_ID_BYTES 1000
 
 static void
 spi_check(int ret, int expected, const char *what)
@@ -119,7 +118,7 @@ incident_accounts_arg(FunctionCallInfo fcinfo, int argno, int *naccounts, int *d
 					 errmsg("revoke_incident: user_ids[%d] is NULL", i + 1),
 					 errhint("Remove the NULL elements, for example with array_remove(ids, NULL).")));
 		length = VARSIZE_ANY_EXHDR(DatumGetTextPP(ids[i]));
-		if (length == 0 || length > MAX_ACCOUNT_ID_BYTES)
+		if (length == 0 || length > ATO_MAX_ACCOUNT_ID_BYTES)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("revoke_incident: user_ids[%d] is %s", i + 1,
