@@ -19,7 +19,7 @@ PGFILEDESC = "ato_response - account-takeover detection and response"
 # Install and upgrade scripts live in scripts/; sql/ belongs to pg_regress.
 DATA = $(wildcard scripts/$(EXTENSION)--*.sql)
 
-REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges detection detection_kit response alerts
+REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection detection_kit response alerts
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
 ISOLATION = summary_refresh overlapping_incidents partition_maintenance
 ISOLATION_OPTS = --load-extension=$(EXTENSION)

@@ -1,0 +1,131 @@
+-- Attacks on the extension from roles that hold only what they were granted:
+-- a table owner's code run by an incident, operators planted in a writable
+-- schema, and over-long identifiers stored to break the summaries.  Each
+-- reproduces an attack that once worked; the outcome shown is the defence.
+SET timezone = 'UTC';
+\set SHOW_CONTEXT never
+\set VERBOSITY default
+CREATE ROLE regress_ato_tenant;     -- owns an application table
+CREATE ROLE regress_ato_responder;  -- may revoke, nothing else
+CREATE ROLE regress_ato_writer;     -- may only record logins
+GRANT USAGE ON SCHEMA ato TO regress_ato_responder, regress_ato_writer;
+GRANT EXECUTE ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz)
+    TO regress_ato_responder;
+GRANT EXECUTE ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, text, jsonb),
+                          ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb)
+    TO regress_ato_writer;
+CREATE SCHEMA app AUTHORIZATION regress_ato_tenant;
+-- the default before PostgreSQL 15: anyone may create in public
+GRANT CREATE ON SCHEMA public TO PUBLIC;
+
+-- 1. A registered table's trigger tries to make its owner superuser.
+SET ROLE regress_ato_tenant;
+CREATE TABLE app.sessions (user_id text NOT NULL, ended_at timestamptz);
+CREATE TABLE app.trigger_runs (acting_as name, superuser boolean, escalation text);
+CREATE FUNCTION app.escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    outcome text := 'escalated';
+BEGIN
+    BEGIN
+        EXECUTE 'ALTER ROLE regress_ato_tenant SUPERUSER';
+    EXCEPTION WHEN OTHERS THEN
+        outcome := SQLSTATE || ' ' || SQLERRM;
+    END;
+    INSERT INTO app.trigger_runs
+    SELECT current_user, r.rolsuper, outcome FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER escalate BEFORE UPDATE ON app.sessions FOR EACH ROW EXECUTE FUNCTION app.escalate();
+INSERT INTO app.sessions VALUES ('alice', NULL), ('bob', NULL);
+RESET ROLE;
+SELECT ato.register_revocation_target('app.sessions', 'user_id', 'end', state_column => 'ended_at') > 0 AS registered;
+
+SET ROLE regress_ato_responder;
+SELECT ato.revoke_incident(ARRAY['alice'], 'drill: trigger escalation') IS NOT NULL AS revoked;
+RESET ROLE;
+-- the trigger ran as the table's owner, who is still no superuser
+SELECT acting_as, superuser, escalation FROM app.trigger_runs;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_ato_tenant';
+SELECT user_id, ended_at IS NOT NULL AS ended FROM app.sessions ORDER BY user_id;
+
+-- A deferred trigger would fire at commit, as whoever commits: PostgreSQL
+-- refuses it inside the restricted operation, so that table fails alone
+-- (the accounts are contained all the same, the other tables are marked).
+SET ROLE regress_ato_tenant;
+CREATE TABLE app.tokens (user_id text NOT NULL, revoked boolean NOT NULL DEFAULT false);
+CREATE FUNCTION app.later() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO app.trigger_runs VALUES (current_user, NULL, 'deferred');
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER later AFTER UPDATE ON app.tokens DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION app.later();
+INSERT INTO app.tokens VALUES ('bob');
+RESET ROLE;
+SELECT ato.register_revocation_target('app.tokens', 'user_id', 'revoke', state_column => 'revoked') > 0 AS registered;
+TRUNCATE app.trigger_runs;
+SET ROLE regress_ato_responder;
+SELECT ato.revoke_incident(ARRAY['bob'], 'drill: deferred trigger') IS NOT NULL AS revoked;
+RESET ROLE;
+SELECT count(*) AS deferred_runs FROM app.trigger_runs WHERE escalation = 'deferred';
+SELECT it.target_name, it.rows_touched, it.failed_batches, it.last_error
+  FROM ato.incident_targets it JOIN ato.incidents i ON i.id = it.incident_id
+ WHERE i.reason = 'drill: deferred trigger' ORDER BY it.target_name;
+SELECT user_id, revoked FROM app.tokens;
+SELECT ato.unregister_revocation_target('app.tokens');
+
+-- 2. An operator planted in public for the user-id column's types.
+SET ROLE regress_ato_tenant;
+CREATE TABLE app.devices (user_id varchar(40) NOT NULL, active boolean NOT NULL DEFAULT true);
+INSERT INTO app.devices VALUES ('carol'), ('dave');
+RESET ROLE;
+SELECT ato.register_revocation_target('app.devices', 'user_id', 'deactivate', state_column => 'active') > 0 AS registered;
+SET ROLE regress_ato_writer;
+CREATE FUNCTION public.planted_eq(varchar, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE WARNING 'planted operator called as %', current_user;
+    RETURN $1::text = $2;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = text, FUNCTION = public.planted_eq);
+RESET ROLE;
+SET search_path = public, pg_catalog;
+SET ROLE regress_ato_responder;
+-- no WARNING: the planted operator is never called
+SELECT ato.revoke_incident(ARRAY['carol'], 'drill: planted operator') IS NOT NULL AS revoked;
+RESET ROLE;
+RESET search_path;
+SELECT user_id, active FROM app.devices ORDER BY user_id;
+DROP OPERATOR public.= (varchar, text);
+DROP FUNCTION public.planted_eq(varchar, text);
+
+-- 3. Over-long identifiers are refused as they are stored, whichever way.
+SET ROLE regress_ato_writer;
+SELECT ato.record_login(repeat('u', 1000), '81.2.69.160', 'success', '2024-03-01 00:00+00') > 0 AS longest_stored;
+SELECT ato.record_login(repeat('u', 1001), '81.2.69.160', 'success', '2024-03-01 00:00+00');
+SELECT ato.record_login(repeat('u', 3200), '81.2.69.160', 'success', '2024-03-01 00:00+00');
+SELECT ato.record_login(repeat('u', 10000000), '81.2.69.160', 'success', '2024-03-01 00:00+00');
+SELECT ato.record_login('u', '81.2.69.160', 'success', '2024-03-01 00:00+00', source => repeat('s', 201));
+SELECT ato.record_event(repeat('a', 1001), 'user.email_changed');
+SELECT ato.record_event('a', repeat('e', 201));
+SELECT ato.record_event('a', 'user.email_changed', target_type => repeat('t', 201));
+SELECT ato.record_event('a', 'user.email_changed', target_id => repeat('t', 1001));
+SELECT ato.record_event('a', 'user.email_changed', target_type => 'user', target_id => repeat('t', 1000)) > 0 AS longest_stored;
+RESET ROLE;
+-- the same rules hold for INSERT and COPY, and for a multibyte id of 1001 bytes
+INSERT INTO ato.login_events (user_id, outcome) VALUES (repeat('é', 500) || 'x', 'success');
+COPY ato.login_events (user_id, outcome) FROM stdin;
+uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu	success
+\.
+-- the longest id that was stored does not stop the summaries
+SELECT ato.refresh_summaries('2024-03-02') >= 1 AS refreshed;
+SELECT octet_length(user_id), country_code FROM ato.account_countries WHERE user_id LIKE 'uuu%';
+
+RESET ROLE;
+SELECT ato.unregister_revocation_target('app.sessions');
+SELECT ato.unregister_revocation_target('app.devices');
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+DROP SCHEMA app CASCADE;
+DROP OWNED BY regress_ato_tenant, regress_ato_responder, regress_ato_writer;
+DROP ROLE regress_ato_tenant;
+DROP ROLE regress_ato_responder;
+DROP ROLE regress_ato_writer;
