@@ -23,7 +23,40 @@ SELECT c.oid::regclass FROM pg_class c
         OR has_table_privilege('regress_ato_nobody', c.oid, 'UPDATE')
         OR has_table_privilege('regress_ato_nobody', c.oid, 'DELETE'));
 
+-- Every function of schema ato, called by a role with no grant: refused
+-- (42501) but for the GeoIP look-ups and the list of login outcomes,
+-- whatever the arguments.  Trigger
+-- functions cannot be called at all.
 SET ROLE regress_ato_nobody;
+DO $$
+DECLARE
+    f record;
+    outcome text;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure AS signature, p.proname,
+                    (SELECT string_agg('NULL::' || format_type(t, NULL), ', ' ORDER BY n)
+                       FROM unnest(p.proargtypes) WITH ORDINALITY AS a(t, n)) AS args
+               FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'ato'::regnamespace AND p.prorettype <> 'trigger'::regtype
+              ORDER BY 1::text
+    LOOP
+        BEGIN
+            EXECUTE format('SELECT ato.%I(%s)', f.proname, coalesce(f.args, ''));
+            outcome := 'allowed';
+        EXCEPTION WHEN OTHERS THEN
+            outcome := SQLSTATE;
+        END;
+        IF outcome <> '42501' THEN
+            RAISE NOTICE '% by a role without grants: %', f.signature, outcome;
+        END IF;
+    END LOOP;
+END $$;
+-- Nothing of schema ato may be created, nor operators found there.
+SELECT has_schema_privilege('regress_ato_nobody', 'ato', 'CREATE') AS may_create_in_ato;
+SELECT count(*) AS operators_in_ato FROM pg_operator WHERE oprnamespace = 'ato'::regnamespace;
+-- Settings that name files or change how events are stored, announced or
+-- kept are the superuser's (or the server's) to set.
+SELECT name, context FROM pg_settings WHERE name LIKE 'ato\_response.%' ORDER BY name;
 SELECT ato.geoip_country('8.8.8.8');
 SELECT ato.record_login('mallory', '8.8.8.8', 'success');
 INSERT INTO ato.login_events (user_id, outcome) VALUES ('mallory', 'success');
