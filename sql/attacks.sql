@@ -116,6 +116,21 @@ INSERT INTO ato.login_events (user_id, outcome) VALUES (repeat('é', 500) || 'x'
 COPY ato.login_events (user_id, outcome) FROM stdin;
 uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu	success
 \.
+-- A place that no distance can be computed from would make impossible_travel
+-- fail at every run: coordinates must be degrees, countries two letters.
+INSERT INTO ato.login_events (user_id, outcome, latitude, longitude) VALUES ('u', 'success', 'Infinity', 0);
+INSERT INTO ato.login_events (user_id, outcome, latitude, longitude) VALUES ('u', 'success', 'NaN', 0);
+INSERT INTO ato.login_events (user_id, outcome, latitude, longitude) VALUES ('u', 'success', 1e308, 0);
+INSERT INTO ato.login_events (user_id, outcome, latitude, longitude) VALUES ('u', 'success', 0, -180.5);
+INSERT INTO ato.login_events (user_id, outcome, country_code) VALUES ('u', 'success', repeat('X', 3000));
+INSERT INTO ato.login_events (user_id, outcome, country_code) VALUES ('u', 'success', 'É');
+INSERT INTO ato.login_events (user_id, outcome, country_code) VALUES ('u', 'success', '');
+INSERT INTO ato.audit_events (actor_id, event_type, country_code) VALUES ('u', 'user.email_changed', 'U1');
+-- the largest degrees are places, and a lower-case code is stored in upper case
+INSERT INTO ato.login_events (user_id, outcome, occurred_at, latitude, longitude, country_code)
+VALUES ('edge', 'success', '2024-03-01 00:00+00', -90, 180, 'nz'),
+       ('edge', 'success', '2024-03-01 00:10+00', 90, -180, 'Us')
+RETURNING country_code, latitude, longitude;
 -- the longest id that was stored does not stop the summaries
 SELECT ato.refresh_summaries('2024-03-02') >= 1 AS refreshed;
 SELECT octet_length(user_id), country_code FROM ato.account_countries WHERE user_id LIKE 'uuu%';

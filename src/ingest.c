@@ -311,6 +311,59 @@ check_lengths(const EventRow *row, const EventColumns *cols)
 }
 
 static void
+check_coordinate(const EventRow *row, const EventColumns *cols, AttrNumber attnum,
+				 const char *column, double limit)
+{
+	double		value;
+
+	if (column_is_null(row, attnum))
+		return;
+	value = DatumGetFloat8(column_value(row, attnum));
+	if (!(value >= -limit && value <= limit))	/* NaN fails too */
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("%s %s %g is not between -%g and %g", cols->noun, column, value, limit, limit),
+				 errhint("Give coordinates in decimal degrees (WGS 84), or leave them NULL to take them from GeoIP.")));
+}
+
+static inline bool
+is_ascii_letter(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/*
+ * A caller's country code must be two ASCII letters (ISO 3166 alpha-2); it
+ * is stored in upper case, as GeoIP gives it, so that both spellings name
+ * one country.  Coordinates must be real degrees: the distances of
+ * impossible_travel would fail on anything else, at every run.
+ */
+static void
+check_place(EventRow *row, const EventColumns *cols)
+{
+	text	   *country = text_column(row, cols->country_code);
+
+	check_coordinate(row, cols, cols->latitude, "latitude", 90);
+	check_coordinate(row, cols, cols->longitude, "longitude", 180);
+	if (country == NULL)
+		return;
+	if (VARSIZE_ANY_EXHDR(country) != 2 ||
+		!is_ascii_letter(VARDATA_ANY(country)[0]) || !is_ascii_letter(VARDATA_ANY(country)[1]))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s country_code \"%s\" is not a two-letter country code", cols->noun,
+						VARSIZE_ANY_EXHDR(country) <= 8 ? text_to_cstring(country) : "..."),
+				 errhint("Give an ISO 3166 alpha-2 code such as US, or leave it NULL to take it from GeoIP.")));
+	if (VARDATA_ANY(country)[0] >= 'a' || VARDATA_ANY(country)[1] >= 'a')
+	{
+		char		upper[3] = {pg_ascii_toupper(VARDATA_ANY(country)[0]),
+		pg_ascii_toupper(VARDATA_ANY(country)[1]), '\0'};
+
+		set_column(row, cols->country_code, CStringGetTextDatum(upper));
+	}
+}
+
+static void
 clip_user_agent(EventRow *row, const EventColumns *cols)
 {
 	text	   *agent = text_column(row, cols->user_agent);
@@ -419,6 +472,7 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 	else
 		check_event_type(&row, cols);
 	check_lengths(&row, cols);
+	check_place(&row, cols);
 
 	/*
 	 * A row without recorded_at is being stored for the first time: stamp it,
