@@ -1,7 +1,8 @@
 /*
  * ato_response.c
  *     Module entry of the ato_response extension: the module magic, _PG_init
- *     and the definition of every setting (GUC).  The work itself lives in
+ *     and the definition of every setting (GUC), and ato.setting(), through
+ *     which the SQL functions read them.  The work itself lives in
  *     src/: GeoIP lookups in geoip.c (a record as JSON in geoip_json.c), event
  *     validation and enrichment in ingest.c, the write-time side of the
  *     per-account summaries in summary.c, the detection functions in
@@ -13,6 +14,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -195,4 +197,34 @@ _PG_init(void)
 #else
 	EmitWarningsOnPlaceholders("ato_response");
 #endif
+}
+
+/*
+ * ato.setting(name): the value of one of this module's settings.  The SQL
+ * functions read their settings through it rather than current_setting():
+ * calling it loads the module, and so defines the settings with their
+ * defaults, in a session that has not loaded it yet (a pg_cron job when
+ * the library is not preloaded).
+ */
+PG_FUNCTION_INFO_V1(ato_setting);
+Datum
+ato_setting(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	const char *value;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("setting name must not be NULL"),
+				 errhint("Name one of the ato_response.* settings.")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	/* as current_setting() shows it, with its unit */
+	if (strncmp(name, "ato_response.", strlen("ato_response.")) != 0 ||
+		(value = GetConfigOptionByName(name, NULL, true)) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("\"%s\" is not a setting of ato_response", name),
+				 errhint("The settings are listed by SELECT name FROM pg_settings WHERE name LIKE 'ato_response.%%'.")));
+	PG_RETURN_TEXT_P(cstring_to_text(value));
 }

@@ -58,6 +58,17 @@ COMMENT ON FUNCTION ato.geoip_status() IS
     'The GeoIP databases as this session sees them: file, type, build time, when opened, any problem, and this session''s lookup counts';
 
 -- ---------------------------------------------------------------------------
+-- Settings
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.setting(name text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'ato_setting'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ato.setting(text) IS
+    'The value of an ato_response.* setting, with the module loaded first: what the SQL functions read their settings through, so that they work in a session that has not loaded the library (a pg_cron job)';
+
+-- ---------------------------------------------------------------------------
 -- Event store
 -- ---------------------------------------------------------------------------
 
@@ -1404,7 +1415,7 @@ DECLARE
     since timestamptz;
     found_rows integer;
     new_alerts json;
-    channel text := current_setting('ato_response.alert_channel');
+    channel text := ato.setting('ato_response.alert_channel');
 BEGIN
     IF rule IS NULL THEN
         RAISE EXCEPTION 'run_detection: rule must not be NULL'
@@ -1602,7 +1613,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    keep interval := current_setting('ato_response.retention')::interval;
+    keep interval := ato.setting('ato_response.retention')::interval;
 BEGIN
     IF keep = interval '0' THEN
         RETURN 0;
@@ -1683,6 +1694,7 @@ REVOKE ALL ON FUNCTION ato.drop_partitions(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.maintain_event_partitions() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.enrich_event() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.geoip_status() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.setting(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.cidr_scope(cidr[], timestamptz) FROM PUBLIC;
