@@ -64,7 +64,7 @@ COMMENT ON FUNCTION ato.geoip_status() IS
 CREATE FUNCTION ato.setting(name text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'ato_setting'
-LANGUAGE C STABLE STRICT PARALLEL SAFE;
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION ato.setting(text) IS
     'The value of an ato_response.* setting, with the module loaded first: what the SQL functions read their settings through, so that they work in a session that has not loaded the library (a pg_cron job)';
 

@@ -25,8 +25,9 @@ SELECT c.oid::regclass FROM pg_class c
 
 -- Every function of schema ato, called by a role with no grant: refused
 -- (42501) but for the GeoIP look-ups and the list of login outcomes,
--- whatever the arguments.  Trigger
--- functions cannot be called at all.
+-- whatever the arguments (given as sub-selects, so that the planner cannot
+-- fold a strict function's call away before its privilege is checked).
+-- Trigger functions cannot be called at all.
 SET ROLE regress_ato_nobody;
 DO $$
 DECLARE
@@ -34,7 +35,7 @@ DECLARE
     outcome text;
 BEGIN
     FOR f IN SELECT p.oid::regprocedure AS signature, p.proname,
-                    (SELECT string_agg('NULL::' || format_type(t, NULL), ', ' ORDER BY n)
+                    (SELECT string_agg('(SELECT NULL::' || format_type(t, NULL) || ')', ', ' ORDER BY n)
                        FROM unnest(p.proargtypes) WITH ORDINALITY AS a(t, n)) AS args
                FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'ato'::regnamespace AND p.prorettype <> 'trigger'::regtype
