@@ -511,6 +511,39 @@ require_privilege(Oid relid, const char *table, AclMode mode, const char *privil
 						 privilege)));
 }
 
+/*
+ * An incident runs the table's triggers with search_path pinned to
+ * pg_catalog, pg_temp: say which of them do not set a search_path of their
+ * own, since an unqualified name in them will not be found then.  Needs SPI.
+ */
+static void
+notice_triggers_without_search_path(const RevocationTarget *target)
+{
+	static const char sql[] =
+		"SELECT string_agg(quote_ident(t.tgname) OPERATOR(pg_catalog.||) ' ('"
+		"                  OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_catalog.text"
+		"                  OPERATOR(pg_catalog.||) ')', ', ' ORDER BY t.tgname)"
+		"  FROM pg_catalog.pg_trigger t"
+		"  JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) t.tgfoid"
+		"  JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang"
+		" WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND NOT t.tgisinternal"
+		"   AND l.lanname OPERATOR(pg_catalog.<>) ALL ('{c,internal}'::pg_catalog.name[])"
+		"   AND NOT EXISTS (SELECT FROM pg_catalog.unnest(p.proconfig) c"
+		"                    WHERE c OPERATOR(pg_catalog.~~) 'search\\_path=%')";
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(target->relid)};
+	char	   *triggers;
+
+	if (SPI_execute_with_args(sql, 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "listing the triggers of %s failed", target->name);
+	triggers = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (triggers != NULL)
+		ereport(NOTICE,
+				(errmsg("register_revocation_target: incidents run the triggers of %s with search_path pg_catalog, pg_temp; these set no search_path of their own: %s",
+						target->name, triggers),
+				 errhint("Qualify the names their functions use, or give each function its own SET search_path clause.")));
+}
+
 PG_FUNCTION_INFO_V1(ato_register_revocation_target);
 Datum
 ato_register_revocation_target(PG_FUNCTION_ARGS)
@@ -630,6 +663,7 @@ ato_register_revocation_target(PG_FUNCTION_ARGS)
 
 	/* Prepare the statement once now, so that a mistake shows at once. */
 	mark_target(&batch);
+	notice_triggers_without_search_path(&target);
 
 	values[0] = ObjectIdGetDatum(target.relid);
 	values[1] = CStringGetTextDatum(target.name);

@@ -26,7 +26,8 @@ $node->start;
 
 # The application's sessions, with a log of every update of a row, so that
 # a row marked twice shows; a statement-level pause makes batches slow
-# enough to be interrupted.
+# enough to be interrupted.  The trigger functions set their own
+# search_path: an incident runs a table's code with pg_catalog, pg_temp.
 $node->safe_psql(
 	'postgres', q{
 	CREATE EXTENSION ato_response;
@@ -34,7 +35,7 @@ $node->safe_psql(
 	                       ended_at timestamptz, end_reason text, incident_id uuid);
 	CREATE INDEX ON sessions (user_id);
 	CREATE TABLE session_updates (session_id bigint, incident_id uuid);
-	CREATE FUNCTION log_update() RETURNS trigger LANGUAGE plpgsql AS $$
+	CREATE FUNCTION log_update() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$
 	BEGIN
 	    INSERT INTO session_updates VALUES (NEW.id, NEW.incident_id);
 	    RETURN NEW;
@@ -42,7 +43,7 @@ $node->safe_psql(
 	CREATE TRIGGER log_update AFTER UPDATE ON sessions FOR EACH ROW EXECUTE FUNCTION log_update();
 	CREATE TABLE pause (seconds float8 NOT NULL);
 	INSERT INTO pause VALUES (0);
-	CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS $$
+	CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$
 	BEGIN
 	    PERFORM pg_sleep(seconds) FROM pause;
 	    RETURN NULL;
