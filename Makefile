@@ -12,6 +12,7 @@ OBJS = \
 	src/detect.o \
 	src/targets.o \
 	src/revoke.o \
+	src/workers.o \
 	src/incident_worker.o \
 	src/detection_worker.o
 PGFILEDESC = "ato_response - account-takeover detection and response"

@@ -7,10 +7,13 @@
  *     validation and enrichment in ingest.c, the write-time side of the
  *     per-account summaries in summary.c, the detection functions in
  *     detect.c; the response: incidents in revoke.c, the application's
- *     tables they mark in targets.c, the background workers in
+ *     tables they mark in targets.c; the background workers' registration and
+ *     the launcher in workers.c, their loops in detection_worker.c and
  *     incident_worker.c.
  */
 #include "postgres.h"
+
+#include <limits.h>
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -19,7 +22,7 @@
 #include "utils/memutils.h"
 
 #include "ato_response.h"
-#include "response.h"
+#include "workers.h"
 
 PG_MODULE_MAGIC;
 
@@ -190,7 +193,7 @@ _PG_init(void)
 							   check_notify_channel, NULL, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
-		incident_launcher_register();
+		launcher_register();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("ato_response");

@@ -2,9 +2,8 @@
  * response.h
  *     The response side shared by its C files: the registered tables an
  *     incident marks (src/targets.c), one batch of an incident's marking
- *     (src/revoke.c), the background worker that runs large incidents and
- *     the launcher (src/incident_worker.c), and the detection worker
- *     (src/detection_worker.c).
+ *     (src/revoke.c) and the background worker that runs large incidents
+ *     (src/incident_worker.c).
  */
 #ifndef ATO_RESPONSE_RESPONSE_H
 #define ATO_RESPONSE_RESPONSE_H
@@ -63,15 +62,5 @@ extern void target_mark_batch(RevocationTarget *target, const IncidentRun *run,
 /* src/revoke.c */
 extern void incident_mark_batch(const IncidentRun *run, int batch, bool lock_accounts);
 extern bool incident_load(const pg_uuid_t *incident, IncidentRun *run, int *batches_done);
-
-/* src/incident_worker.c */
-struct BackgroundWorker;
-extern void ato_worker_init(struct BackgroundWorker *worker, const char *function, const char *type,
-							Oid database, int restart_seconds);
-extern bool incident_worker_launch(Oid database, TransactionId wait_for);
-extern void incident_launcher_register(void);
-
-/* src/detection_worker.c */
-extern bool detection_worker_launch(Oid database);
 
 #endif							/* ATO_RESPONSE_RESPONSE_H */

@@ -1,7 +1,7 @@
 /*
  * detection_worker.c
  *     The always-on detection worker: one per database of
- *     ato_response.databases, started by the launcher (src/incident_worker.c).
+ *     ato_response.databases, started by the launcher (src/workers.c).
  *
  * Its states:
  *   1. starting: connects, and exits (status 0) if another detection worker
@@ -52,7 +52,7 @@
 #include "ato_response.h"
 #include "compat.h"
 #include "owner.h"
-#include "response.h"
+#include "workers.h"
 
 PGDLLEXPORT void ato_detection_worker_main(Datum arg);
 
@@ -62,16 +62,6 @@ PGDLLEXPORT void ato_detection_worker_main(Datum arg);
 
 /* work_mem of the detection worker, at least (kB) */
 #define DETECTION_WORK_MEM_KB 65536
-
-bool
-detection_worker_launch(Oid database)
-{
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-
-	ato_worker_init(&worker, "ato_detection_worker_main", "ato_response detection worker", database, 10);
-	return RegisterDynamicBackgroundWorker(&worker, &handle);
-}
 
 /* Reads the rows of a statement, in the caller's memory context. */
 typedef void (*ResultReader) (SPITupleTable *rows, uint64 count, void *arg);

@@ -40,6 +40,7 @@
 #include "ato_response.h"
 #include "identifiers.h"
 #include "response.h"
+#include "workers.h"
 
 /* NOTIFY refuses payloads this long or longer (async.c keeps the limit private). */
 #define NOTIFY_PAYLOAD_LIMIT (BLCKSZ - NAMEDATALEN - 128)

@@ -1,0 +1,234 @@
+/*
+ * workers.c
+ *     The one home of the library's background workers' registration: how
+ *     each is described to the postmaster, starting a detection or an
+ *     incident worker for a database, and the launcher, which starts the
+ *     detection workers (as autoprewarm.c holds its leader and the
+ *     registration of its per-database workers).  The workers' own loops are
+ *     in src/detection_worker.c and src/incident_worker.c; this file calls
+ *     neither, it names their entry points to the postmaster.
+ *
+ * The launcher exists only when the library is in shared_preload_libraries.
+ * At server start, at every reload, and every minute for databases created
+ * since, it starts the detection worker of each database in
+ * ato_response.databases, which starts an incident worker when a shutdown
+ * left an incident marking; without the launcher, ato.resume_incidents()
+ * does that by hand.  Each round of the launcher allocates in a memory
+ * context of its own, reset after the round.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/varlena.h"
+#include "utils/wait_event.h"
+
+#include "ato_response.h"
+#include "workers.h"
+
+PGDLLEXPORT void ato_launcher_main(Datum arg);
+
+StaticAssertDecl(sizeof(IncidentWorkerArgs) <= BGW_EXTRALEN, "bgw_extra is too small");
+
+/*
+ * A worker of this library that connects to a database once recovery is
+ * over: its entry function, its type (pg_stat_activity.backend_type, and its
+ * name with the database) and how many seconds after a crash it restarts.
+ */
+static void
+worker_describe(BackgroundWorker *worker, const char *function, const char *type,
+				Oid database, int restart_seconds)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_seconds;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "ato_response");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", type);
+	if (OidIsValid(database))
+		snprintf(worker->bgw_name, BGW_MAXLEN, "%s for database %u", type, database);
+	else
+		snprintf(worker->bgw_name, BGW_MAXLEN, "%s", type);
+	worker->bgw_main_arg = ObjectIdGetDatum(database);
+}
+
+void
+launcher_register(void)
+{
+	BackgroundWorker worker;
+
+	worker_describe(&worker, "ato_launcher_main", "ato_response launcher", InvalidOid, 10);
+	RegisterBackgroundWorker(&worker);
+}
+
+bool
+detection_worker_launch(Oid database)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	worker_describe(&worker, "ato_detection_worker_main", "ato_response detection worker", database, 10);
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+bool
+incident_worker_launch(Oid database, TransactionId wait_for)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	IncidentWorkerArgs args = {database, wait_for};
+
+	worker_describe(&worker, "ato_incident_worker_main", "ato_response incident worker", database, 5);
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+/* ---------------------------------------------------------------------
+ * The launcher
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The database's oid, or InvalidOid.  The launcher is connected to no
+ * database, where only a heap scan of the shared catalog works.
+ */
+static Oid
+database_oid(const char *name)
+{
+	Relation	rel = table_open(DatabaseRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	HeapTuple	tuple;
+	Oid			database = InvalidOid;
+
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database form = (Form_pg_database) GETSTRUCT(tuple);
+
+		if (strcmp(NameStr(form->datname), name) == 0)
+		{
+			database = form->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return database;
+}
+
+/*
+ * Databases given a detection worker since the last reload, in
+ * launched_context (which a reload resets).
+ */
+static List *launched_databases = NIL;
+static MemoryContext launched_context = NULL;
+
+/*
+ * Start the detection worker of each database of ato_response.databases
+ * that has none from this launcher yet.  Problems are reported unless
+ * quietly (the periodic retry for databases created since).  Allocates in
+ * the caller's (round) context, but for the list of launched databases.
+ */
+static void
+launch_for_configured_databases(bool quietly)
+{
+	char	   *names = pstrdup(ato_databases);
+	List	   *list;
+	ListCell   *cell;
+
+	if (!SplitIdentifierString(names, ',', &list))
+	{
+		if (!quietly)
+			ereport(WARNING,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ato_response.databases is not a list of database names: \"%s\"", ato_databases),
+					 errhint("Separate the names with commas.")));
+		return;
+	}
+	StartTransactionCommand();
+	foreach(cell, list)
+	{
+		const char *name = (const char *) lfirst(cell);
+		Oid			database = database_oid(name);
+
+		if (!OidIsValid(database))
+		{
+			if (!quietly)
+				ereport(WARNING,
+						(errcode(ERRCODE_UNDEFINED_DATABASE),
+						 errmsg("ato_response.databases names database \"%s\", which does not exist (yet)", name),
+						 errhint("A detection worker starts within a minute of its creation.")));
+		}
+		else if (list_member_oid(launched_databases, database))
+			continue;
+		else if (detection_worker_launch(database))
+		{
+			MemoryContext old = MemoryContextSwitchTo(launched_context);
+
+			launched_databases = lappend_oid(launched_databases, database);
+			MemoryContextSwitchTo(old);
+		}
+		else if (!quietly)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("no background worker could be started for database \"%s\"", name),
+					 errhint("Raise max_worker_processes.")));
+	}
+	CommitTransactionCommand();
+}
+
+void
+ato_launcher_main(Datum arg)
+{
+	MemoryContext round_context;
+	bool		quietly = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	launched_context = AllocSetContextCreate(TopMemoryContext, "ato_response launched databases",
+											 ALLOCSET_SMALL_SIZES);
+	round_context = AllocSetContextCreate(TopMemoryContext, "ato_response launcher round",
+										  ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		MemoryContext old = MemoryContextSwitchTo(round_context);
+
+		pgstat_report_activity(STATE_RUNNING, "starting detection workers");
+		launch_for_configured_databases(quietly);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(round_context);
+
+		/* once a minute, for databases created since */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 60000L,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		quietly = true;
+		if (ConfigReloadPending)
+		{
+			/* new settings: every configured database is looked at again, loudly */
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			MemoryContextReset(launched_context);
+			launched_databases = NIL;
+			quietly = false;
+		}
+	}
+}
