@@ -1,7 +1,7 @@
 
 # Copyright (c) ato_response authors
 #
-# 005_trust.pl -- the incident worker, which acts with the extension's
+# 007_trust.pl -- the incident worker, which acts with the extension's
 # rights and has no SET clause of its own, marks an application's table as
 # that table's owner, restricted, and never resolves an operator planted in
 # a writable schema: the attacks of sql/attacks.sql, on the worker's path.
