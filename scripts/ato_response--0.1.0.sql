@@ -61,7 +61,7 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'ato_geoip_status'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION ato.geoip_status() IS
-    'The GeoIP databases as this session sees them: the private copy in use (type, build time, when loaded, size and mtime of the file it was read from, milliseconds to read it), the last file refused and why, any problem, and this session''s lookup counts';
+    'The GeoIP databases as this session sees them: the verified private copy in use (type, build time, when loaded, size and mtime of the file it was read from, milliseconds to read and verify it), the last file refused and why, any problem, and this session''s lookup counts';
 
 -- ---------------------------------------------------------------------------
 -- Event store

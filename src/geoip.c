@@ -7,10 +7,11 @@
  *
  * Each backend loads each configured database lazily, the first time it
  * needs it; the postmaster never does.  Loading (src/geoip_load.c) reads the
- * file into a sealed private copy, so nothing done to the file afterwards
- * (truncated, rewritten in place, deleted) can reach a lookup.  Before the first lookup of every statement the file is
+ * file into a sealed private copy and verifies the copy whole, so nothing
+ * done to the file afterwards (truncated, rewritten in place, deleted) can
+ * reach a lookup.  Before the first lookup of every statement the file is
  * stat()ed: a changed path, inode, size or mtime makes the backend load the
- * new file and, only once it opened, drop the old copy.  A file that is
+ * new file and, only once it is verified, drop the old copy.  A file that is
  * refused (missing, unreadable, empty, corrupt) is not retried until it
  * changes, and the last good copy stays in use for as long as the setting
  * names the same path; ato.geoip_status() shows the copy in use and the
@@ -51,7 +52,7 @@ typedef struct GeoDatabase
 	MMDB_s	   *handle;			/* from geo_load(), NULL when nothing is loaded */
 	GeoFileId	open_id;		/* the file the copy was read from */
 	TimestampTz opened_at;
-	double		load_ms;		/* reading and opening it took */
+	double		load_ms;		/* reading and verifying it took */
 
 	char		path[MAXPGPATH];	/* the path handle and problem refer to */
 	bool		failed_id_valid;
@@ -151,8 +152,8 @@ geo_close(GeoDatabase *db)
 }
 
 /*
- * Load the file at db->path (whose stat() identity is *id) into a private
- * copy; swap it in only on success, else keep what there was and
+ * Load the file at db->path (whose stat() identity is *id) into a verified
+ * private copy; swap it in only on success, else keep what there was and
  * remember why the file was refused.
  */
 static void

@@ -1,7 +1,8 @@
 /*
  * geoip_load.c
  *     Loading a MaxMind DB file for src/geoip.c: its bytes are read into a
- *     private, sealed copy that only this backend holds.
+ *     private, sealed copy that only this backend holds, and the copy is
+ *     verified whole before anyone looks an address up in it.
  *
  * libmaxminddb can only map a file read-only and shared, and a file that
  * is truncated under a shared mapping raises SIGBUS at the next access to
@@ -17,6 +18,15 @@
  * A file that changes while it is read (size, mtime or inode differ before
  * and after, or fewer or more bytes came than fstat() said) is not used;
  * the caller retries at its next check.
+ *
+ * Verification walks the whole search tree from the root: every record is
+ * a node, the empty value or a pointer into the data section (not into the
+ * separator or the metadata); the 16 separator bytes are zero; no path
+ * from the root is longer than the address has bits (so no lookup runs off
+ * the tree, and a cycle is caught); every node is reachable from the root
+ * (a redirected record leaves its old subtree orphaned); and each distinct
+ * data record is decoded once, and must be a map.  A file that fails any of
+ * this is refused whole.
  */
 #include "postgres.h"
 
@@ -35,6 +45,9 @@
 #endif
 
 #define GEO_READ_CHUNK (1024 * 1024)
+
+/* "\xAB\xCD\xEFMaxMind.com", which precedes the metadata section */
+#define GEO_METADATA_MARKER_LENGTH 14
 
 static void geo_fail(GeoLoadFailure *failure, int sqlstate, const char *fmt,...)
 			pg_attribute_printf(3, 4);
@@ -211,6 +224,203 @@ geo_copy_file(const char *path, char *buf, GeoFileId *id, GeoLoadFailure *failur
 	return copy;
 }
 
+/*
+ * The whole-file check described at the top.  Returns true, or false with
+ * *failure filled.
+ */
+static bool
+geo_verify(MMDB_s *mmdb, GeoLoadFailure *failure)
+{
+	typedef struct WalkFrame
+	{
+		uint32		node;
+		uint8		next;		/* 0: left record next, 1: right, 2: done */
+		uint8		height;		/* longest path below, in nodes */
+		uint64		records[2];
+	} WalkFrame;
+
+	const uint32 node_count = mmdb->metadata.node_count;
+	const int	depth = mmdb->depth;
+	const uint8 in_progress = 0xFF;
+	size_t		tree_size = (size_t) node_count * mmdb->full_record_byte_size;
+	const uint8_t *separator = mmdb->file_content + tree_size;
+	uint32		data_limit;
+	uint8	   *height;			/* per node: 0 unvisited, else 1 + nodes below */
+	uint8	   *seen;			/* per data byte offset: decoded already */
+	WalkFrame  *stack;
+	int			sp = 0;
+	uint64		reached = 0;
+	uint64		steps = 0;
+	int			i;
+
+	if (depth != 32 && depth != 128)
+	{
+		geo_fail(failure, ERRCODE_DATA_CORRUPTED, "the metadata says IP version %u", mmdb->metadata.ip_version);
+		return false;
+	}
+	for (i = 0; i < 16; i++)
+		if (separator[i] != 0)
+		{
+			geo_fail(failure, ERRCODE_DATA_CORRUPTED,
+					 "the 16 bytes after the search tree are not zero (byte %zu)", tree_size + i);
+			return false;
+		}
+
+	/* the data section ends where the metadata marker begins */
+	if (mmdb->metadata_section < mmdb->data_section + GEO_METADATA_MARKER_LENGTH)
+	{
+		geo_fail(failure, ERRCODE_DATA_CORRUPTED, "the metadata overlaps the search tree");
+		return false;
+	}
+	data_limit = (uint32) (mmdb->metadata_section - GEO_METADATA_MARKER_LENGTH - mmdb->data_section);
+
+	height = MemoryContextAllocExtended(CurrentMemoryContext, (Size) node_count + 1,
+										MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
+	seen = MemoryContextAllocExtended(CurrentMemoryContext, (Size) data_limit / 8 + 1,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM | MCXT_ALLOC_ZERO);
+	stack = MemoryContextAllocExtended(CurrentMemoryContext, sizeof(WalkFrame) * (depth + 1),
+									   MCXT_ALLOC_NO_OOM);
+	if (height == NULL || seen == NULL || stack == NULL)
+	{
+		geo_fail(failure, ERRCODE_OUT_OF_MEMORY, "out of memory while verifying it (%u nodes)", node_count);
+		return false;
+	}
+
+	/* iterative depth-first walk from the root; each node is expanded once */
+	for (;;)
+	{
+		uint32		node;
+		WalkFrame  *frame;
+		uint64		record;
+
+		if (sp == 0)
+			node = 0;
+		else
+		{
+			frame = &stack[sp - 1];
+			if (frame->next == 2)
+			{
+				/*
+				 * Both records done: the node's height is known.  The path
+				 * from the root through it has sp - 1 nodes above it.
+				 */
+				if (sp - 1 + frame->height + 1 > depth)
+				{
+					geo_fail(failure, ERRCODE_DATA_CORRUPTED,
+							 "the search tree is corrupt: a path through node %u is longer than %d bits",
+							 frame->node, depth);
+					return false;
+				}
+				height[frame->node] = frame->height + 1;
+				sp--;
+				if (sp == 0)
+					break;
+				if (stack[sp - 1].height < frame->height + 1)
+					stack[sp - 1].height = frame->height + 1;
+				continue;
+			}
+			record = frame->records[frame->next++];
+			if (record >= node_count)
+				continue;		/* empty or data: checked when the node was read */
+			node = (uint32) record;
+			if (height[node] == in_progress)
+			{
+				geo_fail(failure, ERRCODE_DATA_CORRUPTED,
+						 "the search tree is corrupt: node %u leads back to itself", node);
+				return false;
+			}
+			if (height[node] != 0)
+			{
+				/* reached before, through an alias: its height is known */
+				if (frame->height < height[node])
+					frame->height = height[node];
+				continue;
+			}
+		}
+
+		/* expand a new node */
+		if (sp == depth)
+		{
+			geo_fail(failure, ERRCODE_DATA_CORRUPTED,
+					 "the search tree is corrupt: a path through node %u is longer than %d bits", node, depth);
+			return false;
+		}
+		{
+			MMDB_search_node_s found;
+			int			status = MMDB_read_node(mmdb, node, &found);
+			int			side;
+
+			if (status != MMDB_SUCCESS)
+			{
+				geo_fail(failure, ERRCODE_DATA_CORRUPTED, "node %u: %s", node, MMDB_strerror(status));
+				return false;
+			}
+			for (side = 0; side < 2; side++)
+			{
+				uint64		record = side == 0 ? found.left_record : found.right_record;
+				MMDB_entry_s entry = {.mmdb = mmdb};
+				MMDB_entry_data_list_s *list = NULL;
+
+				/*
+				 * Classified here rather than by libmaxminddb, whose checks
+				 * differ between versions: a node other than the root, the
+				 * empty value, or data before the metadata marker.
+				 */
+				if (record == 0)
+				{
+					geo_fail(failure, ERRCODE_DATA_CORRUPTED,
+							 "the search tree is corrupt: node %u points back to the root", node);
+					return false;
+				}
+				if (record <= node_count)
+					continue;	/* a node (walked below) or the empty value */
+				if (record < (uint64) node_count + 16 ||
+					record - node_count - 16 >= data_limit)
+				{
+					geo_fail(failure, ERRCODE_DATA_CORRUPTED,
+							 "the search tree is corrupt: node %u points outside the data section", node);
+					return false;
+				}
+				entry.offset = (uint32) (record - node_count - 16);
+				if (seen[entry.offset / 8] & (1 << (entry.offset % 8)))
+					continue;
+				seen[entry.offset / 8] |= 1 << (entry.offset % 8);
+
+				status = MMDB_get_entry_data_list(&entry, &list);
+				if (status == MMDB_SUCCESS && list != NULL &&
+					list->entry_data.type != MMDB_DATA_TYPE_MAP)
+					status = MMDB_INVALID_DATA_ERROR;
+				MMDB_free_entry_data_list(list);
+				if (status != MMDB_SUCCESS)
+				{
+					geo_fail(failure, ERRCODE_DATA_CORRUPTED,
+							 "the record at data offset %u is damaged: %s", entry.offset, MMDB_strerror(status));
+					return false;
+				}
+			}
+			frame = &stack[sp++];
+			frame->node = node;
+			frame->next = 0;
+			frame->height = 0;
+			frame->records[0] = found.left_record;
+			frame->records[1] = found.right_record;
+			height[node] = in_progress;
+			reached++;
+		}
+		if ((++steps & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+
+	if (reached != node_count)
+	{
+		geo_fail(failure, ERRCODE_DATA_CORRUPTED,
+				 "the search tree is corrupt: %llu of its %u nodes cannot be reached from the root",
+				 (unsigned long long) (node_count - reached), node_count);
+		return false;
+	}
+	return true;
+}
+
 /* Describe a failed MMDB_open() of the private copy. */
 static void
 geo_open_failed(int status, int saved_errno, GeoLoadFailure *failure)
@@ -270,13 +480,13 @@ geo_load(const char *path, GeoFileId *id, GeoLoadFailure *failure)
 					geo_open_failed(status, saved_errno, failure);
 				}
 				else
-					ok = true;
+					ok = geo_verify(fresh, failure);
 			}
 		}
 	}
 	PG_CATCH();
 	{
-		/* out of memory */
+		/* an interrupt during the walk, or out of memory */
 		if (copy >= 0)
 			close(copy);
 		if (fresh != NULL)

@@ -3,8 +3,9 @@
 #
 # 005_geoip_file_damage.pl -- a GeoIP file damaged under a live session: the
 # file truncated or rewritten in place (the backend must not die of SIGBUS:
-# it answers from the private copy it read), and ato.geoip_status() says
-# what was refused and why.
+# it answers from the private copy it verified), and corrupt files renamed
+# into place (each is refused whole, the previous database keeps answering,
+# ato.geoip_status() says what was refused and why).
 
 use strict;
 use warnings;
@@ -188,6 +189,117 @@ $s->quit;
 
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'),
 	$started, 'truncation in place: the postmaster did not restart');
+
+# ---------------------------------------------------------------------------
+# 2. Corrupt files renamed into place: refused whole, the previous copy
+#    keeps answering, status names the refused file and the reason.
+# ---------------------------------------------------------------------------
+
+install_bytes($live, $city_bytes);
+$s = session($node,
+	"SET ato_response.geoip_database = '$live'",
+	"SET ato_response.asn_database = ''");
+$pid = bq($s, 'SELECT pg_backend_pid()');
+my $good = 'GB|US|DE|AU|FR';
+my $probe = "SELECT ato.geoip_country('192.0.2.1'), ato.geoip_country('198.51.100.7'), "
+  . "ato.geoip_country('2001:db8:1::5'), ato.geoip_country('2001:db8:2::1'), ato.geoip_country('100.64.0.9')";
+is(bq($s, $probe), $good, 'corruption: the good file answers');
+my $nodes = bq($s, "SELECT node_count FROM ato.geoip_status() WHERE database = 'geoip'");
+my $tree = 7 * $nodes;    # 28-bit records: 7 bytes a node
+my $marker = rindex($city_bytes, "\xAB\xCD\xEFMaxMind.com");
+die "no metadata marker in city.mmdb" if $marker < 0;
+
+# A 28-bit left record of node $n set to $value.
+sub set_left_record
+{
+	my ($bytes, $n, $value) = @_;
+	my $at = 7 * $n;
+	substr($bytes, $at, 3) = pack('C3', ($value >> 16) & 0xFF, ($value >> 8) & 0xFF, $value & 0xFF);
+	my $middle = ord(substr($bytes, $at + 3, 1)) & 0x0F;
+	substr($bytes, $at + 3, 1) = chr($middle | (($value >> 20) & 0xF0));
+	return $bytes;
+}
+
+sub left_record
+{
+	my ($bytes, $n) = @_;
+	my @b = unpack('C4', substr($bytes, 7 * $n, 4));
+	return (($b[3] & 0xF0) << 20) | ($b[0] << 16) | ($b[1] << 8) | $b[2];
+}
+
+my $mid = int($nodes / 2);
+my $record_size_at = index($city_bytes, "record_size", $marker);
+my @variants = (
+	[ 'tree: a node overwritten with 0xFF',
+		sub { my $b = shift; substr($b, 7 * $mid, 7) = "\xFF" x 7; $b },
+		qr/^(node \d+: The MaxMind DB file's search tree is corrupt|the search tree is corrupt: node $mid points outside the data section)$/ ],
+	[ 'tree: a record pointing at the root',
+		sub { set_left_record(shift, $mid, 0) },
+		qr/^(node \d+: The MaxMind DB file's search tree is corrupt|the search tree is corrupt: node $mid points back to the root)$/ ],
+	[ 'tree: a record pointing at its own node',
+		sub { set_left_record(shift, $mid, $mid) },
+		qr/^the search tree is corrupt: node \d+ leads back to itself$/ ],
+	[ 'tree: a record redirected to another subtree',
+		sub { my $b = shift; set_left_record($b, 1, left_record($b, $mid)) },
+		qr/^the search tree is corrupt: \d+ of its $nodes nodes cannot be reached from the root$/ ],
+	[ 'tree: the separator after it not zero',
+		sub { my $b = shift; substr($b, $tree + 5, 1) = "\x01"; $b },
+		qr/^the 16 bytes after the search tree are not zero \(byte \d+\)$/ ],
+	[ 'data: the first record turned into a string',
+		sub { my $b = shift; my $c = ord(substr($b, $tree + 16, 1)); substr($b, $tree + 16, 1) = chr(0x40 | ($c & 0x1F)); $b },
+		qr/^the record at data offset 0 is damaged: The MaxMind DB file's data section contains bad data/ ],
+	[ 'data: the first record given an unknown type',
+		sub { my $b = shift; substr($b, $tree + 16, 2) = "\x00\xFF"; $b },
+		qr/^the record at data offset 0 is damaged: / ],
+	[ 'metadata: the marker damaged',
+		sub { my $b = shift; substr($b, $marker + 6, 1) = 'Q'; $b },
+		qr/^not a valid MaxMind DB file: The MaxMind DB file contains invalid metadata$/ ],
+	[ 'metadata: record_size 28 made 24',
+		sub { my $b = shift; substr($b, $record_size_at + 12, 1) = chr(24); $b },
+		qr/^the 16 bytes after the search tree are not zero \(byte \d+\)$/ ],
+	[ 'a truncated copy (the first half)',
+		sub { substr(shift, 0, int(length($city_bytes) / 2)) },
+		qr/^not a valid MaxMind DB file: The MaxMind DB file contains invalid metadata$/ ],);
+
+die "record_size not found in the metadata" if $record_size_at < 0;
+is(ord(substr($city_bytes, $record_size_at + 12, 1)), 28, 'corruption: record_size located in the metadata');
+
+for my $v (@variants)
+{
+	my ($name, $damage, $reason) = @$v;
+	my $bytes = $damage->($city_bytes);
+	isnt($bytes, $city_bytes, "$name: the bytes differ");
+	install_bytes($live, $bytes);
+	my ($answer, $errors) = bqe($s, "$probe, pg_backend_pid()");
+	is($answer, "$good|$pid", "$name: refused, the previous copy answers");
+	is($errors, '', "$name: the look-ups do not raise");
+	my $status = bq($s,
+		"SELECT loaded, database_type, refused_size, refused_reason, problem "
+		  . "FROM ato.geoip_status() WHERE database = 'geoip'");
+	my ($loaded, $type, $size, $why, $problem) = split /\|/, $status, 5;
+	is("$loaded|$type|$size", 't|ATO-Test-City|' . length($bytes),
+		"$name: status still shows the good copy, and the refused file's size");
+	like($why, $reason, "$name: status says why it was refused");
+	is($problem, "$why; still using the copy opened before", "$name: problem names the copy in use");
+
+	# a backend with no copy cannot use it: a clear error
+	my ($r, $o, $e) = $node->psql('postgres',
+		"\\set VERBOSITY verbose\nSET ato_response.geoip_database = '$live';\nSELECT ato.geoip_country('192.0.2.1');",
+		on_error_stop => 0);
+	like($e, qr/ERROR:  XX001: GeoIP database "\Q$live\E" is not usable: /,
+		"$name: a new backend raises data_corrupted");
+}
+
+# The good file again: loaded, healthy, the last refusal still shown.
+install_bytes($live, $flat_bytes);
+is(bq($s, "SELECT ato.geoip_country('192.0.2.1'), pg_backend_pid()"), "NL|$pid",
+	'corruption: a good file renamed over is loaded');
+is( bq($s,
+		"SELECT database_type, problem IS NULL, refused_reason IS NOT NULL FROM ato.geoip_status() WHERE database = 'geoip'"
+	),
+	'ATO-Test-Flat|t|t',
+	'corruption: healthy again; the last refusal is still shown');
+$s->quit;
 
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'),
 	$started, 'the postmaster never restarted');
