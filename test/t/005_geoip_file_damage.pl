@@ -5,7 +5,8 @@
 # file truncated or rewritten in place (the backend must not die of SIGBUS:
 # it answers from the private copy it verified), and corrupt files renamed
 # into place (each is refused whole, the previous database keeps answering,
-# ato.geoip_status() says what was refused and why).
+# ato.geoip_status() says what was refused and why).  Also: a record whose
+# map key and string value are not valid UTF-8 gives valid JSON.
 
 use strict;
 use warnings;
@@ -300,6 +301,38 @@ is( bq($s,
 	'ATO-Test-Flat|t|t',
 	'corruption: healthy again; the last refusal is still shown');
 $s->quit;
+
+# ---------------------------------------------------------------------------
+# 3. Map keys and strings that are not valid UTF-8: valid JSON
+# ---------------------------------------------------------------------------
+
+my $badutf8 = "$geo/bad-utf8.mmdb";
+$node->safe_psql('postgres',
+	"CREATE DATABASE utf8db ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+$node->safe_psql('postgres',
+	"CREATE DATABASE latin1db ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+for my $db (qw(utf8db latin1db))
+{
+	$node->safe_psql($db, 'CREATE EXTENSION ato_response');
+}
+is( $node->safe_psql(
+		'utf8db',
+		"SET ato_response.geoip_database = '$badutf8'; SET ato_response.asn_database = '';
+		 SELECT country_code, details ->> 'geoip' FROM ato.geoip('192.0.2.1')"),
+	"PT|{\"k\xEF\xBF\xBD(ey!\": \"v\xEF\xBF\xBDal\xEF\xBF\xBD\xEF\xBF\xBD\", \"country_code\": \"PT\"}",
+	'invalid UTF-8 in a key and a value: valid JSON, bad bytes as U+FFFD (UTF8 database)');
+is( $node->safe_psql(
+		'latin1db',
+		"SET client_encoding = 'UTF8'; SET ato_response.geoip_database = '$badutf8'; SET ato_response.asn_database = '';
+		 SELECT details ->> 'geoip' FROM ato.geoip('192.0.2.1')"),
+	'{"k?(ey!": "v?al??", "country_code": "PT"}',
+	'invalid UTF-8 in a key and a value: valid JSON, bad bytes as ? (LATIN1 database)');
+is( $node->safe_psql(
+		'latin1db',
+		"SET client_encoding = 'UTF8'; SET ato_response.geoip_database = '$city'; SET ato_response.asn_database = '';
+		 SELECT details -> 'geoip' -> 'city' ->> 'names' FROM ato.geoip('192.0.2.1')"),
+	'{"en": "London"}',
+	'valid records are unchanged in a LATIN1 database');
 
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'),
 	$started, 'the postmaster never restarted');
