@@ -6,6 +6,7 @@ OBJS = \
 	ato_response.o \
 	src/geoip.o \
 	src/geoip_json.o \
+	src/geoip_load.o \
 	src/ingest.o \
 	src/owner.o \
 	src/summary.o \

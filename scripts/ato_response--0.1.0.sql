@@ -47,6 +47,12 @@ CREATE FUNCTION ato.geoip_status(
     OUT ip_version    integer,
     OUT node_count    bigint,
     OUT opened_at     timestamptz,
+    OUT file_size     bigint,
+    OUT file_modified timestamptz,
+    OUT load_ms       double precision,
+    OUT refused_at    timestamptz,
+    OUT refused_size  bigint,
+    OUT refused_reason text,
     OUT problem       text,
     OUT lookups       bigint,
     OUT misses        bigint,
@@ -55,7 +61,7 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'ato_geoip_status'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION ato.geoip_status() IS
-    'The GeoIP databases as this session sees them: file, type, build time, when opened, any problem, and this session''s lookup counts';
+    'The GeoIP databases as this session sees them: the verified private copy in use (type, build time, when loaded, size and mtime of the file it was read from, milliseconds to read and verify it), the last file refused and why, any problem, and this session''s lookup counts';
 
 -- ---------------------------------------------------------------------------
 -- Settings

@@ -23,6 +23,12 @@ SELECT (ato.geoip('2a02:2770::1')).country_code, (ato.geoip('2a02:2770::1')).net
 SELECT network, network >>= '::ffff:8.8.8.8'::inet AS network_holds_address, details
   FROM ato.geoip('::ffff:8.8.8.8');
 
+-- The bundled file passed the whole-file check and is held as a private copy
+-- of all its bytes.
+SELECT file_size = (pg_stat_file(path)).size AS whole_file_copied, load_ms > 0 AS verified,
+       refused_at IS NULL AND refused_reason IS NULL AS nothing_refused
+  FROM ato.geoip_status() WHERE database = 'geoip';
+
 -- No ASN database is configured by default.
 SELECT database, loaded, path, problem FROM ato.geoip_status() WHERE database = 'asn';
 

@@ -5,15 +5,17 @@
  *     by event enrichment, and the SQL functions ato.geoip(),
  *     ato.geoip_country() and ato.geoip_status().
  *
- * Each backend opens each configured database lazily, in libmaxminddb's mmap
- * mode, the first time it needs it; the postmaster never does.  Before the
- * first lookup of every statement the file is stat()ed: a changed path,
- * inode, size or mtime makes the backend open the new file into a fresh
- * handle and, only once that succeeded, close the old one.  A file that
- * fails to open (missing, unreadable, corrupt) is not retried until it
+ * Each backend loads each configured database lazily, the first time it
+ * needs it; the postmaster never does.  Loading (src/geoip_load.c) reads the
+ * file into a sealed private copy and verifies the copy whole, so nothing
+ * done to the file afterwards (truncated, rewritten in place, deleted) can
+ * reach a lookup.  Before the first lookup of every statement the file is
+ * stat()ed: a changed path, inode, size or mtime makes the backend load the
+ * new file and, only once it is verified, drop the old copy.  A file that is
+ * refused (missing, unreadable, empty, corrupt) is not retried until it
  * changes, and the last good copy stays in use for as long as the setting
- * names the same path.  Files must be replaced by rename(): libmaxminddb
- * maps them shared, and a file rewritten in place is undefined behaviour.
+ * names the same path; ato.geoip_status() shows the copy in use and the
+ * last file refused, with the reason.
  *
  * Both record layouts are read: MaxMind's GeoIP2/GeoLite2 one
  * (country.iso_code, location.latitude, autonomous_system_number, ...) and
@@ -40,15 +42,6 @@
 #include "compat.h"
 #include "geoip.h"
 
-/* Identity of a file on disk: what tells a replaced file from the old one. */
-typedef struct GeoFileId
-{
-	dev_t		dev;
-	ino_t		ino;
-	off_t		size;
-	time_t		mtime;
-} GeoFileId;
-
 /* One configured database, as this backend sees it. */
 typedef struct GeoDatabase
 {
@@ -56,13 +49,18 @@ typedef struct GeoDatabase
 	const char *guc_name;
 	char	  **configured_path;	/* the GUC variable */
 
-	MMDB_s	   *handle;			/* malloc'd by us, NULL when nothing is open */
-	GeoFileId	open_id;
+	MMDB_s	   *handle;			/* from geo_load(), NULL when nothing is loaded */
+	GeoFileId	open_id;		/* the file the copy was read from */
 	TimestampTz opened_at;
+	double		load_ms;		/* reading and verifying it took */
 
 	char		path[MAXPGPATH];	/* the path handle and problem refer to */
 	bool		failed_id_valid;
-	GeoFileId	failed_id;		/* a file that failed to open: not retried */
+	GeoFileId	failed_id;		/* a file that was refused: not retried */
+
+	TimestampTz refused_at;		/* the last file refused, 0 if none */
+	char		refused_reason[200];
+	off_t		refused_size;
 
 	char		problem[256];	/* "" when healthy */
 	int			problem_sqlstate;
@@ -114,13 +112,6 @@ static const char *const *const city_paths[] = {path_city_en, path_city_flat, NU
  * ---------------------------------------------------------------------
  */
 
-static bool
-geo_same_file(const GeoFileId *a, const GeoFileId *b)
-{
-	return a->dev == b->dev && a->ino == b->ino &&
-		a->size == b->size && a->mtime == b->mtime;
-}
-
 static void
 geo_set_problem(GeoDatabase *db, int sqlstate, const char *fmt,...)
 pg_attribute_printf(3, 4);
@@ -155,77 +146,47 @@ geo_close(GeoDatabase *db)
 {
 	if (db->handle != NULL)
 	{
-		MMDB_close(db->handle);
-		free(db->handle);
+		geo_unload(db->handle);
 		db->handle = NULL;
 	}
 }
 
-static int
-geo_sqlstate_for_errno(int err)
-{
-	switch (err)
-	{
-		case ENOENT:
-		case ENOTDIR:
-			return ERRCODE_UNDEFINED_FILE;
-		case EACCES:
-		case EPERM:
-			return ERRCODE_INSUFFICIENT_PRIVILEGE;
-		default:
-			return ERRCODE_IO_ERROR;
-	}
-}
-
 /*
- * Try to open the file at db->path, whose identity is *id, into a new
- * handle; swap it in only on success.
+ * Load the file at db->path (whose stat() identity is *id) into a verified
+ * private copy; swap it in only on success, else keep what there was and
+ * remember why the file was refused.
  */
 static void
 geo_open(GeoDatabase *db, const GeoFileId *id)
 {
+	TimestampTz started = GetCurrentTimestamp();
+	GeoFileId	loaded_id;
+	GeoLoadFailure failure;
 	MMDB_s	   *fresh;
-	int			status;
-	int			saved_errno;
 
-	fresh = malloc(sizeof(MMDB_s));
+	fresh = geo_load(db->path, &loaded_id, &failure);
 	if (fresh == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	memset(fresh, 0, sizeof(MMDB_s));
-
-	errno = 0;
-	status = MMDB_open(db->path, MMDB_MODE_MMAP, fresh);
-	saved_errno = errno;
-	if (status != MMDB_SUCCESS)
 	{
 		const char *still = db->handle ? "; still using the copy opened before" : "";
 
-		free(fresh);
-		db->failed_id = *id;
-		db->failed_id_valid = true;
-		if (id->size == 0)
-			geo_set_problem(db, ERRCODE_DATA_CORRUPTED,
-							"the file is empty%s", still);
-		else if (status == MMDB_FILE_OPEN_ERROR || status == MMDB_IO_ERROR)
-			geo_set_problem(db, geo_sqlstate_for_errno(saved_errno),
-							"could not open the file: %s%s",
-							saved_errno ? strerror(saved_errno) : MMDB_strerror(status), still);
-		else if (status == MMDB_OUT_OF_MEMORY_ERROR)
-			geo_set_problem(db, ERRCODE_OUT_OF_MEMORY,
-							"out of memory while opening it%s", still);
-		else
-			geo_set_problem(db, ERRCODE_DATA_CORRUPTED,
-							"not a valid MaxMind DB file: %s%s",
-							MMDB_strerror(status), still);
+		/* a file caught changing is tried again; a bad one once it changes */
+		if (!failure.transient)
+		{
+			db->failed_id = *id;
+			db->failed_id_valid = true;
+		}
+		db->refused_at = GetCurrentTimestamp();
+		db->refused_size = loaded_id.size ? loaded_id.size : id->size;
+		strlcpy(db->refused_reason, failure.reason, sizeof(db->refused_reason));
+		geo_set_problem(db, failure.sqlstate, "%s%s", failure.reason, still);
 		return;
 	}
 
 	geo_close(db);
 	db->handle = fresh;
-	db->open_id = *id;
+	db->open_id = loaded_id;
 	db->opened_at = GetCurrentTimestamp();
+	db->load_ms = (double) (db->opened_at - started) / 1000.0;
 	db->failed_id_valid = false;
 	db->lookup_error[0] = '\0';
 	db->lookup_error_warned = false;
@@ -258,6 +219,8 @@ geo_refresh(GeoDatabase *db)
 		geo_close(db);
 		geo_clear_problem(db);
 		db->failed_id_valid = false;
+		db->refused_at = 0;
+		db->refused_reason[0] = '\0';
 		db->lookup_error[0] = '\0';
 		db->lookup_error_warned = false;
 		if (strlen(setting) >= sizeof(db->path))
@@ -286,19 +249,22 @@ geo_refresh(GeoDatabase *db)
 		return;
 	}
 
+	geo_file_id(&st, &id);
 	if (!S_ISREG(st.st_mode))
 	{
 		/* never open a directory, device or FIFO (opening a FIFO blocks) */
-		geo_close(db);
-		geo_set_problem(db, ERRCODE_WRONG_OBJECT_TYPE, "not a regular file");
+		if (!db->failed_id_valid || !geo_same_file(&id, &db->failed_id))
+		{
+			db->failed_id = id;
+			db->failed_id_valid = true;
+			db->refused_at = GetCurrentTimestamp();
+			db->refused_size = 0;
+			strlcpy(db->refused_reason, "not a regular file", sizeof(db->refused_reason));
+		}
+		geo_set_problem(db, ERRCODE_WRONG_OBJECT_TYPE, "not a regular file%s",
+						db->handle ? "; still using the copy opened before" : "");
 		return;
 	}
-
-	memset(&id, 0, sizeof(id));
-	id.dev = st.st_dev;
-	id.ino = st.st_ino;
-	id.size = st.st_size;
-	id.mtime = st.st_mtime;
 
 	if (db->handle != NULL && geo_same_file(&id, &db->open_id))
 	{
@@ -768,8 +734,8 @@ ato_geoip(PG_FUNCTION_ARGS)
 static void
 geo_status_row(GeoDatabase *db, Tuplestorestate *store, TupleDesc tupdesc)
 {
-	Datum		values[13];
-	bool		nulls[13];
+	Datum		values[19];
+	bool		nulls[19];
 	const char *setting = *db->configured_path ? *db->configured_path : "";
 
 	geo_refresh(db);
@@ -802,22 +768,33 @@ geo_status_row(GeoDatabase *db, Tuplestorestate *store, TupleDesc tupdesc)
 		values[6] = Int32GetDatum((int32) meta->ip_version);
 		values[7] = Int64GetDatum((int64) meta->node_count);
 		values[8] = TimestampTzGetDatum(db->opened_at);
-		nulls[6] = nulls[7] = nulls[8] = false;
+		values[9] = Int64GetDatum((int64) db->open_id.size);
+		values[10] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) (db->open_id.mtime_ns / 1000000000)) +
+										 (db->open_id.mtime_ns % 1000000000) / 1000);
+		values[11] = Float8GetDatum(db->load_ms);
+		nulls[6] = nulls[7] = nulls[8] = nulls[9] = nulls[10] = nulls[11] = false;
+	}
+	if (db->refused_at != 0)
+	{
+		values[12] = TimestampTzGetDatum(db->refused_at);
+		values[13] = Int64GetDatum((int64) db->refused_size);
+		values[14] = CStringGetTextDatum(db->refused_reason);
+		nulls[12] = nulls[13] = nulls[14] = false;
 	}
 	if (db->problem[0] != '\0')
 	{
-		values[9] = CStringGetTextDatum(db->problem);
-		nulls[9] = false;
+		values[15] = CStringGetTextDatum(db->problem);
+		nulls[15] = false;
 	}
 	else if (db->lookup_error[0] != '\0')
 	{
-		values[9] = CStringGetTextDatum(psprintf("lookups fail: %s", db->lookup_error));
-		nulls[9] = false;
+		values[15] = CStringGetTextDatum(psprintf("lookups fail: %s", db->lookup_error));
+		nulls[15] = false;
 	}
-	values[10] = Int64GetDatum((int64) db->lookups);
-	values[11] = Int64GetDatum((int64) db->misses);
-	values[12] = Int64GetDatum((int64) db->errors);
-	nulls[10] = nulls[11] = nulls[12] = false;
+	values[16] = Int64GetDatum((int64) db->lookups);
+	values[17] = Int64GetDatum((int64) db->misses);
+	values[18] = Int64GetDatum((int64) db->errors);
+	nulls[16] = nulls[17] = nulls[18] = false;
 
 	tuplestore_putvalues(store, tupdesc, values, nulls);
 }

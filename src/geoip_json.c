@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "catalog/namespace.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/float.h"
@@ -17,20 +18,70 @@
 
 static MMDB_entry_data_list_s *append_value(MMDB_entry_data_list_s *item, StringInfo out, int *status);
 
+/*
+ * Strings come from the file, and MaxMind DB readers do not check their
+ * UTF-8.  Each valid character is kept (converted to the database encoding
+ * when that is not UTF-8, or '?' where it has no equivalent there); NUL and
+ * every byte that is not part of a valid sequence become U+FFFD (or '?'
+ * where the database encoding cannot hold U+FFFD), so the JSON is always
+ * valid text in the database encoding.
+ */
+static void
+append_clean_text(const unsigned char *bytes, uint32 length, StringInfo out)
+{
+	int			encoding = GetDatabaseEncoding();
+	bool		raw = encoding == PG_UTF8 || encoding == PG_SQL_ASCII;
+	Oid			proc = InvalidOid;
+	uint32		i = 0;
+
+	if (!raw)
+		proc = FindDefaultConversionProc(PG_UTF8, encoding);
+	while (i < length)
+	{
+		int			len = pg_utf_mblen(&bytes[i]);
+
+		if (bytes[i] != 0 && bytes[i] < 0x80)
+		{
+			appendStringInfoChar(out, (char) bytes[i]);
+			i++;
+			continue;
+		}
+		if (bytes[i] == 0 || len > (int) (length - i) ||
+			!pg_utf8_islegal(&bytes[i], len))
+		{
+			appendStringInfoString(out, raw ? "\xEF\xBF\xBD" : "?");
+			i++;
+			continue;
+		}
+		if (raw)
+			appendBinaryStringInfo(out, (const char *) &bytes[i], len);
+		else
+		{
+			unsigned char converted[MAX_CONVERSION_GROWTH * 4 + 1];
+			int			done = 0;
+
+			if (OidIsValid(proc))
+				done = pg_do_encoding_conversion_buf(proc, PG_UTF8, encoding,
+													 (unsigned char *) &bytes[i], len,
+													 converted, sizeof(converted), true);
+			if (done == len)
+				appendStringInfoString(out, (const char *) converted);
+			else
+				appendStringInfoChar(out, '?');
+		}
+		i += len;
+	}
+}
+
 static void
 append_string(const char *bytes, uint32 length, StringInfo out)
 {
-	char	   *copy;
+	StringInfoData clean;
 
-	/* strings come from the file: anything not UTF-8 is shown as null */
-	if (!pg_verify_mbstr(PG_UTF8, bytes, length, true))
-	{
-		appendStringInfoString(out, "null");
-		return;
-	}
-	copy = pnstrdup(bytes, length);
-	escape_json(out, copy);
-	pfree(copy);
+	initStringInfo(&clean);
+	append_clean_text((const unsigned char *) bytes, length, &clean);
+	escape_json(out, clean.data);
+	pfree(clean.data);
 }
 
 static void

@@ -12,8 +12,12 @@
 #                        autonomous_system_organization)
 #   flat.mmdb            ip-location-db flat layout ({ country_code })
 #   flat-ipv4-only.mmdb  flat layout, IPv4-only tree
+#   many.mmdb            flat layout, 1024 networks (tens of kilobytes, so
+#                        that truncating it drops whole pages)
+#   bad-utf8.mmdb        flat layout whose record has a map key and a string
+#                        value that are not valid UTF-8
 #   corrupt.mmdb         flat.mmdb with part of its search tree overwritten:
-#                        metadata still parses, lookups fail
+#                        metadata still parses, IPv4 lookups would fail
 #   garbage.mmdb         4096 bytes that are not an mmdb file at all
 #   empty.mmdb           zero-length file
 #
@@ -54,6 +58,9 @@ my %KEY_TYPES = (
 
     # ip-location-db flat layout
     country_code => 'utf8_string',
+
+    # bad-utf8.mmdb: placeholders overwritten after writing
+    badkey => 'utf8_string',
 );
 
 sub key_type {
@@ -219,7 +226,50 @@ sub main {
         '192.0.2.0/24' => { country_code => 'IE' },
     );
 
-    # 5a. corrupt.mmdb: flat.mmdb with a run of search-tree bytes set to 0xFF.
+    # 5. many.mmdb: 100.65.0.0/24 .. 100.68.255.0/24, codes cycling
+    my @codes = qw(GB US DE FR JP BR AU CA);
+    my @many;
+    for my $b ( 0 .. 3 ) {
+        for my $c ( 0 .. 255 ) {
+            push @many, sprintf( '100.%d.%d.0/24', 65 + $b, $c ),
+                { country_code => $codes[ ( $b + $c ) % @codes ] };
+        }
+    }
+    write_tree(
+        new_tree(
+            ip_version    => 6,
+            record_size   => 28,
+            database_type => 'ATO-Test-Many',
+            description   => 'ato_response test fixture (1024 networks)',
+        ),
+        $out->('many.mmdb'),
+        @many,
+    );
+
+    # 6. bad-utf8.mmdb: the key "badkey" becomes "k\xC3(ey!" (a lead byte
+    # without its continuation) and the value "badval" becomes
+    # "v\xFFal\xE2\x82" (a byte never valid, then a cut-off sequence).
+    write_tree(
+        new_tree(
+            ip_version    => 6,
+            record_size   => 28,
+            database_type => 'ATO-Test-Bad-UTF8',
+            description   => 'ato_response test fixture (invalid UTF-8)',
+        ),
+        $out->('bad-utf8.mmdb'),
+        '192.0.2.0/24' => { country_code => 'PT', badkey => 'badval' },
+    );
+    my $bad = read_file( $out->('bad-utf8.mmdb') );
+    for my $patch ( [ 'badkey', "k\xC3(ey!" ], [ 'badval', "v\xFFal\xE2\x82" ] ) {
+        my ( $from, $to ) = @$patch;
+        my $at = index( $bad, $from );
+        die "bad-utf8.mmdb: '$from' not found once\n"
+            if $at < 0 || index( $bad, $from, $at + 1 ) >= 0;
+        substr( $bad, $at, length $from ) = $to;
+    }
+    write_file( $out->('bad-utf8.mmdb'), $bad );
+
+    # 7a. corrupt.mmdb: flat.mmdb with a run of search-tree bytes set to 0xFF.
     # Every 28-bit record in the run then points far past the data section,
     # which libmaxminddb reports as a corrupt search tree at lookup time,
     # while the metadata at the end of the file is untouched so MMDB_open
@@ -233,12 +283,12 @@ sub main {
         "\xFF" x $CORRUPT_LENGTH;
     write_file( $out->('corrupt.mmdb'), $flat );
 
-    # 5b. garbage.mmdb: 4096 bytes, no metadata marker.
+    # 7b. garbage.mmdb: 4096 bytes, no metadata marker.
     my $line    = "not a maxmind database\n";
     my $garbage = substr( $line x ( int( 4096 / length $line ) + 1 ), 0, 4096 );
     write_file( $out->('garbage.mmdb'), $garbage );
 
-    # 5c. empty.mmdb
+    # 7c. empty.mmdb
     write_file( $out->('empty.mmdb'), '' );
 
     return 0;

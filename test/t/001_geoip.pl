@@ -6,7 +6,8 @@
 # path (INSERT, COPY, record_login/record_event), replacing the file on disk
 # and changing the setting under a live session, and every way a database
 # can be unusable (missing, garbage, empty, corrupt, vanished after a good
-# open).  The server must survive all of it without a restart.
+# open).  Damage done to a file in place, and corrupt files renamed into
+# place, are tested in 005_geoip_file_damage.pl.  The server must survive all of it without a restart.
 
 use strict;
 use warnings;
@@ -559,8 +560,11 @@ for my $case (@bad)
 		"$name: COPY rows stored unenriched");
 }
 
-# corrupt.mmdb opens, but its IPv4 search tree is damaged.
+# corrupt.mmdb opens, but its IPv4 search tree is damaged: the whole-file
+# check refuses it, so nothing is enriched from it, not even IPv6 rows
+# (before the check, IPv4 look-ups failed and IPv6 ones answered).
 {
+	my $tree_problem = qr/the search tree is corrupt: node \d+ points outside the data section/;
 	my $s = session($node,
 		"SET ato_response.geoip_database = '$corrupt'",
 		"SET ato_response.asn_database = ''");
@@ -569,31 +573,28 @@ for my $case (@bad)
 	);
 	like(
 		$err1,
-		qr/WARNING:  XX001: GeoIP lookup in "\Q$corrupt\E" failed: The MaxMind DB file's search tree is corrupt/,
-		'corrupt: IPv4 insert warns (XX001)');
+		qr/WARNING:  XX001: GeoIP database "\Q$corrupt\E" is not usable: $tree_problem/,
+		'corrupt: insert warns (XX001) that the file was refused');
 	is(count_of(qr/WARNING:/, $err1), 1, 'corrupt: one warning');
 	my (undef, $err2) = bqe($s,
 		"INSERT INTO ato.login_events (user_id, ip_address, outcome) VALUES ('corrupt-2', '198.51.100.7', 'success'), ('corrupt-v6', '2001:db8:1::5', 'success')"
 	);
 	is($err2, '', 'corrupt: no second warning in the session');
 	is( logins($node, 'corrupt-%'),
-		"corrupt-1|-|-|-|-|-\ncorrupt-2|-|-|-|-|-\ncorrupt-v6|SE|-|-|-|-",
-		'corrupt: IPv4 rows stored unenriched, IPv6 row enriched to SE');
-	is( bq($s,
-			"SELECT loaded, database_type, problem, errors FROM ato.geoip_status() WHERE database = 'geoip'"
+		"corrupt-1|-|-|-|-|-\ncorrupt-2|-|-|-|-|-\ncorrupt-v6|-|-|-|-|-",
+		'corrupt: every row stored unenriched');
+	like( bq($s,
+			"SELECT loaded, database_type IS NULL, refused_size, problem, errors FROM ato.geoip_status() WHERE database = 'geoip'"
 		),
-		"t|ATO-Test-Flat|lookups fail: The MaxMind DB file's search tree is corrupt|2",
-		'corrupt: status loaded, problem names the failing look-ups, errors counted');
-	is(bq($s, "SELECT ato.geoip_country('2001:db8:1::5')"), 'SE', 'corrupt: IPv6 look-up answers');
-	my ($o, $e) = bqe($s, "SELECT ato.geoip('192.0.2.1')");
-	like(
-		$e,
-		qr/ERROR:  XX001: GeoIP lookup in "\Q$corrupt\E" failed: The MaxMind DB file's search tree is corrupt/,
-		'corrupt: ato.geoip() IPv4 raises data_corrupted');
-	like($e, qr/HINT:  The file is damaged; replace it with a good copy by renaming it over "\Q$corrupt\E"\./,
-		'corrupt: hint says how to replace the file');
-	($o, $e) = bqe($s, "SELECT ato.geoip_country('198.51.100.7')");
-	like($e, qr/ERROR:  XX001: GeoIP lookup .* failed/, 'corrupt: ato.geoip_country() IPv4 raises');
+		qr/^f\|t\|1747\|$tree_problem\|0$/,
+		'corrupt: status not loaded, the refused file and why');
+	my ($o, $e) = bqe($s, "SELECT ato.geoip_country('2001:db8:1::5')");
+	like($e, qr/ERROR:  XX001: GeoIP database "\Q$corrupt\E" is not usable: $tree_problem/,
+		'corrupt: ato.geoip_country() IPv6 raises data_corrupted');
+	($o, $e) = bqe($s, "SELECT ato.geoip('192.0.2.1')");
+	like($e, qr/ERROR:  XX001: GeoIP database "\Q$corrupt\E" is not usable: $tree_problem/,
+		'corrupt: ato.geoip() raises data_corrupted');
+	like($e, $error_hint, 'corrupt: the hint names the setting');
 	$s->quit;
 }
 
@@ -717,14 +718,15 @@ for my $case (@bad)
 	is( bq($s, "SELECT loaded, database_type, problem IS NULL FROM ato.geoip_status() WHERE database = 'geoip'"),
 		't|ATO-Test-Flat|t', 'stale: healthy again');
 
-	# corrupt.mmdb opens cleanly (only its search tree is damaged), so it
-	# replaces the good copy; IPv4 look-ups then fail, IPv6 still answer.
+	# corrupt.mmdb opens cleanly (only its search tree is damaged), but the
+	# whole-file check refuses it: the good copy keeps answering.
 	install_file($corrupt, $stale);
-	($o, $e) = bqe($s, "SELECT ato.geoip_country('192.0.2.1')");
-	like($e, qr/ERROR:  XX001: GeoIP lookup in "\Q$stale\E" failed/,
-		'stale: corrupt tree renamed over is opened; IPv4 look-ups fail');
-	is(bq($s, "SELECT ato.geoip_country('2001:db8:1::5')"), 'SE',
-		'stale: corrupt tree renamed over; IPv6 look-ups answer');
+	($o, $e) = bqe($s, "SELECT ato.geoip_country('192.0.2.1'), ato.geoip_country('2001:db8:1::5')");
+	is($o, 'NL|SE', 'stale: corrupt tree renamed over is refused; the good copy answers');
+	is($e, '', 'stale: corrupt tree renamed over; no error');
+	like( bq($s, "SELECT database_type, problem FROM ato.geoip_status() WHERE database = 'geoip'"),
+		qr/^ATO-Test-Flat\|the search tree is corrupt: .*; still using the copy opened before$/,
+		'stale: status says the corrupt file was refused and the copy is used');
 	$s->quit;
 }
 
