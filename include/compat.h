@@ -1,7 +1,8 @@
 /*
  * compat.h
- *     The few server APIs that differ across the PostgreSQL versions
- *     ato_response builds on (13 to 17), behind one name each.
+ *     The few server APIs that differ across PostgreSQL 13 to 17, behind one
+ *     name each: the one place version differences live.  Only PostgreSQL 15
+ *     is built and tested (see README.md); the other branches are untested.
  */
 #ifndef ATO_COMPAT_H
 #define ATO_COMPAT_H
