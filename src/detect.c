@@ -713,9 +713,14 @@ ato_listed_network_logins(PG_FUNCTION_ARGS)
 {
 	const char *function = "ato.listed_network_logins";
 	DetectQuery query = {function, listed_network_logins_sql};
+	Datum		labels = (Datum) 0;
+	TimestampTz since = since_arg(fcinfo, 0, function);
 
-	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 0, function)), false);
-	detect_arg(&query, TEXTARRAYOID, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
+	if (!PG_ARGISNULL(1))
+		labels = PointerGetDatum(array_arg(fcinfo, 1, function, "labels",
+										   "Give the labels of ato.listed_networks to match, or NULL for all."));
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
+	detect_arg(&query, TEXTARRAYOID, labels, PG_ARGISNULL(1));
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
