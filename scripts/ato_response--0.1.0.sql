@@ -909,7 +909,7 @@ COMMENT ON TABLE ato.incidents IS
     'One row per ato.revoke_incident() call: who opened it, why, its accounts (sorted, without duplicates) and how far the marking of the application''s rows has got';
 COMMENT ON COLUMN ato.incidents.opened_at IS 'The revocation time: sessions and tokens issued at or before it are revoked';
 COMMENT ON COLUMN ato.incidents.opened_by IS 'session_user of the call';
-COMMENT ON COLUMN ato.incidents.unknown_ids IS 'Accounts with no successful login on record in the summaries (revoked all the same)';
+COMMENT ON COLUMN ato.incidents.unknown_ids IS 'Accounts with no successful login from a located address in the event store (the summaries and the events after them) when the incident opened; revoked all the same';
 COMMENT ON COLUMN ato.incidents.status IS
     'marking: rows are being marked; contained: every batch is done; lifted: every account the incident suspended was lifted';
 SELECT pg_catalog.pg_extension_config_dump('ato.incidents', '');

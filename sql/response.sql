@@ -240,6 +240,26 @@ SELECT count(*) FROM ato.revocations_since(:before_third + 1);
 SELECT count(*) AS rows_after_the_removed FROM ato.revocations_since(:before_third + 2);
 RESET ato_response.retention;
 
+-- "No successful login on record" counts what the event store holds, not
+-- only the summaries: a login after their watermark, or one stored late
+-- behind it, is on record before the next refresh.  Failures and logins
+-- from addresses no database places are not counted.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ('k-summarised', '81.2.69.160', 'success', now() - interval '3 hours');
+SELECT ato.refresh_summaries(now() - interval '1 hour') >= 0 AS summarised;
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ('k-after-watermark', '81.2.69.160', 'success', now()),
+       ('k-late', '81.2.69.160', 'success', now() - interval '2 hours'),
+       ('k-failed', '81.2.69.160', 'failure', now()),
+       ('k-unlocated', '10.0.0.1', 'success', now());
+SELECT (SELECT count(*) FROM ato.account_countries WHERE user_id LIKE 'k-%') AS summarised_accounts,
+       late_from IS NOT NULL AS late_events_noted
+  FROM ato.summary_status;
+SELECT ato.revoke_incident(ARRAY['k-summarised', 'k-after-watermark', 'k-late', 'k-failed', 'k-unlocated',
+                                 'k-never', 'k-never'], 'known and unknown') AS known_unknown \gset
+SELECT unknown_ids, duplicate_ids FROM ato.incidents WHERE id = :'known_unknown';
+SELECT detail FROM ato.response_log WHERE incident_id = :'known_unknown' AND action = 'incident_opened';
+
 -- Settings keep their bounds.
 SET ato_response.notify_channel = '';
 SET ato_response.notify_channel = 'x123456789x123456789x123456789x123456789x123456789x123456789xxxx';

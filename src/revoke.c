@@ -364,6 +364,14 @@ incident_load(const pg_uuid_t *incident, IncidentRun *run, int *batches_done)
  * Open the incident and contain its accounts in the caller's transaction:
  * the incident row, the revocation times, the flags, the incident's targets.
  * Fills run->id.
+ *
+ * An account counts as unknown when the event store holds no successful
+ * login of it from a located address: neither the summaries
+ * (ato.account_countries) nor the stretch they do not cover yet (from the
+ * watermark or the first late day on, read from the event store as the
+ * detection functions do), so that the count is exact however far the
+ * summaries lag.  Logins from addresses no GeoIP database places are not
+ * summarised and are not counted.
  */
 static void
 contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_background)
@@ -374,7 +382,12 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 		"       delete_created_after, notify_channel, batch_size, batches, in_background, status)"
 		" VALUES (gen_random_uuid(), $1, session_user, $2, $3, $4,"
 		"         (SELECT count(*) FROM unnest($3) AS u(user_id)"
-		"           WHERE NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u.user_id)),"
+		"           WHERE NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u.user_id)"
+		"             AND NOT EXISTS (SELECT FROM ato.login_events e"
+		"                              WHERE e.user_id = u.user_id AND e.outcome = 'success'"
+		"                                AND e.country_code IS NOT NULL"
+		"                                AND e.occurred_at >= (SELECT least(s.summarised_until, s.late_from)"
+		"                                                        FROM ato.summary_status s))),"
 		"         $5, $6, $7, $8, $9, $10, $11, $12, $13, 'marking')"
 		" RETURNING id, unknown_ids";
 	static const char revocations_sql[] =
@@ -453,7 +466,7 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 			  SPI_OK_INSERT, "listing the incident's tables");
 
 	log_values[0] = UUIDPGetDatum(&run->id);
-	log_values[1] = CStringGetTextDatum(psprintf("%d accounts (%d duplicate ids ignored, " INT64_FORMAT " without a successful login on record)%s%s%s%s",
+	log_values[1] = CStringGetTextDatum(psprintf("%d accounts (%d duplicate ids ignored, " INT64_FORMAT " without a successful login from a located address on record)%s%s%s%s",
 												 run->accounts, duplicates, unknown,
 												 flags[0] ? ", suspended" : "",
 												 flags[1] ? ", reauth_required" : "",
@@ -465,7 +478,7 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 	if (duplicates > 0 || unknown > 0)
 		ereport(NOTICE,
 				(errmsg("revoke_incident: %d accounts revoked; %d duplicate ids ignored, " INT64_FORMAT
-						" accounts have no successful login on record",
+						" accounts have no successful login from a located address on record",
 						run->accounts, duplicates, unknown),
 				 errhint("Accounts without a login on record are revoked all the same; check their ids if that is unexpected.")));
 }
