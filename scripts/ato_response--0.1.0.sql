@@ -1675,17 +1675,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     keep interval := current_setting('ato_response.retention')::interval;
-    outbox_through bigint;
 BEGIN
     IF keep = interval '0' THEN
         RETURN 0;
     END IF;
     -- the outbox's batches as old, as a prefix of its positions
-    SELECT max(o.position) INTO outbox_through FROM ato.revocation_outbox o WHERE o.recorded_at < now() - keep;
-    IF outbox_through IS NOT NULL THEN
-        UPDATE ato.revocation_outbox_state s SET discarded_through = greatest(s.discarded_through, outbox_through);
-        DELETE FROM ato.revocation_outbox o WHERE o.position <= outbox_through;
-    END IF;
+    WITH old AS (
+        SELECT max(o.position) AS through FROM ato.revocation_outbox o WHERE o.recorded_at < now() - keep),
+    noted AS (
+        UPDATE ato.revocation_outbox_state s SET discarded_through = greatest(s.discarded_through, old.through)
+          FROM old WHERE old.through IS NOT NULL
+        RETURNING old.through)
+    DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
     RETURN ato.drop_partitions(now() - keep);
 END;
 $$;

@@ -11,10 +11,11 @@
  * ato_response.revocation_batch_size: each batch marks every registered table
  * (src/targets.c), records its accounts in ato.revocation_outbox at the next
  * position, sends that position on ato_response.notify_channel and advances
- * the incident's progress, all in one transaction.  Up to ato_response.background_threshold
- * accounts this happens in the caller's transaction; beyond it a background
- * worker does one batch per transaction (src/incident_worker.c), and the call
- * returns as soon as containment is done.
+ * the incident's progress, all in one transaction.  Up to
+ * ato_response.background_threshold accounts this happens in the caller's
+ * transaction; beyond it a background worker does one batch per transaction
+ * (src/incident_worker.c), and the call returns as soon as containment is
+ * done.
  *
  * Lock order: every writer of an account's rows first locks the account's
  * ato.account_revocations row, accounts in ascending (C collation) order:
@@ -43,7 +44,10 @@
 #include "ato_response.h"
 #include "response.h"
 
-/* Longest account id accepted. */
+/* NOTIFY refuses payloads this long or longer (async.c keeps the limit private). */
+#define NOTIFY_PAYLOAD_LIMIT (BLCKSZ - NAMEDATALEN - 128)
+
+/* Longest account id accepted: with JSON escaping it still fits a NOTIFY. */
 #define MAX_ACCOUNT_ID_BYTES 1000
 
 static void
@@ -198,11 +202,12 @@ static void
 notify_batch(const IncidentRun *run, int batch, int64 position, int nids)
 {
 	char	   *incident = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&run->id)));
+	char	   *payload = psprintf("{\"incident\":\"%s\",\"position\":" INT64_FORMAT
+								   ",\"batch\":%d,\"batches\":%d,\"accounts\":%d}",
+								   incident, position, batch + 1, run->batches, nids);
 
-	Async_Notify(run->channel,
-				 psprintf("{\"incident\":\"%s\",\"position\":" INT64_FORMAT
-						  ",\"batch\":%d,\"batches\":%d,\"accounts\":%d}",
-						  incident, position, batch + 1, run->batches, nids));
+	Assert(strlen(payload) < NOTIFY_PAYLOAD_LIMIT);
+	Async_Notify(run->channel, payload);
 }
 
 /* ---------------------------------------------------------------------
