@@ -471,7 +471,7 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 			  SPI_OK_INSERT, "listing the incident's tables");
 
 	log_values[0] = UUIDPGetDatum(&run->id);
-	log_values[1] = CStringGetTextDatum(psprintf("%d accounts (%d duplicate ids ignored, " INT64_FORMAT " without a successful login from a located address on record)%s%s%s%s",
+	log_values[1] = CStringGetTextDatum(psprintf("%d accounts (%d duplicate ids ignored, " INT64_FORMAT " without a successful login on record)%s%s%s%s",
 												 run->accounts, duplicates, unknown,
 												 flags[0] ? ", suspended" : "",
 												 flags[1] ? ", reauth_required" : "",
@@ -483,7 +483,7 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 	if (duplicates > 0 || unknown > 0)
 		ereport(NOTICE,
 				(errmsg("revoke_incident: %d accounts revoked; %d duplicate ids ignored, " INT64_FORMAT
-						" accounts have no successful login from a located address on record",
+						" accounts have no successful login on record",
 						run->accounts, duplicates, unknown),
 				 errhint("Accounts without a login on record are revoked all the same; check their ids if that is unexpected.")));
 }
