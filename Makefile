@@ -23,7 +23,7 @@ DATA = $(wildcard scripts/$(EXTENSION)--*.sql)
 
 REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection detection_kit response alerts
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
-ISOLATION = summary_refresh overlapping_incidents partition_maintenance
+ISOLATION = summary_refresh overlapping_incidents revocation_outbox partition_maintenance
 ISOLATION_OPTS = --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -54,8 +54,9 @@ SELECT target, action, user_column, state_column, created_column FROM ato.revoca
 \echo
 \echo '== (g) revoke: every account the attacker networks got into, in one call'
 -- SELECT ato.revoke_incident(<accounts>, <reason>, ...): revocation times and
--- flags commit first, then the rows are marked in batches, each announced
--- on NOTIFY channel ato_revocations.
+-- flags commit first, then the rows are marked in batches, each recorded in
+-- the outbox (ato.revocations_since()) and its position announced on NOTIFY
+-- channel ato_revocations.
 CREATE TEMP TABLE affected AS
 SELECT user_id FROM ato.cidr_scope(ARRAY[:'attacker_cidr', :'attacker6_cidr']::cidr[], now() - interval '24 hours');
 SELECT ato.revoke_incident(

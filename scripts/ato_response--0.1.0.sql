@@ -926,7 +926,7 @@ COMMENT ON TABLE ato.incidents IS
     'One row per ato.revoke_incident() call: who opened it, why, its accounts (sorted, without duplicates) and how far the marking of the application''s rows has got';
 COMMENT ON COLUMN ato.incidents.opened_at IS 'The revocation time: sessions and tokens issued at or before it are revoked';
 COMMENT ON COLUMN ato.incidents.opened_by IS 'session_user of the call';
-COMMENT ON COLUMN ato.incidents.unknown_ids IS 'Accounts with no successful login on record in the summaries (revoked all the same)';
+COMMENT ON COLUMN ato.incidents.unknown_ids IS 'Accounts with no successful login from a located address in the event store (the summaries and the events after them) when the incident opened; revoked all the same';
 COMMENT ON COLUMN ato.incidents.status IS
     'marking: rows are being marked; contained: every batch is done; lifted: every account the incident suspended was lifted';
 SELECT pg_catalog.pg_extension_config_dump('ato.incidents', '');
@@ -963,6 +963,34 @@ CREATE TABLE ato.account_revocations (
 COMMENT ON TABLE ato.account_revocations IS
     'Per account, the time before which every session and token is revoked (as Firebase''s tokensValidAfterTime); read it with ato.session_revoked()';
 SELECT pg_catalog.pg_extension_config_dump('ato.account_revocations', '');
+
+-- The outbox of the batches' announcements: a NOTIFY is lost to a listener
+-- that is not connected (and a crash drops every listener), this is not.
+CREATE TABLE ato.revocation_outbox (
+    position bigint PRIMARY KEY,
+    incident_id uuid NOT NULL,
+    batch integer NOT NULL,
+    batches integer NOT NULL,
+    revoked_at timestamptz NOT NULL,
+    user_ids text[] NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+COMMENT ON TABLE ato.revocation_outbox IS
+    'One row per marked batch of an incident, written in the batch''s own transaction: its accounts and the revocation time, at a position that grows by one in commit order; read it with ato.revocations_since()';
+SELECT pg_catalog.pg_extension_config_dump('ato.revocation_outbox', '');
+
+-- Its one row is updated by every batch that writes the outbox and so stays
+-- locked until that batch commits: the next writer takes the next position
+-- only after the previous one is visible.  Dumped, so that a restored
+-- database goes on from the same position.
+CREATE TABLE ato.revocation_outbox_state (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    last_position bigint NOT NULL,
+    discarded_through bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE ato.revocation_outbox_state IS
+    'The outbox''s last position given out, and the last one retention removed (ato.apply_retention()); no row until the first batch';
+SELECT pg_catalog.pg_extension_config_dump('ato.revocation_outbox_state', '');
 
 CREATE TABLE ato.account_flags (
     user_id text COLLATE "C" PRIMARY KEY,
@@ -1048,7 +1076,7 @@ AS 'MODULE_PATHNAME', 'ato_revoke_incident'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) IS
-    'Opens an incident: revokes every session and token of the accounts issued until now and sets their flags (one commit), then marks the registered tables in batches with a NOTIFY each, in this transaction or, past ato_response.background_threshold accounts, in a background worker; returns the incident''s id';
+    'Opens an incident: revokes every session and token of the accounts issued until now and sets their flags (one commit), then marks the registered tables in batches, each recorded in ato.revocation_outbox with a NOTIFY of its position, in this transaction or, past ato_response.background_threshold accounts, in a background worker; returns the incident''s id';
 
 CREATE FUNCTION ato.resume_incidents()
 RETURNS boolean
@@ -1078,6 +1106,50 @@ END;
 $$;
 COMMENT ON FUNCTION ato.session_revoked(text, timestamptz) IS
     'True if a session or token of the account issued at issued_at must be rejected: an incident revoked the account at or after that time (an unknown issue time counts as revoked)';
+
+CREATE FUNCTION ato.revocations_since(after bigint, max_positions integer DEFAULT 100)
+RETURNS TABLE ("position" bigint, incident_id uuid, batch integer, batches integer,
+               revoked_at timestamptz, user_id text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    state ato.revocation_outbox_state;
+BEGIN
+    IF after IS NULL OR after < 0 THEN
+        RAISE EXCEPTION 'revocations_since: after must be a position, 0 or more'
+            USING ERRCODE = CASE WHEN after IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'Pass the last position this function returned to you, or 0 to read from the start.';
+    END IF;
+    IF max_positions IS NULL OR max_positions < 1 THEN
+        RAISE EXCEPTION 'revocations_since: max_positions must be 1 or more'
+            USING ERRCODE = CASE WHEN max_positions IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'It bounds how many batches one call returns; call again from the last position to read on.';
+    END IF;
+    -- one snapshot (a STABLE function): the state and the rows agree
+    SELECT * INTO state FROM ato.revocation_outbox_state s;
+    IF after < coalesce(state.discarded_through, 0) THEN
+        RAISE EXCEPTION 'revocations_since: the positions after % up to % were removed by retention', after, state.discarded_through
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Rebuild the cache from ato.account_revocations (every revoked account and its time), then read on after position %s.',
+                                state.discarded_through);
+    END IF;
+    IF after > coalesce(state.last_position, 0) THEN
+        RAISE EXCEPTION 'revocations_since: position % was never given out (the last is %)', after, coalesce(state.last_position, 0)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass a position this function returned, not one from a NOTIFY payload; after a restore from an older backup, rebuild the cache from ato.account_revocations.';
+    END IF;
+    RETURN QUERY
+    SELECT o.position, o.incident_id, o.batch, o.batches, o.revoked_at, u.user_id
+      FROM (SELECT * FROM ato.revocation_outbox b
+             WHERE b.position > after ORDER BY b.position LIMIT max_positions) o
+     CROSS JOIN LATERAL unnest(o.user_ids) WITH ORDINALITY AS u(user_id, n)
+     ORDER BY o.position, u.n;
+END;
+$$;
+COMMENT ON FUNCTION ato.revocations_since(bigint, integer) IS
+    'Every revoked account announced after position "after", one row per account, up to max_positions batches in position order; positions are given out in commit order without gaps, so whoever read through position P and asks from P misses nothing and gets nothing twice (at-least-once with a consumer that ignores positions it has seen); an error for positions retention removed';
 
 CREATE FUNCTION ato.login_gate(user_id text, ip_address inet DEFAULT NULL,
                                OUT step text, OUT message text)
@@ -1624,11 +1696,19 @@ BEGIN
     IF keep = interval '0' THEN
         RETURN 0;
     END IF;
+    -- the outbox's batches as old, as a prefix of its positions
+    WITH old AS (
+        SELECT max(o.position) AS through FROM ato.revocation_outbox o WHERE o.recorded_at < now() - keep),
+    noted AS (
+        UPDATE ato.revocation_outbox_state s SET discarded_through = greatest(s.discarded_through, old.through)
+          FROM old WHERE old.through IS NOT NULL
+        RETURNING old.through)
+    DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
     RETURN ato.drop_partitions(now() - keep);
 END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS
-    'Drops the months of events older than ato_response.retention (whole partitions, never row by row); the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
+    'Drops the months of events older than ato_response.retention (whole partitions, never row by row) and the outbox''s batches as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
 
 CREATE FUNCTION ato.schedule_detection(rule text, schedule text)
 RETURNS bigint
@@ -1717,6 +1797,7 @@ REVOKE ALL ON FUNCTION ato.unregister_revocation_target(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.resume_incidents() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.session_revoked(text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.revocations_since(bigint, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.login_gate(text, inet) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.set_account_flags(text[], boolean, boolean, boolean, boolean, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.complete_step(text, text) FROM PUBLIC;

@@ -5,7 +5,8 @@
 # logins, stage a credential-stuffing incident in the last hour and answer the
 # "ATO at scale" runbook's first questions with the detection functions, then
 # revoke the affected accounts with ato.revoke_incident() while a LISTEN
-# session receives the notifications.
+# session is woken by the notifications and reads the accounts from the
+# outbox (ato.revocations_since()).
 #
 #   bash scripts/demo.sh              # everything is removed at the end
 #   ATO_KEEP=1 bash scripts/demo.sh   # keep the cluster and print how to connect
@@ -72,8 +73,10 @@ demo_sql incident.sql
 
 demo_sql investigate.sql
 
-# A listener, as a service that clears its caches would be: it waits for the
-# incident to be contained, then prints what it received.
+# A consumer, as a service that clears its caches would be: it LISTENs (the
+# payloads carry outbox positions, no account), waits for the incident to be
+# contained, then reads the accounts from the outbox after the last position
+# it had seen (0: none), as it would after reconnecting.
 ato_say "a LISTEN session on channel ato_revocations"
 psql -X -q -v ON_ERROR_STOP=1 --set=application_name=demo_listener -c 'LISTEN ato_revocations' \
     -c "DO \$\$BEGIN
@@ -91,10 +94,15 @@ done
 demo_sql respond.sql
 wait "$listener"
 notifications=$(grep -c '^Asynchronous notification "ato_revocations"' "$work/listener.out" || true)
-notified=$(grep -o '"user_ids":\[[^]]*\]' "$work/listener.out" | grep -o '"[^"]*"' | grep -vc '^"user_ids"$' || true)
+positions=$(grep -o '"position":[0-9]*' "$work/listener.out" | cut -d: -f2 | paste -sd, -)
+echo "the listener was woken $notifications time(s), for outbox position(s) ${positions:-none}, for example:"
+grep -m1 -o 'payload ".*" received' "$work/listener.out" | sed 's/^payload "/  /; s/" received$//'
+echo "and reads the accounts from the outbox: SELECT position, user_id FROM ato.revocations_since(0);"
+psql -X -q -P footer=off -c "SELECT position, incident_id, batch, revoked_at, user_id FROM ato.revocations_since(0) LIMIT 3"
+notified=$(psql -XAtq -c "SELECT count(DISTINCT user_id) FROM ato.revocations_since(0)
+                           WHERE position = ANY ('{${positions}}'::bigint[])")
 revoked=$(psql -XAtq -c 'SELECT cardinality(user_ids) FROM ato.incidents')
-echo "the listener received $notifications notification(s) naming $notified account(s), for example:"
-grep -m1 -o 'payload ".\{0,160\}' "$work/listener.out" | sed 's/^payload "/  /; s/$/.../'
+echo "the positions the listener was woken for hold $notified account(s); $revoked were revoked"
 if [[ $notified != "$revoked" ]]; then
     echo "demo: FAILED: the listener was told of $notified accounts, $revoked were revoked" >&2
     exit 1

@@ -228,6 +228,11 @@ SELECT c.* FROM pg_temp.compare_cidr_scope(
     (SELECT array_agg(('11.' || i / 256 || '.' || i % 256 || '.0/24')::cidr) || '{1.1.1.1/32}'::cidr[]
        FROM generate_series(0, 9999) i),
     '2024-03-01 00:00+00') c;
+-- Duplicate, covered and overlapping networks of both families, in no
+-- order (cidr_scope keeps only the networks nothing else covers): the same
+-- answer as the plain definition, which tests every network.
+SELECT c.* FROM pg_temp.compare_cidr_scope(
+    '{85.214.132.0/24, 85.214.0.0/16, NULL, 85.214.0.0/16, 85.214.132.117/32, 2a02:2770::/32, 2a02:2770:0:1::/64, 2a02:2770::/32, 2a02::/16, 1.1.1.0/24, 1.1.1.1/32, 1.1.0.0/23, 8.8.8.8/32, 8.8.8.8/32}', '2024-03-01 00:00+00') c;
 SELECT user_id, logins, ips, actions FROM ato.cidr_scope('{85.214.0.0/16}', '2024-03-06 00:00+00') ORDER BY user_id;
 
 -- suspicious_action_counts: the accounts cidr_scope found, duplicates,
@@ -300,6 +305,10 @@ LANGUAGE sql AS $$
      ORDER BY w.since
 $$;
 SELECT * FROM pg_temp.compare_recent_windows();
+-- The same duplicate and covered networks against the recent summaries.
+SELECT w.label, c.* FROM recent_windows w, pg_temp.compare_cidr_scope(
+    '{85.214.132.0/24, 85.214.0.0/16, NULL, 85.214.0.0/16, 85.214.132.117/32, 2a02:2770::/32, 2a02:2770:0:1::/64, 2a02:2770::/32, 2a02::/16, 1.1.1.0/24, 1.1.1.1/32, 1.1.0.0/23, 8.8.8.8/32, 8.8.8.8/32}', w.since) c
+ ORDER BY w.since;
 -- Late events inside the stretch (first logins from Brazil, which no
 -- account knows, and one from a familiar place) and one before it that
 -- makes Brazil familiar to one of the two accounts: until the next refresh

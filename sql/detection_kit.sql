@@ -319,6 +319,7 @@ SELECT * FROM ato.password_spray('2024-05-10', 5, 0.5);
 SELECT * FROM ato.failed_login_bursts('2024-05-10', 5, '-1 minute');
 SELECT * FROM ato.failed_login_bursts('2024-05-10', -5);
 SELECT * FROM ato.listed_network_logins(NULL);
+SELECT * FROM ato.listed_network_logins('2024-05-10', '{{tor},{vpn}}');
 SELECT * FROM ato.persistence_changes('{{a},{b}}');
 SELECT * FROM ato.related_accounts(NULL);
 SELECT * FROM ato.related_accounts('{u1}', '2024-05-10', 0);

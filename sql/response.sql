@@ -197,6 +197,69 @@ RESET ato_response.revocation_batch_size;
 SELECT ato.unregister_revocation_target('app_many_sessions') AS unregistered,
        ato.unregister_revocation_target('app_many_sessions') AS again;
 
+-- The outbox: the five batches at five consecutive positions, in batch
+-- order, each with its accounts and the incident's revocation time; read
+-- on from any position, each account at exactly one position.
+SELECT min(position) - 1 AS before_third FROM ato.revocation_outbox WHERE incident_id = :'third' \gset
+SELECT o.position - :before_third AS position, o.batch, o.batches, cardinality(o.user_ids) AS accounts,
+       o.revoked_at = i.opened_at AS at_revocation_time
+  FROM ato.revocation_outbox o JOIN ato.incidents i ON i.id = o.incident_id
+ WHERE o.incident_id = :'third' ORDER BY o.position;
+SELECT count(*) AS rows, count(DISTINCT user_id) AS accounts, count(DISTINCT (position, user_id)) AS distinct_rows,
+       (SELECT count(*) FROM (SELECT unnest(user_ids) FROM ato.incidents WHERE id = :'third'
+                              EXCEPT SELECT user_id FROM ato.revocations_since(:before_third)) x) AS missing
+  FROM ato.revocations_since(:before_third) WHERE incident_id = :'third';
+SELECT position - :before_third AS position, count(*) AS accounts
+  FROM ato.revocations_since(:before_third + 1, max_positions => 2) GROUP BY 1 ORDER BY 1;
+SELECT count(*) = max(position) AND min(position) = 1 AS positions_without_gaps,
+       max(position) = (SELECT last_position FROM ato.revocation_outbox_state) AS last_given_out
+  FROM ato.revocation_outbox;
+-- A rolled-back incident gives its position back: the next one takes it.
+SELECT last_position AS last FROM ato.revocation_outbox_state \gset
+BEGIN;
+SELECT ato.revoke_incident(ARRAY['rolled-back'], 'rolled back') IS NOT NULL AS opened;
+SELECT last_position - :last AS taken FROM ato.revocation_outbox_state;
+ROLLBACK;
+SELECT ato.revoke_incident(ARRAY['u12'], 'after a rollback') AS fourth \gset
+SELECT position - :last AS position, user_id FROM ato.revocations_since(:last);
+-- Bad positions: NULL, negative, never given out, a bad bound.
+SELECT * FROM ato.revocations_since(NULL);
+SELECT * FROM ato.revocations_since(-1);
+SELECT * FROM ato.revocations_since(:last + 2);
+SELECT * FROM ato.revocations_since(0, 0);
+SELECT * FROM ato.revocations_since(0, NULL);
+-- Retention removes the batches older than ato_response.retention, as a
+-- prefix of positions; asking for a removed position is an error that says
+-- what to do, asking from there on is not.
+SET ato_response.retention = '400d';
+UPDATE ato.revocation_outbox SET recorded_at = now() - interval '401 days' WHERE position <= :before_third + 2;
+SELECT ato.apply_retention() AS partitions_dropped;
+SELECT discarded_through - :before_third AS discarded_through FROM ato.revocation_outbox_state;
+SELECT min(position) - :before_third AS first_kept FROM ato.revocation_outbox;
+SELECT count(*) FROM ato.revocations_since(:before_third + 1);
+SELECT count(*) AS rows_after_the_removed FROM ato.revocations_since(:before_third + 2);
+RESET ato_response.retention;
+
+-- "No successful login on record" counts what the event store holds, not
+-- only the summaries: a login after their watermark, or one stored late
+-- behind it, is on record before the next refresh.  Failures and logins
+-- from addresses no database places are not counted.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ('k-summarised', '81.2.69.160', 'success', now() - interval '3 hours');
+SELECT ato.refresh_summaries(now() - interval '1 hour') >= 0 AS summarised;
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+VALUES ('k-after-watermark', '81.2.69.160', 'success', now()),
+       ('k-late', '81.2.69.160', 'success', now() - interval '2 hours'),
+       ('k-failed', '81.2.69.160', 'failure', now()),
+       ('k-unlocated', '10.0.0.1', 'success', now());
+SELECT (SELECT count(*) FROM ato.account_countries WHERE user_id LIKE 'k-%') AS summarised_accounts,
+       late_from IS NOT NULL AS late_events_noted
+  FROM ato.summary_status;
+SELECT ato.revoke_incident(ARRAY['k-summarised', 'k-after-watermark', 'k-late', 'k-failed', 'k-unlocated',
+                                 'k-never', 'k-never'], 'known and unknown') AS known_unknown \gset
+SELECT unknown_ids, duplicate_ids FROM ato.incidents WHERE id = :'known_unknown';
+SELECT detail FROM ato.response_log WHERE incident_id = :'known_unknown' AND action = 'incident_opened';
+
 -- Settings keep their bounds.
 SET ato_response.notify_channel = '';
 SET ato_response.notify_channel = 'x123456789x123456789x123456789x123456789x123456789x123456789xxxx';
@@ -216,7 +279,20 @@ SELECT count(*) FROM ato.incidents;
 SELECT ato.register_revocation_target('app_api_keys', 'user_id', 'delete');
 SELECT ato.login_gate('u11');
 SELECT ato.lift_incident(:'incident');
+SELECT count(*) FROM ato.revocations_since(0);
 RESET ROLE;
 DROP TABLE app_api_keys;
 DROP OWNED BY regress_ato_responder;
 DROP ROLE regress_ato_responder;
+-- The outbox is read by the role it is granted to (a cache's), through the
+-- function only; the others (and PUBLIC) may not read it.
+CREATE ROLE regress_ato_cache;
+GRANT USAGE ON SCHEMA ato TO regress_ato_cache;
+GRANT EXECUTE ON FUNCTION ato.revocations_since(bigint, integer) TO regress_ato_cache;
+SET ROLE regress_ato_cache;
+SELECT count(*) > 0 AS reads_the_outbox FROM ato.revocations_since(:before_third + 2);
+SELECT count(*) FROM ato.revocation_outbox;
+SELECT count(*) FROM ato.account_revocations;
+RESET ROLE;
+DROP OWNED BY regress_ato_cache;
+DROP ROLE regress_ato_cache;

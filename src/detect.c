@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <sys/socket.h>
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -30,6 +31,7 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inet.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -398,29 +400,38 @@ ato_new_country_logins(PG_FUNCTION_ARGS)
  */
 
 /*
- * $1 cidrs, $2 since, $3 the end of the summarised stretch, $4 where the
- * summarised whole hours begin ($4 >= $3: none).
+ * $1 cidrs (disjoint: see disjoint_networks()), $2 since, $3 the end of the
+ * summarised stretch, $4 where the summarised whole hours begin ($4 >= $3:
+ * none).
  *
  * From $4 to $3 the logins come from ato.recent_address_logins, found by
  * address: one B-tree range per network (the host addresses from its first
- * to its last), rechecked with <<= and made distinct where networks overlap.
- * The rest of the window (up to the first whole hour, and from $3 on) is
- * read from the event store.
+ * to its last), rechecked with <<=; the networks being disjoint, no row is
+ * found twice.  The rest of the window (up to the first whole hour, and from
+ * $3 on) is read from the event store, and each login's address is looked up
+ * by hash once per prefix length of the networks (family and length): its
+ * network at that length is one of them or not.  That costs per login the
+ * number of distinct lengths, where "<<= ANY" would cost the number of
+ * networks; being disjoint, they match each login at most once.
  */
 static const char cidr_scope_sql[] =
 "WITH hits AS ("
-"    SELECT h.user_id, h.ip_address, h.logins, h.first_login, h.last_login"
-"      FROM (SELECT DISTINCT b.ip_address, b.user_id, b.hour, b.logins, b.first_login, b.last_login"
-"              FROM unnest($1::cidr[]) c"
-"              JOIN ato.recent_address_logins b"
-"                ON b.ip_address >= c::inet"
-"               AND b.ip_address <= set_masklen(broadcast(c), CASE family(c) WHEN 4 THEN 32 ELSE 128 END)"
-"               AND b.ip_address <<= c"
-"             WHERE b.hour >= $4 AND b.hour < $3) h"
+"    SELECT b.user_id, b.ip_address, b.logins, b.first_login, b.last_login"
+"      FROM unnest($1::cidr[]) c"
+"      JOIN ato.recent_address_logins b"
+"        ON b.ip_address >= c::inet"
+"       AND b.ip_address <= set_masklen(broadcast(c), CASE family(c) WHEN 4 THEN 32 ELSE 128 END)"
+"       AND b.ip_address <<= c"
+"     WHERE b.hour >= $4 AND b.hour < $3"
 "    UNION ALL"
-"    SELECT user_id, ip_address, 1::bigint, occurred_at, occurred_at FROM ato.login_events"
-"     WHERE ((occurred_at >= $2 AND occurred_at < least($3, $4)) OR occurred_at >= greatest($2, $3))"
-"       AND outcome = 'success' AND ip_address <<= ANY ($1::inet[])),"
+"    SELECT w.user_id, w.ip_address, 1::bigint, w.occurred_at, w.occurred_at"
+"      FROM ato.login_events w"
+"     CROSS JOIN (SELECT DISTINCT family(c) AS family, masklen(c) AS bits FROM unnest($1::cidr[]) c) p"
+"      JOIN unnest($1::cidr[]) n"
+"        ON n = CASE WHEN family(w.ip_address) = p.family"
+"                    THEN network(set_masklen(w.ip_address, p.bits)) END"
+"     WHERE ((w.occurred_at >= $2 AND w.occurred_at < least($3, $4)) OR w.occurred_at >= greatest($2, $3))"
+"       AND w.outcome = 'success'),"
 " accounts AS ("
 "    SELECT user_id, sum(logins)::bigint AS logins, min(first_login) AS first_login,"
 "           max(last_login) AS last_login, array_agg(DISTINCT ip_address ORDER BY ip_address) AS ips"
@@ -442,6 +453,64 @@ hour_ceiling(TimestampTz t)
 	return hour == t ? t : hour + USECS_PER_HOUR;
 }
 
+/* Family, then address bytes, then prefix length: a network sorts before those it covers. */
+static int
+compare_networks(const void *a, const void *b)
+{
+	inet	   *na = DatumGetInetPP(*(const Datum *) a);
+	inet	   *nb = DatumGetInetPP(*(const Datum *) b);
+	int			cmp;
+
+	if (ip_family(na) != ip_family(nb))
+		return ip_family(na) < ip_family(nb) ? -1 : 1;
+	cmp = memcmp(ip_addr(na), ip_addr(nb), ip_addrsize(na));
+	if (cmp != 0)
+		return cmp;
+	return (ip_bits(na) > ip_bits(nb)) - (ip_bits(na) < ip_bits(nb));
+}
+
+/*
+ * The networks of "cidrs" that no other one covers, sorted, without NULLs or
+ * duplicates: the same addresses, each in exactly one network.  Lists of
+ * threat intelligence repeat networks and name hosts inside them; every
+ * network left out is one B-tree range less to search in the recent
+ * summaries, and disjoint networks match a login at most once, so that no
+ * answer needs to be made distinct.  After sorting, a network is covered
+ * exactly when the last one kept covers it (the kept ones are disjoint, and
+ * a covering network sorts before what it covers).
+ */
+static ArrayType *
+disjoint_networks(ArrayType *cidrs)
+{
+	Datum	   *networks;
+	bool	   *nulls;
+	int			n;
+	int			kept = 0;
+
+	deconstruct_array(cidrs, CIDROID, -1, false, TYPALIGN_INT, &networks, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			networks[kept++] = networks[i];
+	n = kept;
+	kept = 0;
+	qsort(networks, n, sizeof(Datum), compare_networks);
+	for (int i = 0; i < n; i++)
+	{
+		inet	   *network = DatumGetInetPP(networks[i]);
+
+		if (kept > 0)
+		{
+			inet	   *last = DatumGetInetPP(networks[kept - 1]);
+
+			if (ip_family(last) == ip_family(network) && ip_bits(last) <= ip_bits(network) &&
+				bitncmp(ip_addr(last), ip_addr(network), ip_bits(last)) == 0)
+				continue;
+		}
+		networks[kept++] = networks[i];
+	}
+	return construct_array(networks, kept, CIDROID, -1, false, TYPALIGN_INT);
+}
+
 PG_FUNCTION_INFO_V1(ato_cidr_scope);
 
 Datum
@@ -455,7 +524,7 @@ ato_cidr_scope(PG_FUNCTION_ARGS)
 	SummaryCoverage coverage = summary_coverage();
 	TimestampTz recent = recent_summaries_from(since, &coverage);
 
-	detect_arg(&query, CIDRARRAYOID, PointerGetDatum(cidrs), false);
+	detect_arg(&query, CIDRARRAYOID, PointerGetDatum(disjoint_networks(cidrs)), false);
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(coverage.until), false);
 	detect_arg(&query, TIMESTAMPTZOID,
@@ -713,9 +782,14 @@ ato_listed_network_logins(PG_FUNCTION_ARGS)
 {
 	const char *function = "ato.listed_network_logins";
 	DetectQuery query = {function, listed_network_logins_sql};
+	Datum		labels = (Datum) 0;
+	TimestampTz since = since_arg(fcinfo, 0, function);
 
-	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 0, function)), false);
-	detect_arg(&query, TEXTARRAYOID, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1));
+	if (!PG_ARGISNULL(1))
+		labels = PointerGetDatum(array_arg(fcinfo, 1, function, "labels",
+										   "Give the labels of ato.listed_networks to match, or NULL for all."));
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since), false);
+	detect_arg(&query, TEXTARRAYOID, labels, PG_ARGISNULL(1));
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }

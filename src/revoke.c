@@ -9,18 +9,23 @@
  * before it) and the account flags (suspension among them), so that they
  * commit together.  The marking then goes through the accounts in batches of
  * ato_response.revocation_batch_size: each batch marks every registered table
- * (src/targets.c), sends its accounts on ato_response.notify_channel and
- * advances the incident's progress.  Up to ato_response.background_threshold
- * accounts this happens in the caller's transaction; beyond it a background
- * worker does one batch per transaction (src/incident_worker.c), and the call
- * returns as soon as containment is done.
+ * (src/targets.c), records its accounts in ato.revocation_outbox at the next
+ * position, sends that position on ato_response.notify_channel and advances
+ * the incident's progress, all in one transaction.  Up to
+ * ato_response.background_threshold accounts this happens in the caller's
+ * transaction; beyond it a background worker does one batch per transaction
+ * (src/incident_worker.c), and the call returns as soon as containment is
+ * done.
  *
  * Lock order: every writer of an account's rows first locks the account's
  * ato.account_revocations row, accounts in ascending (C collation) order:
  * containment through its ordered upsert, a worker batch through an ordered
  * SELECT ... FOR UPDATE.  Two incidents over the same accounts therefore
  * wait for each other instead of deadlocking, and the second finds the rows
- * already marked (the statements only touch rows still active).
+ * already marked (the statements only touch rows still active).  The row of
+ * ato.revocation_outbox_state comes last, after a batch's marks: it
+ * serializes the outbox's writers from there to their commit, which is what
+ * makes its positions commit-ordered.
  */
 #include "postgres.h"
 
@@ -32,7 +37,6 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -148,53 +152,62 @@ flag_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 /* ---------------------------------------------------------------------
- * Notifications
+ * The outbox and its notification
  * ---------------------------------------------------------------------
  */
 
 /*
- * Send the batch's accounts on the incident's channel, as JSON objects
- * {"incident", "batch", "batches", "part", "user_ids"} each under the
- * payload limit.  Sent at commit, so nothing goes out for a rollback.
+ * Record the batch's accounts in ato.revocation_outbox at the next position
+ * and return it.  The position comes from the one row of
+ * ato.revocation_outbox_state, which this update keeps locked until the
+ * transaction ends: a concurrent batch of another incident waits here and
+ * takes the next position only once this one is visible, so positions are
+ * given out in commit order and without gaps (a rollback gives its position
+ * back).  Taken after the batch's marks, as the last lock of the batch, so
+ * that it is held only from here to the commit.
+ */
+static int64
+record_outbox(const IncidentRun *run, int batch, Datum *ids, int nids)
+{
+	static const char sql[] =
+		"WITH next AS ("
+		"    INSERT INTO ato.revocation_outbox_state AS s (singleton, last_position) VALUES (true, 1)"
+		"    ON CONFLICT (singleton) DO UPDATE SET last_position = s.last_position + 1"
+		"    RETURNING s.last_position)"
+		" INSERT INTO ato.revocation_outbox (position, incident_id, batch, batches, revoked_at, user_ids)"
+		" SELECT next.last_position, $1, $2, $3, $4, $5 FROM next"
+		" RETURNING position";
+	Oid			argtypes[5] = {UUIDOID, INT4OID, INT4OID, TIMESTAMPTZOID, TEXTARRAYOID};
+	Datum		values[5];
+	bool		isnull;
+
+	values[0] = UUIDPGetDatum(&run->id);
+	values[1] = Int32GetDatum(batch + 1);
+	values[2] = Int32GetDatum(run->batches);
+	values[3] = TimestampTzGetDatum(run->revoked_at);
+	values[4] = PointerGetDatum(text_array(ids, nids));
+	spi_check(SPI_execute_with_args(sql, 5, argtypes, values, NULL, false, 1),
+			  SPI_OK_INSERT_RETURNING, "recording the batch in the outbox");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Wake the listeners of the incident's channel: {"incident", "position",
+ * "batch", "batches", "accounts"}, no account id (anyone may LISTEN, and
+ * anyone may send a NOTIFY: the payload is a hint to read the outbox, which
+ * only granted roles can).  Sent at commit, so nothing goes out for a
+ * rollback; far under the payload limit.
  */
 static void
-notify_accounts(const IncidentRun *run, int batch, Datum *ids, int nids)
+notify_batch(const IncidentRun *run, int batch, int64 position, int nids)
 {
 	char	   *incident = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&run->id)));
-	StringInfoData payload;
-	StringInfoData id_json;
-	int			part = 0;
-	int			in_part = 0;
+	char	   *payload = psprintf("{\"incident\":\"%s\",\"position\":" INT64_FORMAT
+								   ",\"batch\":%d,\"batches\":%d,\"accounts\":%d}",
+								   incident, position, batch + 1, run->batches, nids);
 
-	initStringInfo(&payload);
-	initStringInfo(&id_json);
-	for (int i = 0; i < nids; i++)
-	{
-		resetStringInfo(&id_json);
-		escape_json(&id_json, TextDatumGetCString(ids[i]));
-		if (in_part > 0 && payload.len + 1 + id_json.len + 2 >= NOTIFY_PAYLOAD_LIMIT)
-		{
-			appendStringInfoString(&payload, "]}");
-			Async_Notify(run->channel, payload.data);
-			in_part = 0;
-		}
-		if (in_part == 0)
-		{
-			resetStringInfo(&payload);
-			appendStringInfo(&payload,
-							 "{\"incident\":\"%s\",\"batch\":%d,\"batches\":%d,\"part\":%d,\"user_ids\":[",
-							 incident, batch + 1, run->batches, ++part);
-		}
-		else
-			appendStringInfoChar(&payload, ',');
-		appendBinaryStringInfo(&payload, id_json.data, id_json.len);
-		in_part++;
-	}
-	if (in_part > 0)
-	{
-		appendStringInfoString(&payload, "]}");
-		Async_Notify(run->channel, payload.data);
-	}
+	Assert(strlen(payload) < NOTIFY_PAYLOAD_LIMIT);
+	Async_Notify(run->channel, payload);
 }
 
 /* ---------------------------------------------------------------------
@@ -257,7 +270,7 @@ record_target_results(const IncidentRun *run, RevocationTarget *targets, int nta
 
 /*
  * Mark the registered tables for batch "batch" (0-based) of the incident,
- * notify its accounts and count it done.  lock_accounts: take the accounts'
+ * record its accounts in the outbox, notify its position and count it done.  lock_accounts: take the accounts'
  * revocation rows first (a caller whose containment took them already in
  * this transaction need not).  Needs SPI.
  */
@@ -295,7 +308,7 @@ incident_mark_batch(const IncidentRun *run, int batch, bool lock_accounts)
 	for (int i = 0; i < ntargets; i++)
 		target_mark_batch(&targets[i], run, ids, nids);
 	record_target_results(run, targets, ntargets);
-	notify_accounts(run, batch, ids, nids);
+	notify_batch(run, batch, record_outbox(run, batch, ids, nids), nids);
 
 	values[0] = UUIDPGetDatum(&run->id);
 	values[1] = Int32GetDatum(batch + 1);
@@ -356,6 +369,14 @@ incident_load(const pg_uuid_t *incident, IncidentRun *run, int *batches_done)
  * Open the incident and contain its accounts in the caller's transaction:
  * the incident row, the revocation times, the flags, the incident's targets.
  * Fills run->id.
+ *
+ * An account counts as unknown when the event store holds no successful
+ * login of it from a located address: neither the summaries
+ * (ato.account_countries) nor the stretch they do not cover yet (from the
+ * watermark or the first late day on, read from the event store as the
+ * detection functions do), so that the count is exact however far the
+ * summaries lag.  Logins from addresses no GeoIP database places are not
+ * summarised and are not counted.
  */
 static void
 contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_background)
@@ -366,7 +387,12 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 		"       delete_created_after, notify_channel, batch_size, batches, in_background, status)"
 		" VALUES (gen_random_uuid(), $1, session_user, $2, $3, $4,"
 		"         (SELECT count(*) FROM unnest($3) AS u(user_id)"
-		"           WHERE NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u.user_id)),"
+		"           WHERE NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u.user_id)"
+		"             AND NOT EXISTS (SELECT FROM ato.login_events e"
+		"                              WHERE e.user_id = u.user_id AND e.outcome = 'success'"
+		"                                AND e.country_code IS NOT NULL"
+		"                                AND e.occurred_at >= (SELECT least(s.summarised_until, s.late_from)"
+		"                                                        FROM ato.summary_status s))),"
 		"         $5, $6, $7, $8, $9, $10, $11, $12, $13, 'marking')"
 		" RETURNING id, unknown_ids";
 	static const char revocations_sql[] =

@@ -124,8 +124,8 @@ my $indexes = q{
 	 ORDER BY 1
 };
 my $src_indexes = $node->safe_psql('src', $indexes);
-is(scalar(() = $src_indexes =~ /\n/g) + 1, 39,
-	'source: 1 index on each of the 5 login partitions, 2 on each of the 5 audit partitions, 24 on the other tables');
+is(scalar(() = $src_indexes =~ /\n/g) + 1, 41,
+	'source: 1 index on each of the 5 login partitions, 2 on each of the 5 audit partitions, 26 on the other tables');
 
 # The per-account summaries, folded up to a minute ago.
 $node->safe_psql('src', q{SELECT ato.refresh_summaries('2010-01-01')});
@@ -153,11 +153,13 @@ my $response = q{
 	       (SELECT string_agg(user_id || ':' || revoked_at, ',') FROM ato.account_revocations),
 	       (SELECT string_agg(user_id || ':' || suspended, ',') FROM ato.account_flags),
 	       (SELECT string_agg(network::text, ',') FROM ato.blocked_networks),
-	       (SELECT count(*) FROM ato.response_log)
+	       (SELECT count(*) FROM ato.response_log),
+	       (SELECT string_agg(position || ':' || batch || ':' || user_ids::text, ',') FROM ato.revocation_outbox),
+	       (SELECT last_position FROM ato.revocation_outbox_state)
 };
 my $src_response = $node->safe_psql('src', $response);
-like($src_response, qr/^app_sessions:end\|dump test:contained:\{alice\}:.*\|alice:.*\|alice:true\|192\.0\.2\.0\/24\|2$/,
-	'source: a registered table, an incident, its revocation and flags, a blocked network');
+like($src_response, qr/^app_sessions:end\|dump test:contained:\{alice\}:.*\|alice:.*\|alice:true\|192\.0\.2\.0\/24\|2\|1:1:\{alice\}\|1$/,
+	'source: a registered table, an incident, its revocation and flags, a blocked network, the outbox');
 
 my $src_last = $node->safe_psql('src',
 	'SELECT greatest((SELECT max(id) FROM ato.login_events), (SELECT max(id) FROM ato.audit_events))');
@@ -247,7 +249,7 @@ sub check_restored
 	is($node->safe_psql($db, $summaries), $src_summaries,
 		"$how: folding the restored store in again changes no summary");
 	is($node->safe_psql($db, $response), $src_response,
-		"$how: the response's tables are restored: targets, incidents, revocations, flags, blocked networks");
+		"$how: the response's tables are restored: targets, incidents, revocations, flags, blocked networks, the outbox and its position");
 	is( $node->safe_psql(
 			$db, q{
 			SET client_min_messages = warning;

@@ -2,11 +2,14 @@
 # Copyright (c) ato_response authors
 #
 # 003_incidents.pl -- revoke_incident as a listener and the background worker
-# see it: every revoked account in exactly one notification, payloads under
-# the limit; a large incident marked by the worker while the call returns at
-# once; and the marking resumed, nothing done twice and nothing missed,
-# after the worker is killed with SIGKILL (a crash of the server), after
-# SIGTERM, and across a clean restart.
+# see it: one notification per batch carrying its outbox position and no
+# account, every revoked account at exactly one position of the outbox; a
+# large incident marked by the worker while the call returns at once; the
+# marking resumed, nothing done twice and nothing missed, after the worker is
+# killed with SIGKILL (a crash of the server), after SIGTERM, and across a
+# clean restart; and a consumer that reconnects after the worker was killed
+# between a batch's commit and its delivery reading every account exactly
+# once from the outbox.
 
 use strict;
 use warnings;
@@ -119,9 +122,10 @@ sub check_marks
 		"$what: all $sessions sessions ended by the incident, each updated exactly once");
 }
 
-# --- Notifications -------------------------------------------------------
-# 1,200 accounts in batches of 500, inline: 3 batches, each split into
-# several payloads; a listener in the same session receives them at commit.
+# --- Notifications and the outbox ------------------------------------------
+# 1,200 accounts in batches of 500, inline: 3 batches, one notification each
+# carrying the batch's outbox position and no account id; a listener in the
+# same session receives them at commit and reads the accounts from the outbox.
 add_accounts('n', 1200);
 my ($out, $err) = ('', '');
 $node->psql(
@@ -134,20 +138,23 @@ $node->psql(
 },
 	stdout => \$out,
 	stderr => \$err);
+my ($notify_incident) = $out =~ /^([0-9a-f-]{36})$/m;
 my @payloads = $out =~ /Asynchronous notification "ato_revocations" with payload "(.*?)" received/g;
-ok(@payloads > 3, 'the 3 batches needed ' . scalar(@payloads) . ' notifications');
-ok(!(grep { length($_) >= 8000 } @payloads), 'every payload is under the 8000-byte limit');
+is(scalar(@payloads), 3, 'the 3 batches sent 3 notifications');
+ok(!(grep { /n-\d+-x/ } @payloads), 'no payload names an account');
+my @positions = map { /"position":(\d+)/ ? $1 : 'none' } @payloads;
+is(join(',', @positions), '1,2,3', 'the payloads carry the positions 1, 2 and 3');
+ok(!(grep { !/^\{"incident":"$notify_incident","position":\d+,"batch":\d,"batches":3,"accounts":\d+\}$/ } @payloads),
+	'and the incident, the batch and its number of accounts');
 my %seen;
-my %batches;
-for my $payload (@payloads)
+for my $row (split /\n/,
+	$node->safe_psql('postgres', 'SELECT position, user_id FROM ato.revocations_since(0)'))
 {
-	my ($batch) = $payload =~ /"batch":(\d+)/;
-	$batches{$batch} = 1;
-	$seen{$_}++ for $payload =~ /"(n-\d+-x*)"/g;
+	my ($position, $account) = split /\|/, $row;
+	$seen{$account}{$position} = 1;
 }
-is(scalar(keys %seen), 1200, 'every revoked account is in a notification');
-ok(!(grep { $_ != 1 } values %seen), 'and in exactly one');
-is(join(',', sort keys %batches), '1,2,3', 'notifications name batches 1 to 3');
+is(scalar(keys %seen), 1200, 'ato.revocations_since(0) returns every revoked account');
+ok(!(grep { keys %$_ != 1 } values %seen), 'each at exactly one position');
 
 # Nothing is sent for an incident that rolls back.
 ($out, $err) = ('', '');
@@ -221,6 +228,100 @@ ok( $node->safe_psql(
 		'postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ato_response launcher'") ==
 	  1,
 	'the launcher is running');
+
+# --- Announcements that survive a crash -------------------------------------
+# A cache's consumer: LISTEN, and on every wake-up read the outbox on from the
+# last position it applied.  It applies the first batches of a 600-account
+# incident (30 batches of 20), then is busy in a transaction (notifications
+# wait for its end) when the worker is killed with SIGKILL right after a
+# batch commits: the crash restart drops the consumer, and that batch's
+# notification is never delivered to anyone.  A new consumer connects after
+# the restart, LISTENs, and reads on from a position one batch older than the
+# last one it applied (as if its cursor was saved late): it must end with
+# every account of the incident exactly once, skipping the positions it had
+# applied already.
+$node->safe_psql('postgres', 'UPDATE pause SET seconds = 0.2');
+my %applied;          # position => its accounts, as the cache applied them
+my @woken_by;         # the positions the consumers' notifications named
+my $skipped = 0;      # positions read again and skipped
+my $cursor = 0;
+sub consume
+{
+	my ($session) = @_;
+	my $rows = $session->query_safe("SELECT position, user_id FROM ato.revocations_since($cursor)");
+	my %batch;
+	for my $row (split /\n/, $rows)
+	{
+		push @woken_by, $1 if $row =~ /^Asynchronous notification .*"position":(\d+)/;
+		next unless $row =~ /^(\d+)\|(.+)$/;
+		$batch{$1}{$2}++;
+	}
+	for my $position (sort { $a <=> $b } keys %batch)
+	{
+		if (exists $applied{$position})        # at least once: skip what was applied
+		{
+			$skipped++;
+			next;
+		}
+		$applied{$position} = $batch{$position};
+		$cursor = $position if $position > $cursor;
+	}
+}
+$cursor = $node->safe_psql('postgres', 'SELECT coalesce(max(position), 0) FROM ato.revocation_outbox');
+my $first_position = $cursor + 1;
+my $consumer = $node->background_psql('postgres');
+$consumer->query_safe('LISTEN ato_revocations');
+$incident = start_background_incident('o', 600, 'outbox test');
+wait_batches($incident, 3);
+consume($consumer);
+ok($cursor >= $first_position + 2, "the consumer applied positions $first_position to $cursor before the crash");
+$consumer->query_safe('BEGIN');
+$consumer->query_safe('SELECT 1');
+$pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ato_response incident worker'");
+my $before = $node->safe_psql('postgres', "SELECT batches_done FROM ato.incidents WHERE id = '$incident'");
+$node->poll_query_until('postgres',
+	"SELECT batches_done > $before FROM ato.incidents WHERE id = '$incident'");
+my $committed = $node->safe_psql('postgres', "SELECT batches_done FROM ato.incidents WHERE id = '$incident'");
+kill 'KILL', $pid;
+$node->poll_query_until('postgres', 'SELECT true')
+  or die 'the server did not come back after the crash';
+ok($committed > $before && $committed < 30,
+	"the worker (pid $pid) was killed right after batch $committed of 30 committed");
+my $killed_position = $first_position + $committed - 1;
+eval { $consumer->quit };
+
+# The new consumer: LISTEN first, then catch up, then follow the wake-ups
+# until the incident is contained and the outbox is read to its end.
+my $resumed_from = $cursor - 1;
+$cursor = $resumed_from;
+$consumer = $node->background_psql('postgres');
+$consumer->query_safe('LISTEN ato_revocations');
+my $contained = 0;
+for (my $i = 0; $i < 1200 && !$contained; $i++)
+{
+	$contained = $node->safe_psql('postgres', "SELECT status = 'contained' FROM ato.incidents WHERE id = '$incident'") eq 't';
+	consume($consumer);
+	$consumer->query_safe('SELECT pg_sleep(0.1)') unless $contained;
+}
+consume($consumer);
+ok($contained, "the worker resumed after the crash and finished the incident");
+$consumer->quit;
+ok(!(grep { $_ == $killed_position } @woken_by),
+	"no consumer was woken for position $killed_position, the batch committed just before the kill");
+my %accounts;
+for my $position (keys %applied)
+{
+	next if $position < $first_position;
+	$accounts{$_} += $applied{$position}{$_} for keys %{ $applied{$position} };
+}
+is(scalar(grep { /^o-/ } keys %accounts), 600,
+	"read on from position $resumed_from, the new consumer has every one of the 600 accounts");
+ok(!(grep { $_ != 1 } values %accounts), 'each applied exactly once');
+is($skipped, 1, 'the position applied before the crash was read again and skipped');
+is(join(',', sort { $a <=> $b } grep { $_ >= $first_position } keys %applied),
+	join(',', $first_position .. $first_position + 29), 'from 30 consecutive positions');
+check_marks('o', 600, $incident, 'after SIGKILL between commit and delivery');
 
 $node->stop;
 done_testing();
