@@ -11,6 +11,8 @@ OBJS = \
 	src/owner.o \
 	src/summary.o \
 	src/detect.o \
+	src/detect_hunt.o \
+	src/detect_kit.o \
 	src/targets.o \
 	src/revoke.o \
 	src/workers.o \
