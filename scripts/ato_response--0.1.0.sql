@@ -1478,6 +1478,23 @@ $$;
 COMMENT ON FUNCTION ato.detection_finding(text) IS
     'How the rows of a detection function become alerts: the finding''s key, its accounts and the rows that count (SQL over the row r)';
 
+-- The one writer of a failed run: run_detection() for the errors it catches,
+-- the detection worker for the runs it cuts off (a timeout, a cancel), which
+-- no PL/pgSQL handler sees.
+CREATE FUNCTION ato.record_rule_failure(rule text, started timestamptz, error text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE ato.detection_rules d
+       SET last_run_at = started, last_duration = clock_timestamp() - started,
+           last_findings = NULL, last_error = error
+     WHERE d.name = rule
+$$;
+COMMENT ON FUNCTION ato.record_rule_failure(text, timestamptz, text) IS
+    'Records on a rule that its run begun at started failed with error (the rule''s window does not move on); used by ato.run_detection() and the detection worker';
+REVOKE ALL ON FUNCTION ato.record_rule_failure(text, timestamptz, text) FROM PUBLIC;
+
 CREATE FUNCTION ato.run_detection(rule text, cycle_start timestamptz DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -1587,10 +1604,7 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
         -- a bad rule is reported on its row and skipped; cancels and timeouts
         -- are not caught here (OTHERS does not include them)
-        UPDATE ato.detection_rules d
-           SET last_run_at = started, last_duration = clock_timestamp() - started,
-               last_findings = NULL, last_error = SQLERRM
-         WHERE d.name = r.name;
+        PERFORM ato.record_rule_failure(r.name, started, SQLERRM);
         RAISE WARNING 'run_detection: rule "%" failed: %', r.name, SQLERRM
             USING HINT = 'Fix the rule in ato.detection_rules; the error is kept in its last_error.';
         RETURN NULL;

@@ -144,15 +144,16 @@ query_bool(const char *sql)
 	return result;
 }
 
-/* Record on the rule's row why its run was cut off (a timeout, a cancel). */
+/* Record on the rule's row why its run begun at started was cut off (a timeout, a cancel). */
 static void
-record_rule_failure(const char *rule, const char *message)
+record_rule_failure(const char *rule, TimestampTz started, const char *message)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(rule), CStringGetTextDatum(message)};
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[3] = {CStringGetTextDatum(rule), TimestampTzGetDatum(started),
+	CStringGetTextDatum(message)};
 
-	(void) run_transaction("UPDATE ato.detection_rules SET last_run_at = now(), last_findings = NULL,"
-						   " last_error = $2 WHERE name = $1", 2, argtypes, values, false, NULL, NULL);
+	(void) run_transaction("SELECT ato.record_rule_failure($1, $2, $3)", 3, argtypes, values, false,
+						   NULL, NULL);
 }
 
 static void
@@ -204,13 +205,14 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 		const char *rule = (const char *) lfirst(cell);
 		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
 		Datum		values[2] = {CStringGetTextDatum(rule), TimestampTzGetDatum(cycle_start)};
+		TimestampTz started = GetCurrentTimestamp();
 		char	   *failure;
 
 		CHECK_FOR_INTERRUPTS();
 		pgstat_report_activity(STATE_RUNNING, psprintf("running detection rule %s", rule));
 		failure = run_transaction("SELECT ato.run_detection($1, $2)", 2, argtypes, values, true, NULL, NULL);
 		if (failure != NULL)
-			record_rule_failure(rule, failure);
+			record_rule_failure(rule, started, failure);
 	}
 	pgstat_report_activity(STATE_RUNNING, "applying retention");
 	(void) run_transaction("SELECT ato.apply_retention()", 0, NULL, NULL, true, NULL, NULL);
