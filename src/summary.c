@@ -83,6 +83,7 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -100,7 +101,7 @@
 /*
  * The refresh lock: an advisory lock of two int4 keys, "ATOR" (the detection
  * worker's own lock has 1 as the second key) and 2; pg_locks shows it as
- * classid 1096043346, objid 2, objsubid 2.
+ * classid 1096044370, objid 2, objsubid 2.
  */
 #define SUMMARY_LOCK_KEY1 0x41544f52
 #define SUMMARY_LOCK_KEY2 2
@@ -243,10 +244,16 @@ summary_note_login(TimestampTz occurred_at)
 
 	if (!watch.bound_known)
 	{
-		/* the sequence has its row; without one, count everything as late */
-		if (!summary_statement("SELECT last_value FROM ato.summary_refresh_bound",
-							   true, InvalidOid, (Datum) 0, &watch.bound))
-			watch.bound = ato_relation_owner("summary_state") == InvalidOid ? DT_NOBEGIN : DT_NOEND;
+		/*
+		 * No summaries (older SQL objects): nothing is late.  Summaries but
+		 * no bound to read (objects of a build before it): everything is.
+		 */
+		if (!OidIsValid(ato_relation_owner("summary_state")))
+			watch.bound = DT_NOBEGIN;
+		else if (!OidIsValid(ato_relation_owner("summary_refresh_bound")) ||
+				 !summary_statement("SELECT last_value FROM ato.summary_refresh_bound",
+									true, InvalidOid, (Datum) 0, &watch.bound))
+			watch.bound = DT_NOEND;
 		watch.bound_known = true;
 	}
 	if (occurred_at >= watch.bound)
@@ -357,7 +364,8 @@ summary_wait_or_unpublish(TimestampTz watermark)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("ato.refresh_summaries() gave up waiting for the transactions storing login events"),
-					 errdetail("%s.", edata->message),
+					 errdetail("It waited for them for lock_timeout (%s).",
+							   GetConfigOption("lock_timeout", false, false)),
 					 errhint("A long transaction (an import?) is writing to ato.login_events: the next refresh after it ends folds it in, and the detection functions read what is not summarised from the event store meanwhile.")));
 		ReThrowError(edata);
 	}
