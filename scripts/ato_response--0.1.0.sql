@@ -627,7 +627,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ato.refresh_summaries(timestamptz) IS
-    'Folds the successful logins stored since the last run (and late ones behind it) into ato.account_countries, up to until (at most a minute ago); returns how many (account, country) pairs it added or moved. Schedule it every minute or so';
+    'Folds the successful logins stored since the last run (and late ones behind it) into ato.account_countries, up to until (at most a minute ago); returns how many (account, country) pairs it added or moved. It waits for the transactions already storing events and never makes one wait; one runs at a time, at READ COMMITTED. Schedule it every minute or so';
 
 -- ---------------------------------------------------------------------------
 -- Detection
