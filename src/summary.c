@@ -157,7 +157,8 @@ summary_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
- * Run one statement on the summary objects as their owner, with at most one
+ * Run one statement on the summary objects as their owner (restricted, with
+ * search_path pinned to pg_catalog, pg_temp), with at most one
  * argument (argtype InvalidOid: none).  Returns the first column of the
  * first row (a timestamptz, or a bigint holding one), if it asked for one
  * and there is one; does nothing and returns false when the summaries are
@@ -170,6 +171,7 @@ summary_statement(const char *sql, bool read_only, Oid argtype, Datum arg,
 	Oid			owner;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 	Oid			argtypes[1] = {argtype};
 	Datum		values[1] = {arg};
 	bool		found = false;
@@ -188,6 +190,9 @@ summary_statement(const char *sql, bool read_only, Oid argtype, Datum arg,
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -213,6 +218,7 @@ summary_statement(const char *sql, bool read_only, Oid argtype, Datum arg,
 		PopActiveSnapshot();
 	SPI_finish();
 
+	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return found;
 }

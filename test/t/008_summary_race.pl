@@ -1,7 +1,7 @@
 
 # Copyright (c) ato_response authors
 #
-# 005_summary_race.pl -- the per-account summaries stay exact while
+# 008_summary_race.pl -- the per-account summaries stay exact while
 # refreshes race transactions that store logins: pgbench sessions store a
 # login reported as it happens (just under a minute old, which a writer
 # takes as on time and reads nothing for) or a late one, and stay open up
