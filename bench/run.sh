@@ -31,7 +31,15 @@
 #              worker's CPU time against the ingest backends'; not part of
 #              the default run
 #
-#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker]   (default: all = ingest + geoip)
+#   login_latency
+#              ato.record_login() at a fixed rate (pgbench -R, 200 a second)
+#              for a period alone, then for the same period beside the
+#              detection worker's cycles (every 5 s) and late imports of
+#              150,000 events, each followed by ato.refresh_summaries(),
+#              back to back: p50, p99 and the slowest login of both, and the
+#              ratio of the p99s; not part of the default run
+#
+#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency]   (default: all = ingest + geoip)
 #
 # As root on a fresh Debian 12 machine it installs the packages, builds and
 # installs the extension, starts a throwaway cluster in a temporary
@@ -48,9 +56,9 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 what=${1:-all}
 case $what in
-    all | ingest | geoip | breakdown | window | detect | response | worker) ;;
+    all | ingest | geoip | breakdown | window | detect | response | worker | login_latency) ;;
     *)
-        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker]" >&2
+        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency]" >&2
         exit 2
         ;;
 esac
@@ -85,6 +93,9 @@ ato_say "starting a throwaway cluster in $work"
 worker_conf=()
 [[ $what == worker ]] && worker_conf=("shared_preload_libraries = 'ato_response'"
     "ato_response.databases = '$db'")
+# login_latency starts the worker only for its second phase
+[[ $what == login_latency ]] && worker_conf=("shared_preload_libraries = 'ato_response'"
+    "ato_response.detection_interval = 5")
 ato_start_cluster "$work/cluster" \
     "shared_buffers = 1GB" "max_wal_size = 4GB" "synchronous_commit = off" \
     "checkpoint_timeout = 1h" "autovacuum = off" "${worker_conf[@]}"
@@ -749,6 +760,43 @@ SQL
     bench_psql <<<"$script"
 }
 
+# ---------------------------------------------------------------------------
+# login_latency
+# ---------------------------------------------------------------------------
+# load_latencies PHASE PREFIX: pgbench's --log files PREFIX.* into bench.login_latency
+load_latencies() {
+    cat "$2".* | sed "s/^/$1 /" | bench_psql -c "\copy bench.login_latency FROM STDIN WITH (DELIMITER ' ')"
+}
+
+bench_login_latency() {
+    local rate=200 seconds=${ATO_BENCH_LATENCY_SECONDS:-40} late=${ATO_BENCH_LATE_EVENTS:-150000} imports=0 pgbench
+    ato_say "login_latency: ato.record_login() at $rate a second for $seconds s alone, then $seconds s beside the worker and late imports of $late events"
+    bench_psql -v step=setup -f "$bench_dir/login_latency.sql" >/dev/null
+    cat >"$work/record_login.sql" <<'SQL'
+\set account random(1, 50000)
+SELECT ato.record_login('user-' || :account, '81.2.69.0'::inet + :account % 256, 'success');
+SQL
+    "$(ato_bindir)/pgbench" -n -c 4 -j 2 -R "$rate" -T "$seconds" --log --log-prefix="$work/alone" \
+        -f "$work/record_login.sql" "$db" >"$work/pgbench_alone.out" 2>&1
+    load_latencies alone "$work/alone"
+
+    # the database was created after the server started: a reload starts its worker now
+    bench_psql -c "ALTER SYSTEM SET ato_response.databases = '$db'" -c 'SELECT pg_reload_conf()' >/dev/null
+    until [[ $(bench_psql -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ato_response detection worker'") == 1 ]]; do
+        sleep 0.2
+    done
+    "$(ato_bindir)/pgbench" -n -c 4 -j 2 -R "$rate" -T "$seconds" --log --log-prefix="$work/beside" \
+        -f "$work/record_login.sql" "$db" >"$work/pgbench_beside.out" 2>&1 &
+    pgbench=$!
+    while kill -0 "$pgbench" 2>/dev/null; do
+        bench_psql -v step=import -v late_events="$late" -f "$bench_dir/login_latency.sql" >/dev/null
+        imports=$((imports + 1))
+    done
+    wait "$pgbench"
+    load_latencies beside "$work/beside"
+    bench_psql -v step=report -v late_events="$late" -v imports="$imports" -f "$bench_dir/login_latency.sql"
+}
+
 case $what in
     all)
         generate "$events" "$addresses"
@@ -781,5 +829,8 @@ case $what in
         ;;
     worker)
         bench_worker
+        ;;
+    login_latency)
+        bench_login_latency
         ;;
 esac

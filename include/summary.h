@@ -1,6 +1,7 @@
 /*
  * summary.h
- *     The write-time side of the per-account summaries: see src/summary.c.
+ *     The writers' side of the per-account summaries (the refresh's is
+ *     ato.summary_refresh_begin()): see src/summary.c.
  */
 #ifndef ATO_SUMMARY_H
 #define ATO_SUMMARY_H

@@ -486,6 +486,21 @@ CREATE TABLE ato.summary_late_days (
 COMMENT ON TABLE ato.summary_late_days IS
     'Days behind the watermark on which events were stored after the last refresh (imports, delayed reports, updates); the next refresh folds them in again';
 
+-- Written by ato.refresh_summaries() before it waits for the transactions
+-- storing events, outside its transaction, and read by them without waiting
+-- (see src/summary.c).  Not dumped, like the watermark.
+CREATE SEQUENCE ato.summary_refresh_bound AS bigint
+    MINVALUE -9223372036854775808 START WITH -9223372036854775808 NO CYCLE;
+COMMENT ON SEQUENCE ato.summary_refresh_bound IS
+    'The watermark the running (or last) ato.refresh_summaries() moves to, as a timestamptz''s microseconds since 2000 (the minimum: -infinity); a login stored behind it gets its late day';
+
+CREATE FUNCTION ato.summary_refresh_begin(until timestamptz)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'ato_summary_refresh_begin'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION ato.summary_refresh_begin(timestamptz) IS
+    'The start of ato.refresh_summaries(): takes the refresh lock, publishes the watermark it moves to (returned) and waits for the transactions then storing login events, without making any transaction wait';
+
 CREATE VIEW ato.summary_status AS
 SELECT s.summarised_until,
        (SELECT min(l.day) FROM ato.summary_late_days l) AS late_from,
@@ -508,6 +523,9 @@ DECLARE
     fold_from   timestamptz;
     keep_from   timestamptz;
     recent_fold timestamptz;
+    late_rows   tid[];
+    late_from   timestamptz;
+    late_to     timestamptz;
     changed     bigint := 0;
 BEGIN
     IF until IS NULL OR until = 'infinity' THEN
@@ -515,15 +533,20 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Leave it out to summarise up to five minutes ago.';
     END IF;
-    -- Wait for the transactions storing events and keep new ones waiting:
-    -- each of them has seen the watermark this refresh replaces, and marked
-    -- its late events against it (see src/summary.c).
-    LOCK TABLE ato.login_events IN SHARE MODE;
+    -- One refresh at a time; publish the watermark this one moves to (never
+    -- backwards, never within the last minute, which a storing transaction
+    -- trusts to be beyond it without reading anything), and wait for the
+    -- transactions storing events without making any wait: one that began
+    -- before has ended, one that began since has marked its late logins
+    -- against what was published (see src/summary.c).  Every statement
+    -- below reads with a snapshot taken after the wait.
+    upto := ato.summary_refresh_begin(until);
     SELECT * INTO STRICT state FROM ato.summary_state FOR UPDATE;
-    -- never backwards, and never within the last minute, which a storing
-    -- transaction trusts to be beyond the watermark without reading it
-    upto := greatest(state.summarised_until, least(until, now() - interval '1 minute'));
-    fold_from := least(state.summarised_until, (SELECT min(l.day) FROM ato.summary_late_days l));
+    -- The late days this refresh folds in, and deletes at the end: exactly
+    -- those, since a writer may append more while it runs.
+    SELECT array_agg(l.ctid), min(l.day), max(l.day) INTO late_rows, late_from, late_to
+      FROM ato.summary_late_days l;
+    fold_from := least(state.summarised_until, late_from);
     IF fold_from < upto THEN
         -- Only new pairs and earlier first logins are written: a known pair
         -- is skipped before the insert, since ON CONFLICT would lock its row
@@ -582,7 +605,7 @@ BEGIN
     -- the first such day, since counts cannot be folded in twice.
     keep_from := greatest(state.recent_from, date_trunc('hour', upto - interval '48 hours', 'UTC'));
     recent_fold := greatest(state.summarised_until, keep_from);
-    IF EXISTS (SELECT FROM ato.summary_late_days l WHERE l.day + interval '24 hours' > keep_from) THEN
+    IF late_to + interval '24 hours' > keep_from THEN
         recent_fold := greatest(fold_from, keep_from);
         DELETE FROM ato.recent_address_logins WHERE hour >= recent_fold;
         DELETE FROM ato.recent_new_country_logins WHERE occurred_at >= recent_fold;
@@ -613,7 +636,7 @@ BEGIN
     DELETE FROM ato.recent_address_logins WHERE hour < keep_from;
     DELETE FROM ato.recent_new_country_logins WHERE occurred_at < keep_from;
 
-    DELETE FROM ato.summary_late_days;
+    DELETE FROM ato.summary_late_days WHERE ctid = ANY (late_rows);
     UPDATE ato.summary_state
        SET summarised_until = upto, recent_from = keep_from,
            refreshed_at = now(), last_refresh_pairs = changed;
@@ -621,7 +644,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ato.refresh_summaries(timestamptz) IS
-    'Folds the successful logins stored since the last run (and late ones behind it) into ato.account_countries, up to until (at most a minute ago); returns how many (account, country) pairs it added or moved. Schedule it every minute or so';
+    'Folds the successful logins stored since the last run (and late ones behind it) into ato.account_countries, up to until (at most a minute ago); returns how many (account, country) pairs it added or moved. It waits for the transactions already storing events and never makes one wait; one runs at a time, at READ COMMITTED. Schedule it every minute or so';
 
 -- ---------------------------------------------------------------------------
 -- Detection
@@ -1787,6 +1810,7 @@ COMMENT ON FUNCTION ato.unschedule_detection(text) IS
 
 REVOKE ALL ON ALL TABLES IN SCHEMA ato FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.event_id_seq FROM PUBLIC;
+REVOKE ALL ON SEQUENCE ato.summary_refresh_bound FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.create_partitions(timestamptz, timestamptz) FROM PUBLIC;
@@ -1796,6 +1820,7 @@ REVOKE ALL ON FUNCTION ato.enrich_event() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.geoip_status() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.setting(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.summary_refresh_begin(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.cidr_scope(cidr[], timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) FROM PUBLIC;

@@ -12,7 +12,8 @@
  *   3. a cycle: ato.maintain_event_partitions(), so that the rules'
  *      windows read only their own blocks and are planned for their size;
  *      ato.refresh_summaries() up to the last cycle's start less a minute
- *      (where the next windows of the rules begin); each enabled rule of
+ *      (where the next windows of the rules begin; skipped when a long
+ *      transaction storing events keeps it waiting); each enabled rule of
  *      ato.detection_rules in its own transaction (ato.run_detection(),
  *      under ato_response.rule_timeout), so that a slow or failing rule is
  *      cut off, recorded on its row and the others still run (every run
@@ -174,8 +175,8 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 {
 	List	   *rules = NIL;
 	ListCell   *cell;
-	Oid			refresh_argtypes[1] = {TIMESTAMPTZOID};
-	Datum		refresh_values[1];
+	Oid			refresh_argtypes[2] = {TIMESTAMPTZOID, INT4OID};
+	Datum		refresh_values[2];
 
 	/*
 	 * The summaries first, up to where the last cycle began less a minute.
@@ -191,10 +192,20 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 	pgstat_report_activity(STATE_RUNNING, "maintaining the event partitions that take live events");
 	(void) run_transaction("SELECT ato.maintain_event_partitions()", 0, NULL, NULL, true, NULL, NULL);
 
+	/*
+	 * The refresh waits for the transactions storing events that began
+	 * before it (never the other way round): for a long import, at most a
+	 * quarter of the interval and 15 s (lock_timeout, set first by the FROM
+	 * item).
+	 * Then it gives up, the error is logged, and the rules run all the same,
+	 * reading what is not summarised from the event store.
+	 */
 	refresh_values[0] = TimestampTzGetDatum(previous_cycle != 0 ? previous_cycle : GetCurrentTimestamp());
+	refresh_values[1] = Int32GetDatum(Max(Min(ato_detection_interval * 250, 15000), 100));
 	pgstat_report_activity(STATE_RUNNING, "refreshing the per-account summaries");
-	(void) run_transaction("SELECT ato.refresh_summaries($1 - interval '1 minute')",
-						   1, refresh_argtypes, refresh_values, true, NULL, NULL);
+	(void) run_transaction("SELECT ato.refresh_summaries($1 - interval '1 minute')"
+						   "  FROM pg_catalog.set_config('lock_timeout', $2::text, true)",
+						   2, refresh_argtypes, refresh_values, true, NULL, NULL);
 
 	if (run_transaction("SELECT name FROM ato.detection_rules WHERE enabled ORDER BY name", 0, NULL, NULL,
 						false, read_names, &rules) != NULL)

@@ -490,9 +490,8 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 		enrich(&row, cols);
 	}
 
-	/* what the per-account summaries count: a success from a known country */
-	if (outcome != NULL && strcmp(outcome, LOGIN_SUCCESS) == 0 &&
-		!column_is_null(&row, cols->country_code))
+	/* what the per-account summaries count: a success (with or without a country) */
+	if (outcome != NULL && strcmp(outcome, LOGIN_SUCCESS) == 0)
 		summary_note_login(DatumGetTimestampTz(column_value(&row, cols->occurred_at)));
 
 	if (row.changed)

@@ -4,6 +4,7 @@
 # 004_detection_worker.pl -- the always-on detection: the worker raises an
 # alert within two intervals of a staged attack and announces it; a slow rule
 # is cut off without stopping the others; a bad rule is reported on its row;
+# a long import makes the refresh give up waiting for it, never the other way;
 # SIGHUP applies new settings, SIGTERM stops the worker promptly (and the
 # postmaster starts it again); SIGKILL in the middle of a run and a restart
 # of the server lose no alert and duplicate none; and ato.schedule_detection()
@@ -129,6 +130,33 @@ ok( $node->poll_query_until(
 		q{SELECT last_error LIKE '%statement timeout%' FROM ato.detection_rules WHERE name = 'listed_network_logins'}),
 	'the stuck rule was cut off by ato_response.rule_timeout and says so on its row');
 $locker->finish;
+
+# --- a long import: the refresh gives up waiting, nothing else waits ---------
+# An open transaction storing events keeps the worker's refresh waiting for
+# it, for a quarter of the interval at most (lock_timeout): the refresh is
+# skipped and logged, the rules still raise alerts from the event store, and
+# other sessions go on storing events; once the import ends, the next
+# refresh folds it in.
+my $log_offset = -s $node->logfile;
+my $importer = IPC::Run::start(
+	[
+		'psql', '-X', '-d', $node->connstr('postgres'), '-c',
+		q{BEGIN; INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at) VALUES ('importer', '81.2.69.160', 'success', now() - interval '3 days'); SELECT pg_sleep(8); COMMIT;}
+	],
+	'>', \my $importer_out, '2>', \my $importer_err);
+$node->poll_query_until('postgres',
+	q{SELECT count(*) > 0 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	   WHERE c.relname LIKE 'login_events%' AND l.mode = 'RowExclusiveLock' AND l.granted});
+stage_stuffing('5.188.14');
+ok($node->poll_query_until('postgres', stuffing_alert_sql('5.188.14')),
+	'while a long import keeps the refresh waiting, other sessions store events and the rules raise alerts');
+ok($node->wait_for_log(qr/ato\.refresh_summaries\(\) gave up waiting for the transactions storing login events/, $log_offset),
+	'the refresh gave up waiting for the import and the worker logged why');
+$importer->finish;
+ok( $node->poll_query_until(
+		'postgres',
+		q{SELECT EXISTS (SELECT FROM ato.account_countries WHERE user_id = 'importer') AND late_from IS NULL FROM ato.summary_status}),
+	'once the import has ended, a refresh folds it in');
 
 # --- SIGHUP: new settings apply at once ---------------------------------------
 my $pid = $node->safe_psql('postgres', $worker_pid_sql);

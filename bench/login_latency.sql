@@ -1,0 +1,60 @@
+-- login_latency.sql -- the data of the login_latency benchmark (bench/run.sh):
+--   psql -v step=setup    a week of history for 50,000 accounts (350,000
+--                         logins), summarised, and the table of latencies
+--   psql -v step=import   a late import: :late_events successful logins
+--                         spread over the last three days, stored in one
+--                         transaction, then ato.refresh_summaries() (which
+--                         folds them in again from their first late day)
+--   psql -v step=report   p50, p99 and the slowest login of each phase
+--                         from bench.login_latency (pgbench's --log lines),
+--                         and their ratios (-v imports=N: how many imports
+--                         ran beside)
+\if :{?step}
+\else
+\echo 'login_latency.sql: give -v step=setup, import or report'
+\quit
+\endif
+
+SELECT :'step' = 'setup' AS setup, :'step' = 'import' AS import, :'step' = 'report' AS report \gset
+
+\if :setup
+SELECT ato.create_partitions(now() - interval '8 days', now() + interval '1 day') >= 0 AS created;
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+SELECT 'user-' || a % 50000, '81.2.69.0'::inet + a % 256, 'success',
+       now() - interval '7 days' + a * interval '1728 milliseconds'
+  FROM generate_series(1, 350000) a;
+SELECT ato.refresh_summaries() >= 0 AS refreshed;
+VACUUM ANALYZE ato.login_events, ato.account_countries, ato.account_last_logins;
+CREATE TABLE bench.login_latency (phase text, client int, tx bigint, usecs bigint, script int,
+                                  epoch bigint, epoch_usecs bigint, lag_usecs bigint);
+\endif
+
+\if :import
+BEGIN;
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, source)
+SELECT 'user-' || (a::bigint * 7919) % 50000, '81.2.69.0'::inet + a % 256, 'success',
+       now() - interval '3 days' + (a::bigint * 104729 % :late_events) * (interval '3 days' / :late_events), 'import'
+  FROM generate_series(1, :late_events) a;
+COMMIT;
+SELECT ato.refresh_summaries() >= 0 AS refreshed;
+\endif
+
+\if :report
+CREATE TEMP TABLE p AS
+SELECT phase, count(*) AS logins,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
+       max(ms) AS slowest,
+       count(*) FILTER (WHERE ms > 100) AS over_100ms
+  FROM (SELECT phase, usecs / 1000.0 AS ms FROM bench.login_latency) l
+ GROUP BY phase;
+SELECT format('%s: %s logins; p50 %s ms, p99 %s ms, slowest %s ms; slower than 100 ms: %s',
+              phase, logins, round(p50::numeric, 2), round(p99::numeric, 2), round(slowest::numeric, 1), over_100ms)
+  FROM p ORDER BY phase;
+SELECT format('p99 beside / alone: %s (target <= 2); slowest beside / alone: %s; logins slower than 100 ms beside: %s, alone: %s (target: none that is not slow alone)',
+              round((b.p99 / a.p99)::numeric, 2), round((b.slowest / a.slowest)::numeric, 1), b.over_100ms, a.over_100ms)
+  FROM p a, p b WHERE a.phase = 'alone' AND b.phase = 'beside';
+SELECT format('beside the logins: %s late imports of %s events, each followed by a refresh; the summaries at the end: watermark %s, late days pending %s',
+              :imports, :late_events,
+              (SELECT summarised_until FROM ato.summary_status), (SELECT count(*) FROM ato.summary_late_days))
+\endif
