@@ -169,9 +169,7 @@ summary_statement(const char *sql, bool read_only, Oid argtype, Datum arg,
 				  TimestampTz *result)
 {
 	Oid			owner;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
+	ActingAs	acting;
 	Oid			argtypes[1] = {argtype};
 	Datum		values[1] = {arg};
 	bool		found = false;
@@ -187,12 +185,7 @@ summary_statement(const char *sql, bool read_only, Oid argtype, Datum arg,
 	if (!OidIsValid(owner))
 		return false;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	ato_act_as(owner, &acting);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -218,8 +211,7 @@ summary_statement(const char *sql, bool read_only, Oid argtype, Datum arg,
 		PopActiveSnapshot();
 	SPI_finish();
 
-	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	ato_act_as_end(&acting);
 	return found;
 }
 
