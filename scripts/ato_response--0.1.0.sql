@@ -1501,6 +1501,37 @@ $$;
 COMMENT ON FUNCTION ato.detection_finding(text) IS
     'How the rows of a detection function become alerts: the finding''s key, its accounts and the rows that count (SQL over the row r)';
 
+-- What the detection worker does besides the rules, and how it went: a step
+-- that fails (a refresh that gave up waiting for a long import, a partition
+-- that could not be dropped) is recorded here and skipped until the next
+-- cycle; the rules run all the same.
+CREATE TABLE ato.worker_steps (
+    step          text        PRIMARY KEY,
+    last_run_at   timestamptz NOT NULL,
+    last_duration interval    NOT NULL,
+    last_error    text,
+    failing_since timestamptz
+);
+COMMENT ON TABLE ato.worker_steps IS
+    'The detection worker''s steps besides the rules (partitions, summaries, retention): when each last ran, how long it took, and why it failed, since when it has been failing';
+
+CREATE FUNCTION ato.record_worker_step(step text, started timestamptz, error text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO ato.worker_steps AS w (step, last_run_at, last_duration, last_error, failing_since)
+    VALUES (step, started, clock_timestamp() - started, error, CASE WHEN error IS NOT NULL THEN started END)
+    ON CONFLICT ON CONSTRAINT worker_steps_pkey DO UPDATE
+       SET last_run_at = excluded.last_run_at, last_duration = excluded.last_duration,
+           last_error = excluded.last_error,
+           failing_since = CASE WHEN excluded.last_error IS NULL THEN NULL
+                                ELSE coalesce(w.failing_since, excluded.last_run_at) END
+$$;
+COMMENT ON FUNCTION ato.record_worker_step(text, timestamptz, text) IS
+    'Records how a step of the detection worker begun at started went (error NULL: it succeeded); used by the worker';
+REVOKE ALL ON FUNCTION ato.record_worker_step(text, timestamptz, text) FROM PUBLIC;
+
 -- The one writer of a failed run: run_detection() for the errors it catches,
 -- the detection worker for the runs it cuts off (a timeout, a cancel), which
 -- no PL/pgSQL handler sees.

@@ -17,7 +17,10 @@
  *      ato.detection_rules in its own transaction (ato.run_detection(),
  *      under ato_response.rule_timeout), so that a slow or failing rule is
  *      cut off, recorded on its row and the others still run (every run
- *      counting as begun at the cycle's start); then ato.apply_retention();
+ *      counting as begun at the cycle's start); then ato.apply_retention().
+ *      The steps besides the rules record how they went in
+ *      ato.worker_steps: one that fails is recorded and skipped, and the
+ *      cycle goes on;
  *   4. sleeping until ato_response.detection_interval after the last cycle
  *      began, woken early by SIGHUP (new settings, a new interval counting
  *      from the last cycle; the GeoIP file is reopened by the next lookup
@@ -157,6 +160,30 @@ record_rule_failure(const char *rule, TimestampTz started, const char *message)
 						   NULL, NULL);
 }
 
+/*
+ * Run one step of the cycle besides the rules (timed like a rule), and
+ * record in ato.worker_steps how it went: a failing step is recorded and
+ * skipped, and the cycle goes on.
+ */
+static void
+run_step(const char *step, const char *activity, const char *sql, int nargs, Oid *argtypes,
+		 Datum *values)
+{
+	TimestampTz started = GetCurrentTimestamp();
+	char	   *failure;
+	Oid			record_types[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		record_values[3];
+
+	pgstat_report_activity(STATE_RUNNING, activity);
+	failure = run_transaction(sql, nargs, argtypes, values, true, NULL, NULL);
+	record_values[0] = CStringGetTextDatum(step);
+	record_values[1] = TimestampTzGetDatum(started);
+	record_values[2] = failure != NULL ? CStringGetTextDatum(failure) : (Datum) 0;
+	(void) run_transaction(failure != NULL ? "SELECT ato.record_worker_step($1, $2, $3)" :
+						   "SELECT ato.record_worker_step($1, $2, NULL)",
+						   failure != NULL ? 3 : 2, record_types, record_values, false, NULL, NULL);
+}
+
 static void
 read_names(SPITupleTable *rows, uint64 count, void *arg)
 {
@@ -189,8 +216,8 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 	 * lookbacks read what is before the watermark from the summaries or the
 	 * event store.
 	 */
-	pgstat_report_activity(STATE_RUNNING, "maintaining the event partitions that take live events");
-	(void) run_transaction("SELECT ato.maintain_event_partitions()", 0, NULL, NULL, true, NULL, NULL);
+	run_step("partitions", "maintaining the event partitions that take live events",
+			 "SELECT ato.maintain_event_partitions()", 0, NULL, NULL);
 
 	/*
 	 * The refresh waits for the transactions storing events that began
@@ -202,10 +229,10 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 	 */
 	refresh_values[0] = TimestampTzGetDatum(previous_cycle != 0 ? previous_cycle : GetCurrentTimestamp());
 	refresh_values[1] = Int32GetDatum(Max(Min(ato_detection_interval * 250, 15000), 100));
-	pgstat_report_activity(STATE_RUNNING, "refreshing the per-account summaries");
-	(void) run_transaction("SELECT ato.refresh_summaries($1 - interval '1 minute')"
-						   "  FROM pg_catalog.set_config('lock_timeout', $2::text, true)",
-						   2, refresh_argtypes, refresh_values, true, NULL, NULL);
+	run_step("summaries", "refreshing the per-account summaries",
+			 "SELECT ato.refresh_summaries($1 - interval '1 minute')"
+			 "  FROM pg_catalog.set_config('lock_timeout', $2::text, true)",
+			 2, refresh_argtypes, refresh_values);
 
 	if (run_transaction("SELECT name FROM ato.detection_rules WHERE enabled ORDER BY name", 0, NULL, NULL,
 						false, read_names, &rules) != NULL)
@@ -225,8 +252,7 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 		if (failure != NULL)
 			record_rule_failure(rule, started, failure);
 	}
-	pgstat_report_activity(STATE_RUNNING, "applying retention");
-	(void) run_transaction("SELECT ato.apply_retention()", 0, NULL, NULL, true, NULL, NULL);
+	run_step("retention", "applying retention", "SELECT ato.apply_retention()", 0, NULL, NULL);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 

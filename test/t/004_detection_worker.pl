@@ -152,11 +152,19 @@ ok($node->poll_query_until('postgres', stuffing_alert_sql('5.188.14')),
 	'while a long import keeps the refresh waiting, other sessions store events and the rules raise alerts');
 ok($node->wait_for_log(qr/ato\.refresh_summaries\(\) gave up waiting for the transactions storing login events/, $log_offset),
 	'the refresh gave up waiting for the import and the worker logged why');
+like( $node->safe_psql(
+		'postgres', q{SELECT last_error || ' since ' || (failing_since IS NOT NULL) FROM ato.worker_steps WHERE step = 'summaries'}),
+	qr/gave up waiting .* since true$/,
+	'and recorded it in ato.worker_steps');
 $importer->finish;
 ok( $node->poll_query_until(
 		'postgres',
 		q{SELECT EXISTS (SELECT FROM ato.account_countries WHERE user_id = 'importer') AND late_from IS NULL FROM ato.summary_status}),
 	'once the import has ended, a refresh folds it in');
+ok( $node->poll_query_until(
+		'postgres',
+		q{SELECT count(*) = 3 AND bool_and(last_error IS NULL AND failing_since IS NULL) FROM ato.worker_steps}),
+	'every step of the worker succeeds again, and says so');
 
 # --- SIGHUP: new settings apply at once ---------------------------------------
 my $pid = $node->safe_psql('postgres', $worker_pid_sql);
