@@ -20,8 +20,12 @@ OBJS = \
 	src/detection_worker.o
 PGFILEDESC = "ato_response - account-takeover detection and response"
 
-# Install and upgrade scripts live in scripts/; sql/ belongs to pg_regress.
-DATA = $(wildcard scripts/$(EXTENSION)--*.sql)
+# Install and upgrade scripts live in install/ (sql/ belongs to pg_regress).
+# The install script is assembled from install/sections/, one concern a
+# file, and committed; "make check-install-script" says whether it is current.
+ATO_INSTALL_SQL = install/$(EXTENSION)--$(EXTVERSION).sql
+ATO_INSTALL_PIECES = install/header.sql $(sort $(wildcard install/sections/*.sql))
+DATA = $(sort $(ATO_INSTALL_SQL) $(wildcard install/$(EXTENSION)--*.sql))
 
 REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection detection_kit response alerts
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
@@ -40,6 +44,15 @@ SHLIB_LINK += -lmaxminddb
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+all: $(ATO_INSTALL_SQL)
+$(ATO_INSTALL_SQL): $(ATO_INSTALL_PIECES)
+	cat $(ATO_INSTALL_PIECES) > $@
+
+.PHONY: check-install-script
+check-install-script:
+	@cat $(ATO_INSTALL_PIECES) | cmp -s - $(ATO_INSTALL_SQL) || { echo "$(ATO_INSTALL_SQL) is not what install/header.sql and install/sections/ assemble to: run make and commit it" >&2; exit 1; }
+	@echo "$(ATO_INSTALL_SQL) is assembled from its $(words $(ATO_INSTALL_PIECES)) pieces"
 
 # The bundled GeoIP database (fetched, never committed) goes beside the
 # extension's SQL scripts, where ato_response.geoip_database points by default.
@@ -66,5 +79,5 @@ install-geoip:
 .PHONY: check-version
 check-version:
 	@grep -q '"version": "$(EXTVERSION)"' META.json || { echo "META.json does not carry version $(EXTVERSION) of $(EXTENSION).control" >&2; exit 1; }
-	@test -f scripts/$(EXTENSION)--$(EXTVERSION).sql || { echo "scripts/$(EXTENSION)--$(EXTVERSION).sql is missing" >&2; exit 1; }
+	@test -f $(ATO_INSTALL_SQL) || { echo "$(ATO_INSTALL_SQL) is missing" >&2; exit 1; }
 	@echo "version $(EXTVERSION): control file, META.json and install script agree"

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 ato_install_packages
 ato_build_install
-make -C "$ato_root" -s check-version
+make -C "$ato_root" -s check-version check-install-script
 
 work=$(ato_workdir)
 cleanup() { ato_stop_cluster "$work/cluster"; rm -rf "$work"; }

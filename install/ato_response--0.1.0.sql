@@ -1,10 +1,28 @@
 /*
  * ato_response--0.1.0.sql
- *     The extension's objects in schema ato: the event store (login and audit
- *     events, partitioned by month), the GeoIP functions and the functions
- *     applications record events with.
+ *     The extension's objects in schema ato, assembled by the Makefile from
+ *     install/sections/ (edit those, then run make): settings, GeoIP, the
+ *     event store and its partitions, recording events, the per-account
+ *     summaries, detection, the response to incidents, the always-on rules,
+ *     and the closing privileges.  Each function's REVOKE stands next to it.
  */
 \echo Use "CREATE EXTENSION ato_response" to load this file. \quit
+-- install/sections/01_settings.sql: ato.setting(), through which the SQL functions read the ato_response.* settings (ato_response.c).
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+
+-- ---------------------------------------------------------------------------
+-- Settings
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.setting(name text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'ato_setting'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION ato.setting(text) IS
+    'The value of an ato_response.* setting, with the module loaded first: what the SQL functions read their settings through, so that they work in a session that has not loaded the library (a pg_cron job)';
+REVOKE ALL ON FUNCTION ato.setting(text) FROM PUBLIC;
+-- install/sections/02_geoip.sql: the GeoIP look-up functions and ato.geoip_status() (src/geoip*.c).
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- GeoIP
@@ -62,17 +80,9 @@ AS 'MODULE_PATHNAME', 'ato_geoip_status'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION ato.geoip_status() IS
     'The GeoIP databases as this session sees them: the verified private copy in use (type, build time, when loaded, size and mtime of the file it was read from, milliseconds to read and verify it), the last file refused and why, any problem, and this session''s lookup counts';
-
--- ---------------------------------------------------------------------------
--- Settings
--- ---------------------------------------------------------------------------
-
-CREATE FUNCTION ato.setting(name text)
-RETURNS text
-AS 'MODULE_PATHNAME', 'ato_setting'
-LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION ato.setting(text) IS
-    'The value of an ato_response.* setting, with the module loaded first: what the SQL functions read their settings through, so that they work in a session that has not loaded the library (a pg_cron job)';
+REVOKE ALL ON FUNCTION ato.geoip_status() FROM PUBLIC;
+-- install/sections/03_event_store.sql: ato.login_events and ato.audit_events, their trigger (src/ingest.c), default partitions and indexes.
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- Event store
@@ -91,6 +101,7 @@ AS 'MODULE_PATHNAME', 'ato_enrich_event'
 LANGUAGE C;
 COMMENT ON FUNCTION ato.enrich_event() IS
     'Row trigger of the event tables: checks an event, normalises it and adds GeoIP fields (argument: login or audit)';
+REVOKE ALL ON FUNCTION ato.enrich_event() FROM PUBLIC;
 
 CREATE SEQUENCE ato.event_id_seq AS bigint CACHE 1000;
 COMMENT ON SEQUENCE ato.event_id_seq IS 'Ids of login and audit events';
@@ -192,6 +203,8 @@ CREATE INDEX audit_events_default_actor_id_idx
 SELECT pg_catalog.pg_extension_config_dump('ato.login_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.audit_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.event_id_seq', '');
+-- install/sections/04_partitions.sql: monthly partitions of the event store: creating, dropping, listing and maintaining them.
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- Partitions
@@ -257,6 +270,7 @@ END
 $$;
 COMMENT ON FUNCTION ato.create_partitions(timestamptz, timestamptz) IS
     'Creates the missing monthly partitions of both event tables covering [from_time, to_time] (UTC months), moving in rows the default partitions hold for them; returns how many it created';
+REVOKE ALL ON FUNCTION ato.create_partitions(timestamptz, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.drop_partitions(older_than timestamptz)
 RETURNS integer
@@ -286,6 +300,7 @@ END
 $$;
 COMMENT ON FUNCTION ato.drop_partitions(timestamptz) IS
     'Drops every monthly partition of the event tables that ends at or before older_than: retention at the cost of dropping tables; returns how many it dropped';
+REVOKE ALL ON FUNCTION ato.drop_partitions(timestamptz) FROM PUBLIC;
 
 CREATE VIEW ato.event_partitions AS
 SELECT c.relname::text                      AS parent,
@@ -352,6 +367,9 @@ END
 $$;
 COMMENT ON FUNCTION ato.maintain_event_partitions() IS
     'Keeps the event partitions that take live events fast to read: summarises their new BRIN block ranges (a range not yet summarised is read by every time window) and refreshes the planner''s statistics of occurred_at where about a thousand events or more came since the last ANALYZE (windows of the last minutes are then planned for their real size); skips a partition that VACUUM is busy with. The detection worker calls it every cycle';
+REVOKE ALL ON FUNCTION ato.maintain_event_partitions() FROM PUBLIC;
+-- install/sections/05_recording.sql: ato.record_login() and ato.record_event(), the application's way in.
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- Recording events
@@ -376,6 +394,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, text, jsonb) IS
     'Stores one login attempt (checked and GeoIP-enriched as any INSERT or COPY is) and returns its id';
+REVOKE ALL ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, text, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION ato.record_event(
     actor_id    text,
@@ -399,6 +418,9 @@ AS $$
 $$;
 COMMENT ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) IS
     'Stores one audit event (user.email_changed, user.mfa.factor.activate, ...; checked and GeoIP-enriched as any INSERT or COPY is) and returns its id';
+REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
+-- install/sections/06_summaries.sql: the per-account and recent summaries, their watermark and ato.refresh_summaries() (write side in src/summary.c).
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- Per-account summaries
@@ -500,6 +522,7 @@ AS 'MODULE_PATHNAME', 'ato_summary_refresh_begin'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION ato.summary_refresh_begin(timestamptz) IS
     'The start of ato.refresh_summaries(): takes the refresh lock, publishes the watermark it moves to (returned) and waits for the transactions then storing login events, without making any transaction wait';
+REVOKE ALL ON FUNCTION ato.summary_refresh_begin(timestamptz) FROM PUBLIC;
 
 CREATE VIEW ato.summary_status AS
 SELECT s.summarised_until,
@@ -645,6 +668,9 @@ END
 $$;
 COMMENT ON FUNCTION ato.refresh_summaries(timestamptz) IS
     'Folds the successful logins stored since the last run (and late ones behind it) into ato.account_countries, up to until (at most a minute ago); returns how many (account, country) pairs it added or moved. It waits for the transactions already storing events and never makes one wait; one runs at a time, at READ COMMITTED. Schedule it every minute or so';
+REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz) FROM PUBLIC;
+-- install/sections/07_detection.sql: the detection functions (src/detect.c) and the data they read: listed networks, persistence event types, country centres.
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- Detection
@@ -663,6 +689,7 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) IS
     'Successful logins at or after since from a country the account had never logged in from successfully before since, with the number of action_types audit events by the account within action_window after each; logins with no known country come with country_code NULL';
+REVOKE ALL ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.cidr_scope(
     cidrs cidr[],
@@ -674,6 +701,7 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.cidr_scope(cidr[], timestamptz) IS
     'One row per account with a successful login from any of the networks (IPv4 or IPv6) since then: how many, first and last, from which addresses, and its audit events by type since the first';
+REVOKE ALL ON FUNCTION ato.cidr_scope(cidr[], timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.suspicious_action_counts(
     user_ids text[],
@@ -684,6 +712,7 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) IS
     'What the given accounts did since then: audit events by type, with how many of the accounts did each, most frequent first';
+REVOKE ALL ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) FROM PUBLIC;
 
 -- The rest of the hunt kit.
 
@@ -698,6 +727,7 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) IS
     'Login attempts since then per source (address, IPv4 /24 or IPv6 /48 network, autonomous system) with at least min_attempts: successes, success rate, accounts tried; suspicious when the success rate is at most max_success_rate (credential stuffing succeeds 1-3% of the time)';
+REVOKE ALL ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) FROM PUBLIC;
 
 CREATE FUNCTION ato.password_spray(
     since                    timestamptz      DEFAULT now() - interval '1 hour',
@@ -710,6 +740,7 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.password_spray(timestamptz, integer, double precision) IS
     'Addresses that failed against at least min_accounts accounts since then with at most max_attempts_per_account tries each: one password sprayed over many accounts';
+REVOKE ALL ON FUNCTION ato.password_spray(timestamptz, integer, double precision) FROM PUBLIC;
 
 CREATE FUNCTION ato.failed_login_bursts(
     since        timestamptz DEFAULT now() - interval '1 hour',
@@ -722,6 +753,7 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.failed_login_bursts(timestamptz, integer, interval) IS
     'Accounts with at least min_failures failed logins within some burst_window since then (brute force): the largest burst, from how many addresses, and the first successful login after the first failure, if any';
+REVOKE ALL ON FUNCTION ato.failed_login_bursts(timestamptz, integer, interval) FROM PUBLIC;
 
 CREATE TABLE ato.listed_networks (
     network    cidr        NOT NULL,
@@ -744,6 +776,7 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.listed_network_logins(timestamptz, text[]) IS
     'Successful logins since then from a network of ato.listed_networks that had not expired at the time (only those with one of labels, when given), one row per login and matching listing';
+REVOKE ALL ON FUNCTION ato.listed_network_logins(timestamptz, text[]) FROM PUBLIC;
 
 CREATE TABLE ato.persistence_event_types (
     pattern     text    PRIMARY KEY,
@@ -783,6 +816,7 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.persistence_changes(text[], timestamptz) IS
     'Audit events since then that give an attacker a way back in (MFA factors, phone, app and role grants, API tokens, recovery settings; see ato.persistence_event_types), of the given accounts or of all when user_ids is NULL';
+REVOKE ALL ON FUNCTION ato.persistence_changes(text[], timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.related_accounts(
     user_ids                 text[],
@@ -795,6 +829,7 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.related_accounts(text[], timestamptz, integer) IS
     'Other accounts with successful logins since then from an address the given accounts logged in from, or with a user agent of theirs that at most rare_user_agent_accounts accounts used: who else the attacker got into';
+REVOKE ALL ON FUNCTION ato.related_accounts(text[], timestamptz, integer) FROM PUBLIC;
 
 -- Impossible travel.  Where GeoIP has no coordinates, a login is placed at
 -- the rough centre of its country (one decimal, written for this purpose:
@@ -893,6 +928,9 @@ LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.impossible_travel(timestamptz, double precision, double precision, interval) IS
     'Consecutive successful logins of an account, the later one since then (the earlier up to lookback before), at least min_distance_km apart and faster than max_speed_kmh, into a country the account had not logged in from before since (so that VPN and carrier hops between its usual places stay quiet); approximate when a country centre stood in for coordinates';
+REVOKE ALL ON FUNCTION ato.impossible_travel(timestamptz, double precision, double precision, interval) FROM PUBLIC;
+-- install/sections/08_response.sql: incidents, per-account revocation, the application's tables to mark, account flags, blocked networks (src/revoke.c, src/targets.c, src/incident_worker.c).
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- Response: incidents, per-account revocation, the application's tables to
@@ -1071,6 +1109,7 @@ LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.register_revocation_target(regclass, name, text, name, name, name, name, name) IS
     'Registers a table of the application whose rows an incident marks or deletes; action is end, revoke, deactivate or delete; the caller must be allowed to UPDATE (DELETE) it; returns the target''s id';
+REVOKE ALL ON FUNCTION ato.register_revocation_target(regclass, name, text, name, name, name, name, name) FROM PUBLIC;
 
 CREATE FUNCTION ato.unregister_revocation_target(target text)
 RETURNS boolean
@@ -1085,6 +1124,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION ato.unregister_revocation_target(text) IS
     'Stops incidents from marking a table, named as in ato.revocation_targets.target_name (which also works once it was dropped); true if it was registered';
+REVOKE ALL ON FUNCTION ato.unregister_revocation_target(text) FROM PUBLIC;
 
 CREATE FUNCTION ato.revoke_incident(
     user_ids text[],
@@ -1100,6 +1140,7 @@ LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) IS
     'Opens an incident: revokes every session and token of the accounts issued until now and sets their flags (one commit), then marks the registered tables in batches, each recorded in ato.revocation_outbox with a NOTIFY of its position, in this transaction or, past ato_response.background_threshold accounts, in a background worker; returns the incident''s id';
+REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.resume_incidents()
 RETURNS boolean
@@ -1108,6 +1149,7 @@ LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.resume_incidents() IS
     'Starts a background worker that finishes the marking of every incident still marking in this database (needed after a restart when the library is not preloaded); false if none could be started';
+REVOKE ALL ON FUNCTION ato.resume_incidents() FROM PUBLIC;
 
 CREATE FUNCTION ato.session_revoked(user_id text, issued_at timestamptz)
 RETURNS boolean
@@ -1129,6 +1171,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.session_revoked(text, timestamptz) IS
     'True if a session or token of the account issued at issued_at must be rejected: an incident revoked the account at or after that time (an unknown issue time counts as revoked)';
+REVOKE ALL ON FUNCTION ato.session_revoked(text, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.revocations_since(after bigint, max_positions integer DEFAULT 100)
 RETURNS TABLE ("position" bigint, incident_id uuid, batch integer, batches integer,
@@ -1173,6 +1216,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.revocations_since(bigint, integer) IS
     'Every revoked account announced after position "after", one row per account, up to max_positions batches in position order; positions are given out in commit order without gaps, so whoever read through position P and asks from P misses nothing and gets nothing twice (at-least-once with a consumer that ignores positions it has seen); an error for positions retention removed';
+REVOKE ALL ON FUNCTION ato.revocations_since(bigint, integer) FROM PUBLIC;
 
 CREATE FUNCTION ato.login_gate(user_id text, ip_address inet DEFAULT NULL,
                                OUT step text, OUT message text)
@@ -1217,6 +1261,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.login_gate(text, inet) IS
     'What an application asks at each login: ok, or the step the account must take first (blocked_network, suspended, password_reset_required, mfa_reenrollment_required, reauth_required) with a message for the user';
+REVOKE ALL ON FUNCTION ato.login_gate(text, inet) FROM PUBLIC;
 
 CREATE FUNCTION ato.set_account_flags(
     user_ids text[],
@@ -1273,6 +1318,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.set_account_flags(text[], boolean, boolean, boolean, boolean, text) IS
     'Sets or clears account flags outside an incident (NULL leaves a flag as it is); returns the number of accounts';
+REVOKE ALL ON FUNCTION ato.set_account_flags(text[], boolean, boolean, boolean, boolean, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.complete_step(user_id text, step text)
 RETURNS boolean
@@ -1313,6 +1359,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.complete_step(text, text) IS
     'What an application calls when an account has completed a step login_gate asked for (reauth_required, mfa_reenrollment_required, password_reset_required); clears the flag and returns true if it was set';
+REVOKE ALL ON FUNCTION ato.complete_step(text, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.lift_incident(incident_id uuid, user_ids text[] DEFAULT NULL, note text DEFAULT NULL)
 RETURNS integer
@@ -1361,6 +1408,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.lift_incident(uuid, text[], text) IS
     'One stage of a controlled reactivation: lifts the suspension the incident set on the given accounts (NULL: all of them), records the stage in ato.response_log and returns how many were lifted; other flags stay until the account completes its steps';
+REVOKE ALL ON FUNCTION ato.lift_incident(uuid, text[], text) FROM PUBLIC;
 
 CREATE FUNCTION ato.block_network(network cidr, reason text, expires_at timestamptz DEFAULT NULL)
 RETURNS void
@@ -1389,6 +1437,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.block_network(cidr, text, timestamptz) IS
     'Makes ato.login_gate() refuse logins from the network until expires_at (NULL: until unblocked); blocking it again replaces reason and expiry';
+REVOKE ALL ON FUNCTION ato.block_network(cidr, text, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.unblock_network(network cidr)
 RETURNS boolean
@@ -1406,6 +1455,9 @@ END;
 $$;
 COMMENT ON FUNCTION ato.unblock_network(cidr) IS
     'Removes a blocked network; true if it was blocked';
+REVOKE ALL ON FUNCTION ato.unblock_network(cidr) FROM PUBLIC;
+-- install/sections/09_rules.sql: always-on detection: rules as data, alerts, triage, retention, pg_cron scheduling (run by src/detection_worker.c).
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- Always-on detection: rules as data, alerts, triage, retention
@@ -1500,6 +1552,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION ato.detection_finding(text) IS
     'How the rows of a detection function become alerts: the finding''s key, its accounts and the rows that count (SQL over the row r)';
+REVOKE ALL ON FUNCTION ato.detection_finding(text) FROM PUBLIC;
 
 -- What the detection worker does besides the rules, and how it went: a step
 -- that fails (a refresh that gave up waiting for a long import, a partition
@@ -1667,6 +1720,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.run_detection(text, timestamptz) IS
     'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (new ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one';
+REVOKE ALL ON FUNCTION ato.run_detection(text, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.run_detections()
 RETURNS TABLE (rule text, findings integer, error text)
@@ -1686,6 +1740,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.run_detections() IS
     'Runs every enabled rule once, in this transaction (the worker runs each in its own, under ato_response.rule_timeout)';
+REVOKE ALL ON FUNCTION ato.run_detections() FROM PUBLIC;
 
 CREATE FUNCTION ato.triage_alert(alert_id bigint, status text, note text DEFAULT NULL)
 RETURNS void
@@ -1715,6 +1770,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.triage_alert(bigint, text, text) IS
     'Acknowledges an alert, dismisses it as a false positive (with a note saying why), or opens it again';
+REVOKE ALL ON FUNCTION ato.triage_alert(bigint, text, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.escalate_alert(
     alert_id bigint,
@@ -1752,6 +1808,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean) IS
     'Escalates an alert into ato.revoke_incident() for its accounts in one call; returns the incident''s id';
+REVOKE ALL ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean) FROM PUBLIC;
 
 CREATE FUNCTION ato.apply_retention()
 RETURNS integer
@@ -1777,6 +1834,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS
     'Drops the months of events older than ato_response.retention (whole partitions, never row by row) and the outbox''s batches as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
+REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;
 
 CREATE FUNCTION ato.schedule_detection(rule text, schedule text)
 RETURNS bigint
@@ -1803,6 +1861,7 @@ END;
 $$;
 COMMENT ON FUNCTION ato.schedule_detection(text, text) IS
     'Creates (or replaces) a pg_cron job named ato_rule:<rule> that runs the rule on the cron schedule; returns the job id';
+REVOKE ALL ON FUNCTION ato.schedule_detection(text, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.unschedule_detection(rule text)
 RETURNS boolean
@@ -1826,6 +1885,9 @@ END;
 $$;
 COMMENT ON FUNCTION ato.unschedule_detection(text) IS
     'Removes the pg_cron job of a rule made by ato.schedule_detection(); false if there was none';
+REVOKE ALL ON FUNCTION ato.unschedule_detection(text) FROM PUBLIC;
+-- install/sections/10_privileges.sql: the closing privileges: no table or sequence of schema ato for PUBLIC (each function's REVOKE stands next to it).
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- Privileges: the event store holds private data and its writers act on
@@ -1842,43 +1904,3 @@ COMMENT ON FUNCTION ato.unschedule_detection(text) IS
 REVOKE ALL ON ALL TABLES IN SCHEMA ato FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.event_id_seq FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.summary_refresh_bound FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, text, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.create_partitions(timestamptz, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.drop_partitions(timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.maintain_event_partitions() FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.enrich_event() FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.geoip_status() FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.setting(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.summary_refresh_begin(timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.cidr_scope(cidr[], timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.password_spray(timestamptz, integer, double precision) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.failed_login_bursts(timestamptz, integer, interval) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.listed_network_logins(timestamptz, text[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.persistence_changes(text[], timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.related_accounts(text[], timestamptz, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.impossible_travel(timestamptz, double precision, double precision, interval) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.register_revocation_target(regclass, name, text, name, name, name, name, name) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.unregister_revocation_target(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.resume_incidents() FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.session_revoked(text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.revocations_since(bigint, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.login_gate(text, inet) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.set_account_flags(text[], boolean, boolean, boolean, boolean, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.complete_step(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.lift_incident(uuid, text[], text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.block_network(cidr, text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.unblock_network(cidr) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.detection_finding(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.run_detection(text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.run_detections() FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.triage_alert(bigint, text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.schedule_detection(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ato.unschedule_detection(text) FROM PUBLIC;
