@@ -9,6 +9,7 @@ OBJS = \
 	src/geoip_load.o \
 	src/ingest.o \
 	src/owner.o \
+	src/contained.o \
 	src/summary.o \
 	src/detect.o \
 	src/detect_hunt.o \

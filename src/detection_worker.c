@@ -55,6 +55,7 @@
 
 #include "ato_response.h"
 #include "compat.h"
+#include "contained.h"
 #include "owner.h"
 #include "workers.h"
 
@@ -70,9 +71,50 @@ PGDLLEXPORT void ato_detection_worker_main(Datum arg);
 /* Reads the rows of a statement, in the caller's memory context. */
 typedef void (*ResultReader) (SPITupleTable *rows, uint64 count, void *arg);
 
+/* One statement of the worker, as ato_run_contained() runs it. */
+typedef struct WorkerStatement
+{
+	const char *sql;
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *values;
+	bool		timed;
+	ResultReader read;
+	void	   *read_arg;
+	MemoryContext reader_context;
+} WorkerStatement;
+
+static void
+run_statement(void *arg)
+{
+	WorkerStatement *statement = (WorkerStatement *) arg;
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (statement->timed && ato_rule_timeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, ato_rule_timeout);
+	ret = SPI_execute_with_args(statement->sql, statement->nargs, statement->argtypes,
+								statement->values, NULL, false, 0);
+	if (statement->timed)
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	if (ret < 0)
+		elog(ERROR, "\"%s\" failed: %s", statement->sql, SPI_result_code_string(ret));
+	if (statement->read != NULL)
+	{
+		MemoryContext spi_context = MemoryContextSwitchTo(statement->reader_context);
+
+		statement->read(SPI_tuptable, SPI_processed, statement->read_arg);
+		MemoryContextSwitchTo(spi_context);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+}
+
 /*
  * Run one statement in its own transaction, under ato_response.rule_timeout
- * when timed.  Returns NULL, or the message of the error that aborted it
+ * when timed.  Returns NULL, or the message of the error that rolled it back
  * (which is also logged); read, when given, gets its rows before the
  * commit.  Comes back in the caller's memory context.
  */
@@ -81,49 +123,16 @@ run_transaction(const char *sql, int nargs, Oid *argtypes, Datum *values, bool t
 				ResultReader read, void *read_arg)
 {
 	MemoryContext worker_context = CurrentMemoryContext;
-	char	   *volatile failure = NULL;
+	WorkerStatement statement = {sql, nargs, argtypes, values, timed, read, read_arg, worker_context};
+	char	   *failure;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	PG_TRY();
-	{
-		int			ret;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (timed && ato_rule_timeout > 0)
-			enable_timeout_after(STATEMENT_TIMEOUT, ato_rule_timeout);
-		ret = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
-		if (timed)
-			disable_timeout(STATEMENT_TIMEOUT, false);
-		if (ret < 0)
-			elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(ret));
-		if (read != NULL)
-		{
-			MemoryContext spi_context = MemoryContextSwitchTo(worker_context);
-
-			read(SPI_tuptable, SPI_processed, read_arg);
-			MemoryContextSwitchTo(spi_context);
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		ato_commit_and_notify();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		MemoryContextSwitchTo(worker_context);
-		edata = CopyErrorData();
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(worker_context);
-		failure = edata->message;
-	}
-	PG_END_TRY();
+	MemoryContextSwitchTo(worker_context);
+	failure = ato_run_contained(run_statement, &statement, CONTAIN_AND_LOG_ALL_ERRORS);
+	/* a timeout that fired after the statement ended must not hit the commit */
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	ato_commit_and_notify();
 	MemoryContextSwitchTo(worker_context);
 	return failure;
 }

@@ -35,6 +35,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "contained.h"
 #include "owner.h"
 #include "response.h"
 
@@ -77,66 +78,6 @@ id_type_for_column(Oid column_type)
 		default:
 			return InvalidOid;
 	}
-}
-
-/* ---------------------------------------------------------------------
- * Running work that may fail alone
- * ---------------------------------------------------------------------
- */
-
-/*
- * Errors that must end the whole statement (cancel, shutdown, lack of
- * resources, deadlock or serialization failure) rather than one target.
- */
-static bool
-error_stops_everything(int sqlerrcode)
-{
-	int			class = ERRCODE_TO_CATEGORY(sqlerrcode);
-
-	return class == ERRCODE_TO_CATEGORY(ERRCODE_TRANSACTION_ROLLBACK) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);
-}
-
-/*
- * Run work(arg) in a subtransaction.  Returns NULL, or the message of the
- * error that rolled it back (errors in error_stops_everything() are raised
- * again instead).
- */
-static char *
-run_contained(void (*work) (void *), void *arg)
-{
-	MemoryContext caller_context = CurrentMemoryContext;
-	ResourceOwner caller_owner = CurrentResourceOwner;
-	char	   *volatile failure = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(caller_context);
-	PG_TRY();
-	{
-		work(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller_context);
-		CurrentResourceOwner = caller_owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(caller_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller_context);
-		CurrentResourceOwner = caller_owner;
-		if (error_stops_everything(edata->sqlerrcode))
-			ReThrowError(edata);
-		failure = edata->message;
-	}
-	PG_END_TRY();
-	return failure;
 }
 
 /* ---------------------------------------------------------------------
@@ -201,7 +142,7 @@ ids_as_array(Datum *ids, int nids, Oid type)
 	/* All at once in one subtransaction; one by one only if some id is bad. */
 	conv.first = 0;
 	conv.count = nids;
-	if (run_contained(convert_ids, &conv) == NULL)
+	if (ato_run_contained(convert_ids, &conv, CONTAIN_ORDINARY_ERRORS) == NULL)
 		memset(valid, true, nids * sizeof(bool));
 	else
 	{
@@ -209,7 +150,7 @@ ids_as_array(Datum *ids, int nids, Oid type)
 		for (int i = 0; i < nids; i++)
 		{
 			conv.first = i;
-			valid[i] = run_contained(convert_ids, &conv) == NULL;
+			valid[i] = ato_run_contained(convert_ids, &conv, CONTAIN_ORDINARY_ERRORS) == NULL;
 		}
 	}
 #endif
@@ -361,7 +302,7 @@ target_mark_batch(RevocationTarget *target, const IncidentRun *run, Datum *user_
 	else if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(target->relid)))
 		target->error = psprintf("revocation target %s no longer exists", target->name);
 	else
-		target->error = run_contained(mark_target, &batch);
+		target->error = ato_run_contained(mark_target, &batch, CONTAIN_ORDINARY_ERRORS);
 }
 
 /* ---------------------------------------------------------------------
