@@ -34,8 +34,8 @@ char	   *ato_geoip_database_path = NULL;
 char	   *ato_asn_database_path = NULL;
 int			ato_max_user_agent_length = 1024;
 int			ato_revocation_batch_size = 500;
-int			ato_background_threshold = 10000;
-char	   *ato_notify_channel = NULL;
+int			ato_inline_marking_limit = 10000;
+char	   *ato_revocation_channel = NULL;
 char	   *ato_databases = NULL;
 int			ato_detection_interval = 60;
 int			ato_rule_timeout = 60000;
@@ -121,10 +121,10 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("ato_response.background_threshold",
+	DefineCustomIntVariable("ato_response.inline_marking_limit",
 							"Incidents with more accounts than this return once contained and have their rows marked by a background worker.",
 							"0 sends every incident to the background worker.",
-							&ato_background_threshold,
+							&ato_inline_marking_limit,
 							10000,
 							0,
 							INT_MAX,
@@ -132,10 +132,10 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
-	DefineCustomStringVariable("ato_response.notify_channel",
+	DefineCustomStringVariable("ato_response.revocation_channel",
 							   "NOTIFY channel on which ato.revoke_incident() announces each batch of revoked accounts.",
-							   "Payloads are JSON: {\"incident\", \"batch\", \"batches\", \"part\", \"user_ids\"}.",
-							   &ato_notify_channel,
+							   "Payloads are JSON wake-ups without account ids: {\"incident\", \"position\", \"batch\", \"batches\", \"accounts\"}; the accounts are read with ato.revocations_since().",
+							   &ato_revocation_channel,
 							   "ato_revocations",
 							   PGC_SUSET,
 							   0,

@@ -18,7 +18,7 @@
 SELECT :'step' = 'setup' AS setup, :'step' = 'import' AS import, :'step' = 'report' AS report \gset
 
 \if :setup
-SELECT ato.create_partitions(now() - interval '8 days', now() + interval '1 day') >= 0 AS created;
+SELECT ato.create_event_partitions(now() - interval '8 days', now() + interval '1 day') >= 0 AS created;
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
 SELECT 'user-' || a % 50000, '81.2.69.0'::inet + a % 256, 'success',
        now() - interval '7 days' + a * interval '1728 milliseconds'

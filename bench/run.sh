@@ -142,7 +142,7 @@ generate() { # generate EVENTS ADDRESSES [SPAN_DAYS [OFFSET_DAYS [FILE]]]
 # defaults (so the same nextval() per row) without constraints or triggers.
 setup_ingest_tables() {
     bench_psql <<'SQL'
-SELECT ato.create_partitions(date_trunc('hour', now()) - interval '31 days', now()) AS created \gset
+SELECT ato.create_event_partitions(date_trunc('hour', now()) - interval '31 days', now()) AS created \gset
 CREATE TABLE bench.plain (LIKE ato.login_events INCLUDING DEFAULTS);
 CREATE TABLE bench.plain_indexed (LIKE ato.login_events INCLUDING DEFAULTS);
 CREATE INDEX ON bench.plain_indexed USING brin (occurred_at) WITH (pages_per_range = 32);
@@ -327,7 +327,7 @@ bench_window() {
 
     ato_say "window: loading $window_events events over $window_days days into ato.login_events and into bench.plain_window (B-tree on occurred_at)"
     bench_psql <<SQL
-SELECT ato.create_partitions(now() - interval '$window_days days', now()) AS created \gset
+SELECT ato.create_event_partitions(now() - interval '$window_days days', now()) AS created \gset
 $(copy_sql ato.login_events)
 CREATE TABLE bench.plain_window (LIKE ato.login_events INCLUDING DEFAULTS);
 $(copy_sql bench.plain_window)
@@ -392,10 +392,10 @@ SQL
 SELECT min(upper_bound) AS month_end FROM ato.event_partitions WHERE parent = 'login_events' AND NOT is_default \gset
 SELECT count(*) AS month_rows FROM ato.login_events WHERE occurred_at < :'month_end' \gset
 SQL
-        timed drop_ato 1 "SELECT ato.drop_partitions(:'month_end') \\g /dev/null"
+        timed drop_ato 1 "SELECT ato.drop_event_partitions(:'month_end') \\g /dev/null"
         timed drop_plain 1 "DELETE FROM bench.plain_window WHERE occurred_at < :'month_end';"
         cat <<SQL
-SELECT format('retention: dropping the oldest month (%s rows) with ato.drop_partitions %s ms; DELETE from the plain table %s ms; ratio (delete/drop time) %s',
+SELECT format('retention: dropping the oldest month (%s rows) with ato.drop_event_partitions %s ms; DELETE from the plain table %s ms; ratio (delete/drop time) %s',
               :'month_rows', round((a * 1000)::numeric, 1), round((p * 1000)::numeric, 1), round((p / a)::numeric, 0))
   FROM (SELECT $(median_sql drop_ato) AS a, $(median_sql drop_plain) AS p) m;
 SQL
@@ -504,7 +504,7 @@ SELECT c.user_id, c.logins, c.first_login, c.last_login, c.ips,
 
     ato_say "detect: $half login events over the last 30 days into ato.login_events and into plain tables with seed 004's best indexes"
     bench_psql <<SQL
-SELECT ato.create_partitions(date_trunc('hour', now()) - interval '61 days', now()) AS created \gset
+SELECT ato.create_event_partitions(date_trunc('hour', now()) - interval '61 days', now()) AS created \gset
 CREATE TABLE bench.le (id bigint, user_id text, ip_address inet, outcome text, occurred_at timestamptz, country_code text);
 CREATE TABLE bench.ae (actor_id text, event_type text, occurred_at timestamptz);
 CREATE INDEX ON bench.le (occurred_at);
@@ -696,7 +696,7 @@ bench_worker() {
     # (a store that starts empty makes every account's first login of the run
     # a login from a new country)
     bench_psql >/dev/null <<'SQL'
-SELECT ato.create_partitions(now() - interval '4 days', now() + interval '1 day');
+SELECT ato.create_event_partitions(now() - interval '4 days', now() + interval '1 day');
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
 SELECT 'user-' || a, '81.2.69.0'::inet + a % 256, 'success', now() - interval '3 days' + a * interval '100 milliseconds'
   FROM generate_series(1, 200000) a;
@@ -744,7 +744,7 @@ SQL
     script=$(
         cat <<SQL
 SELECT format('alert raised %s s after the stuffing wave was staged (interval %s; target: within two intervals)',
-              coalesce(round((extract(epoch FROM min(a.first_seen)) - t.seconds)::numeric, 1)::text, 'NOT'),
+              coalesce(round((extract(epoch FROM min(a.first_seen_at)) - t.seconds)::numeric, 1)::text, 'NOT'),
               current_setting('ato_response.detection_interval'))
   FROM bench.timing t LEFT JOIN ato.alerts a ON a.rule = 'credential_stuffing' AND a.finding = 'network 5.188.10.0/24'
  WHERE t.variant = 'staged' GROUP BY t.seconds;

@@ -22,7 +22,7 @@ SET TimeZone = 'UTC';
 \endif
 
 SELECT setseed(0.2024) AS seeded \gset
-SELECT ato.create_partitions(now() - interval '35 days', now() + interval '1 month') AS partitions_created \gset
+SELECT ato.create_event_partitions(now() - interval '35 days', now() + interval '1 month') AS partitions_created \gset
 
 DROP SCHEMA IF EXISTS demo CASCADE;
 CREATE SCHEMA demo;

@@ -9,7 +9,7 @@ CREATE EXTENSION pg_cron;
 -- Monthly partitions ahead of time, nightly: the job the README recommends
 -- until the extension's own worker does it.
 SELECT cron.schedule('ato-partitions', '17 3 * * *',
-                     $$SELECT ato.create_partitions(now(), now() + interval '3 months')$$) AS job_id \gset
+                     $$SELECT ato.create_event_partitions(now(), now() + interval '3 months')$$) AS job_id \gset
 -- The per-account summaries, every minute, so that detection reads little
 -- more than its window.
 SELECT cron.schedule('ato-summaries', '* * * * *', 'SELECT ato.refresh_summaries()') AS job_id \gset

@@ -18,11 +18,11 @@ extern int	ato_max_user_agent_length;
 /* ato_response.revocation_batch_size: accounts an incident marks per batch */
 extern int	ato_revocation_batch_size;
 
-/* ato_response.background_threshold: larger incidents mark in a worker */
-extern int	ato_background_threshold;
+/* ato_response.inline_marking_limit: larger incidents mark in a worker */
+extern int	ato_inline_marking_limit;
 
-/* ato_response.notify_channel: where each batch's accounts are announced */
-extern char *ato_notify_channel;
+/* ato_response.revocation_channel: where each batch's outbox position is announced */
+extern char *ato_revocation_channel;
 
 /* ato_response.databases: databases the launcher starts workers in */
 extern char *ato_databases;

@@ -170,14 +170,14 @@ CREATE TRIGGER enrich_event BEFORE INSERT OR UPDATE ON ato.audit_events
     FOR EACH ROW EXECUTE FUNCTION ato.enrich_event('audit');
 
 -- Rows outside every monthly partition are kept here, never rejected;
--- ato.create_partitions() moves them into their month.
+-- ato.create_event_partitions() moves them into their month.
 CREATE TABLE ato.login_events_default PARTITION OF ato.login_events DEFAULT;
 CREATE TABLE ato.audit_events_default PARTITION OF ato.audit_events DEFAULT;
 
 -- The indexes live on the partitions, not on the partitioned tables: an
 -- index the extension script put on a partitioned table would be added again
 -- to every partition a restore attaches, and collide with the partition's own
--- dumped index.  The default partitions carry them, and ato.create_partitions()
+-- dumped index.  The default partitions carry them, and ato.create_event_partitions()
 -- copies them (LIKE ... INCLUDING INDEXES) to every month it creates.
 --
 -- Time windows are read through BRIN: events arrive in time order, the index
@@ -210,7 +210,7 @@ SELECT pg_catalog.pg_extension_config_dump('ato.event_id_seq', '');
 -- Partitions
 -- ---------------------------------------------------------------------------
 
-CREATE FUNCTION ato.create_partitions(
+CREATE FUNCTION ato.create_event_partitions(
     from_time timestamptz,
     to_time   timestamptz DEFAULT now() + interval '3 months')
 RETURNS integer
@@ -268,11 +268,11 @@ BEGIN
     RETURN created;
 END
 $$;
-COMMENT ON FUNCTION ato.create_partitions(timestamptz, timestamptz) IS
+COMMENT ON FUNCTION ato.create_event_partitions(timestamptz, timestamptz) IS
     'Creates the missing monthly partitions of both event tables covering [from_time, to_time] (UTC months), moving in rows the default partitions hold for them; returns how many it created';
-REVOKE ALL ON FUNCTION ato.create_partitions(timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.create_event_partitions(timestamptz, timestamptz) FROM PUBLIC;
 
-CREATE FUNCTION ato.drop_partitions(older_than timestamptz)
+CREATE FUNCTION ato.drop_event_partitions(older_than timestamptz)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -298,9 +298,9 @@ BEGIN
     RETURN dropped;
 END
 $$;
-COMMENT ON FUNCTION ato.drop_partitions(timestamptz) IS
+COMMENT ON FUNCTION ato.drop_event_partitions(timestamptz) IS
     'Drops every monthly partition of the event tables that ends at or before older_than: retention at the cost of dropping tables; returns how many it dropped';
-REVOKE ALL ON FUNCTION ato.drop_partitions(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.drop_event_partitions(timestamptz) FROM PUBLIC;
 
 CREATE VIEW ato.event_partitions AS
 SELECT c.relname::text                      AS parent,
@@ -316,7 +316,7 @@ SELECT c.relname::text                      AS parent,
   JOIN pg_catalog.pg_class p ON p.oid = i.inhrelid
  WHERE c.oid IN ('ato.login_events'::regclass, 'ato.audit_events'::regclass);
 COMMENT ON VIEW ato.event_partitions IS
-    'The partitions of the event tables with their time bounds and size; rows in a default partition mean a month has no partition yet (see ato.create_partitions())';
+    'The partitions of the event tables with their time bounds and size; rows in a default partition mean a month has no partition yet (see ato.create_event_partitions())';
 
 CREATE FUNCTION ato.maintain_event_partitions(OUT ranges_summarised integer, OUT partitions_analyzed integer)
 LANGUAGE plpgsql
@@ -461,7 +461,7 @@ SELECT pg_catalog.pg_extension_config_dump('ato.account_last_logins', '');
 
 -- The recent summaries: the last two days of successful logins in the shapes
 -- two questions need, so that they read what they return instead of every
--- login of their window.  Rows older than summary_state.recent_from are
+-- login of their window.  Rows older than summary_watermark.recent_from are
 -- pruned at each refresh; a window starting before it reads the event store.
 -- Not dumped, like the watermark they hang on.
 CREATE TABLE ato.recent_new_country_logins (
@@ -474,7 +474,7 @@ CREATE TABLE ato.recent_new_country_logins (
 );
 CREATE INDEX recent_new_country_logins_occurred_at_idx ON ato.recent_new_country_logins (occurred_at);
 COMMENT ON TABLE ato.recent_new_country_logins IS
-    'The successful logins since ato.summary_state.recent_from whose (account, country) pair was first seen since then, with that first time, and those with no known country: what ato.new_country_logins() reads for the summarised part of its window';
+    'The successful logins since ato.summary_watermark.recent_from whose (account, country) pair was first seen since then, with that first time, and those with no known country: what ato.new_country_logins() reads for the summarised part of its window';
 
 CREATE TABLE ato.recent_address_logins (
     ip_address  inet        NOT NULL,
@@ -487,17 +487,17 @@ CREATE TABLE ato.recent_address_logins (
 ) WITH (fillfactor = 50);
 CREATE INDEX recent_address_logins_hour_idx ON ato.recent_address_logins (hour);
 COMMENT ON TABLE ato.recent_address_logins IS
-    'Successful logins since ato.summary_state.recent_from per address, account and hour: what ato.cidr_scope() reads, by address, for the summarised whole hours of its window';
+    'Successful logins since ato.summary_watermark.recent_from per address, account and hour: what ato.cidr_scope() reads, by address, for the summarised whole hours of its window';
 
-CREATE TABLE ato.summary_state (
+CREATE TABLE ato.summary_watermark (
     singleton          boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     summarised_until   timestamptz NOT NULL DEFAULT '-infinity',
     recent_from        timestamptz NOT NULL DEFAULT '-infinity',
     refreshed_at       timestamptz,
     last_refresh_pairs bigint
 );
-INSERT INTO ato.summary_state DEFAULT VALUES;
-COMMENT ON TABLE ato.summary_state IS
+INSERT INTO ato.summary_watermark DEFAULT VALUES;
+COMMENT ON TABLE ato.summary_watermark IS
     'The watermark of the per-account summaries: every successful login before summarised_until is counted, but on the days in ato.summary_late_days; the recent summaries hold what lies between recent_from and the watermark';
 
 -- Appended to, never updated, by the transactions that store late events,
@@ -530,7 +530,7 @@ SELECT s.summarised_until,
        s.recent_from,
        s.refreshed_at,
        s.last_refresh_pairs
-  FROM ato.summary_state s;
+  FROM ato.summary_watermark s;
 COMMENT ON VIEW ato.summary_status IS
     'How far the per-account summaries reach: counted up to summarised_until except from late_from on, the recent ones from recent_from; when and with how many changes ato.refresh_summaries() last ran';
 
@@ -541,7 +541,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    state       ato.summary_state;
+    state       ato.summary_watermark;
     upto        timestamptz;
     fold_from   timestamptz;
     keep_from   timestamptz;
@@ -564,7 +564,7 @@ BEGIN
     -- against what was published (see src/summary.c).  Every statement
     -- below reads with a snapshot taken after the wait.
     upto := ato.summary_refresh_begin(until);
-    SELECT * INTO STRICT state FROM ato.summary_state FOR UPDATE;
+    SELECT * INTO STRICT state FROM ato.summary_watermark FOR UPDATE;
     -- The late days this refresh folds in, and deletes at the end: exactly
     -- those, since a writer may append more while it runs.
     SELECT array_agg(l.ctid), min(l.day), max(l.day) INTO late_rows, late_from, late_to
@@ -660,7 +660,7 @@ BEGIN
     DELETE FROM ato.recent_new_country_logins WHERE occurred_at < keep_from;
 
     DELETE FROM ato.summary_late_days WHERE ctid = ANY (late_rows);
-    UPDATE ato.summary_state
+    UPDATE ato.summary_watermark
        SET summarised_until = upto, recent_from = keep_from,
            refreshed_at = now(), last_refresh_pairs = changed;
     RETURN changed;
@@ -766,6 +766,54 @@ CREATE INDEX listed_networks_network_idx ON ato.listed_networks USING gist (netw
 COMMENT ON TABLE ato.listed_networks IS
     'Networks to watch (threat feeds, hosting ranges, Tor exits), filled with COPY: label says what a network is, source where the listing came from; expires_at NULL never expires';
 SELECT pg_catalog.pg_extension_config_dump('ato.listed_networks', '');
+
+-- The way to list and unlist one network by hand, as block_network() and
+-- unblock_network() are for blocking; feeds still arrive by COPY.
+CREATE FUNCTION ato.list_network(network cidr, label text, source text DEFAULT NULL,
+                                 expires_at timestamptz DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF network IS NULL OR label IS NULL OR label = '' THEN
+        RAISE EXCEPTION 'list_network: network and label must not be NULL or empty'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'For example SELECT ato.list_network(''198.51.100.0/24'', ''hosting'', ''abuse feed'').';
+    END IF;
+    IF expires_at <= now() THEN
+        RAISE EXCEPTION 'list_network: expires_at % is not in the future', expires_at
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a later time, or NULL to list it until ato.unlist_network() is called.';
+    END IF;
+    DELETE FROM ato.listed_networks n
+     WHERE n.network = list_network.network AND n.label = list_network.label;
+    INSERT INTO ato.listed_networks (network, label, source, expires_at)
+    VALUES (network, label, source, expires_at);
+END;
+$$;
+COMMENT ON FUNCTION ato.list_network(cidr, text, text, timestamptz) IS
+    'Lists a network under a label for ato.listed_network_logins() until expires_at (NULL: until unlisted); listing it again under the same label replaces source and expiry';
+REVOKE ALL ON FUNCTION ato.list_network(cidr, text, text, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.unlist_network(network cidr, label text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    removed integer;
+BEGIN
+    DELETE FROM ato.listed_networks n
+     WHERE n.network = unlist_network.network
+       AND (unlist_network.label IS NULL OR n.label = unlist_network.label);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END;
+$$;
+COMMENT ON FUNCTION ato.unlist_network(cidr, text) IS
+    'Removes a network''s listing under label (NULL: under every label); returns how many were removed';
+REVOKE ALL ON FUNCTION ato.unlist_network(cidr, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.listed_network_logins(
     since  timestamptz DEFAULT now() - interval '24 hours',
@@ -974,7 +1022,7 @@ CREATE TABLE ato.incidents (
     mfa_reenrollment_required boolean NOT NULL,
     password_reset_required boolean NOT NULL,
     delete_created_after timestamptz,
-    notify_channel text NOT NULL,
+    revocation_channel text NOT NULL,
     batch_size integer NOT NULL,
     batches integer NOT NULL,
     batches_done integer NOT NULL DEFAULT 0,
@@ -1139,7 +1187,7 @@ AS 'MODULE_PATHNAME', 'ato_revoke_incident'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) IS
-    'Opens an incident: revokes every session and token of the accounts issued until now and sets their flags (one commit), then marks the registered tables in batches, each recorded in ato.revocation_outbox with a NOTIFY of its position, in this transaction or, past ato_response.background_threshold accounts, in a background worker; returns the incident''s id';
+    'Opens an incident: revokes every session and token of the accounts issued until now and sets their flags (one commit), then marks the registered tables in batches, each recorded in ato.revocation_outbox with a NOTIFY of its position, in this transaction or, past ato_response.inline_marking_limit accounts, in a background worker; returns the incident''s id';
 REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.resume_incidents()
@@ -1467,7 +1515,7 @@ REVOKE ALL ON FUNCTION ato.unblock_network(cidr) FROM PUBLIC;
 
 CREATE TABLE ato.detection_rules (
     name text PRIMARY KEY,
-    detection text NOT NULL,
+    function text NOT NULL,
     parameters jsonb NOT NULL DEFAULT '{}',
     lookback interval NOT NULL DEFAULT interval '5 minutes',
     enabled boolean NOT NULL DEFAULT true,
@@ -1480,7 +1528,7 @@ CREATE TABLE ato.detection_rules (
 );
 COMMENT ON TABLE ato.detection_rules IS
     'Detections the worker (or pg_cron) runs: a detection function of schema ato, its arguments besides since as a JSON object, and how far back each run looks';
-COMMENT ON COLUMN ato.detection_rules.detection IS
+COMMENT ON COLUMN ato.detection_rules.function IS
     'new_country_logins, credential_stuffing, password_spray, failed_login_bursts, impossible_travel, listed_network_logins, persistence_changes, cidr_scope, related_accounts or suspicious_action_counts';
 COMMENT ON COLUMN ato.detection_rules.parameters IS
     'Named arguments of the function, for example {"min_attempts": 50}; the ones left out keep the function''s defaults';
@@ -1493,7 +1541,7 @@ COMMENT ON COLUMN ato.detection_rules.builtin IS
 COMMENT ON COLUMN ato.detection_rules.last_error IS 'Why the last run failed, or NULL';
 SELECT pg_catalog.pg_extension_config_dump('ato.detection_rules', 'WHERE NOT builtin');
 
-INSERT INTO ato.detection_rules (name, detection, parameters, lookback, enabled, builtin) VALUES
+INSERT INTO ato.detection_rules (name, function, parameters, lookback, enabled, builtin) VALUES
     ('new_country_logins',    'new_country_logins',    '{}', interval '1 hour',     true,  true),
     ('credential_stuffing',   'credential_stuffing',   '{}', interval '1 minute',   true,  true),
     ('password_spray',        'password_spray',        '{}', interval '1 minute',   true,  true),
@@ -1511,8 +1559,8 @@ CREATE TABLE ato.alerts (
     finding text NOT NULL,
     accounts text[] NOT NULL,
     evidence jsonb NOT NULL,
-    first_seen timestamptz NOT NULL,
-    last_seen timestamptz NOT NULL,
+    first_seen_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
     status text NOT NULL DEFAULT 'open',
     note text,
     triaged_by name,
@@ -1520,9 +1568,9 @@ CREATE TABLE ato.alerts (
     incident_id uuid,
     UNIQUE (rule, finding)
 );
-CREATE INDEX alerts_open_idx ON ato.alerts (last_seen) WHERE status = 'open';
+CREATE INDEX alerts_open_idx ON ato.alerts (last_seen_at) WHERE status = 'open';
 COMMENT ON TABLE ato.alerts IS
-    'What the detection rules found: one row per rule and finding (the same finding found again updates last_seen and evidence), then triaged';
+    'What the detection rules found: one row per rule and finding (the same finding found again updates last_seen_at and evidence), then triaged';
 COMMENT ON COLUMN ato.alerts.finding IS 'What makes the finding one: the account and country, the source network, ... (see ato.run_detection())';
 COMMENT ON COLUMN ato.alerts.evidence IS 'The detection function''s row, as last found';
 COMMENT ON COLUMN ato.alerts.status IS 'open, acknowledged, dismissed (a false positive) or escalated (into an incident)';
@@ -1531,7 +1579,7 @@ SELECT pg_catalog.pg_extension_config_dump('ato.alerts_id_seq', '');
 
 -- How a detection's rows become alerts: what identifies a finding, its
 -- accounts, and which rows count.  Fixed SQL per detection, never caller input.
-CREATE FUNCTION ato.detection_finding(detection text, OUT finding text, OUT accounts text, OUT keep text)
+CREATE FUNCTION ato.detection_finding(function text, OUT finding text, OUT accounts text, OUT keep text)
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1547,8 +1595,8 @@ AS $$
         ('cidr_scope',            'r.user_id', 'ARRAY[r.user_id]', 'true'),
         ('related_accounts',      'r.user_id', 'ARRAY[r.user_id]', 'true'),
         ('suspicious_action_counts', 'r.event_type', $f$'{}'::text[]$f$, 'true')
-      ) AS v(detection, finding, accounts, keep)
-     WHERE v.detection = $1;
+      ) AS v(function, finding, accounts, keep)
+     WHERE v.function = $1;
 $$;
 COMMENT ON FUNCTION ato.detection_finding(text) IS
     'How the rows of a detection function become alerts: the finding''s key, its accounts and the rows that count (SQL over the row r)';
@@ -1640,14 +1688,14 @@ BEGIN
     since := greatest(coalesce(r.covered_until, now()), now() - interval '1 day') - r.lookback;
 
     BEGIN
-        SELECT * INTO how FROM ato.detection_finding(r.detection);
+        SELECT * INTO how FROM ato.detection_finding(r.function);
         IF how.finding IS NULL THEN
-            RAISE EXCEPTION 'unknown detection "%"', r.detection
+            RAISE EXCEPTION 'unknown detection "%"', r.function
                 USING ERRCODE = 'undefined_function',
                       HINT = 'Use one of the detection functions of schema ato, such as credential_stuffing.';
         END IF;
         SELECT p.oid INTO fn FROM pg_proc p
-         WHERE p.pronamespace = 'ato'::regnamespace AND p.proname = r.detection;
+         WHERE p.pronamespace = 'ato'::regnamespace AND p.proname = r.function;
         IF jsonb_typeof(r.parameters) <> 'object' THEN
             RAISE EXCEPTION 'parameters must be a JSON object, not %', jsonb_typeof(r.parameters)
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'For example {"min_attempts": 50}.';
@@ -1667,7 +1715,7 @@ BEGIN
                 RAISE EXCEPTION 'parameter "since" is set by each run'
                     USING ERRCODE = 'invalid_parameter_value', HINT = 'Set lookback instead.';
             ELSIF arg.type IS NULL THEN
-                RAISE EXCEPTION 'ato.%() has no parameter "%"', r.detection, arg.key
+                RAISE EXCEPTION 'ato.%() has no parameter "%"', r.function, arg.key
                     USING ERRCODE = 'invalid_parameter_value',
                           HINT = format('Its parameters are: %s.', pg_get_function_arguments(fn));
             ELSIF arg.type::text LIKE '%[]' THEN
@@ -1685,17 +1733,17 @@ BEGIN
                     WHERE %s
                     ORDER BY finding),
                upserted AS (
-                   INSERT INTO ato.alerts AS a (rule, finding, accounts, evidence, first_seen, last_seen)
+                   INSERT INTO ato.alerts AS a (rule, finding, accounts, evidence, first_seen_at, last_seen_at)
                    SELECT $3, f.finding, f.accounts, f.evidence, now(), now() FROM found f
                    ON CONFLICT (rule, finding) DO UPDATE
-                      SET last_seen = excluded.last_seen, evidence = excluded.evidence,
+                      SET last_seen_at = excluded.last_seen_at, evidence = excluded.evidence,
                           accounts = ARRAY(SELECT DISTINCT u FROM unnest(a.accounts || excluded.accounts) u ORDER BY 1)
                    RETURNING a.id, a.finding, cardinality(a.accounts) AS accounts, (a.xmax = 0) AS inserted)
                SELECT count(*)::int,
                       coalesce(json_agg(json_build_object('alert', u.id, 'rule', $3, 'finding', left(u.finding, 200),
                                                           'accounts', u.accounts)) FILTER (WHERE u.inserted), '[]')
                  FROM upserted u$q$,
-            how.finding, how.accounts, r.detection, args, how.keep)
+            how.finding, how.accounts, r.function, args, how.keep)
           INTO found_rows, new_alerts
           USING since, r.parameters, r.name;
 
@@ -1829,7 +1877,7 @@ BEGIN
           FROM old WHERE old.through IS NOT NULL
         RETURNING old.through)
     DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
-    RETURN ato.drop_partitions(now() - keep);
+    RETURN ato.drop_event_partitions(now() - keep);
 END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS

@@ -10,7 +10,7 @@ CREATE EXTENSION ato_response;
 SET client_min_messages = notice;
 
 -- The built-in rules: one per detection function.
-SELECT name, detection, parameters, lookback, enabled, covered_until FROM ato.detection_rules ORDER BY name;
+SELECT name, function, parameters, lookback, enabled, covered_until FROM ato.detection_rules ORDER BY name;
 
 -- An attack in the last hour, all at addresses of the bundled database:
 -- credential stuffing from 5.188.10.0/24 (RU) over 40 accounts, two of
@@ -40,18 +40,18 @@ SELECT evidence ->> 'suspicious_actions' AS actions, evidence ->> 'country_code'
   FROM ato.alerts WHERE rule = 'new_country_logins';
 
 -- Found again: updated, not duplicated.
-SELECT max(last_seen) AS seen_before FROM ato.alerts \gset
+SELECT max(last_seen_at) AS seen_before FROM ato.alerts \gset
 SELECT pg_sleep(0.01);
 SELECT ato.run_detection('credential_stuffing') AS findings;
-SELECT count(*) AS stuffing_alerts, bool_and(last_seen > :'seen_before') AS seen_again,
-       bool_and(first_seen <= :'seen_before') AS first_seen_kept
+SELECT count(*) AS stuffing_alerts, bool_and(last_seen_at > :'seen_before') AS seen_again,
+       bool_and(first_seen_at <= :'seen_before') AS first_seen_kept
   FROM ato.alerts WHERE rule = 'credential_stuffing';
 
 -- A run reads the events since the last successful run began, less
 -- lookback: a rule that ran 5 seconds ago with a lookback of 5 seconds does
 -- not read the stuffing of half a minute ago again; a failed run does not move
 -- covered_until on.
-INSERT INTO ato.detection_rules (name, detection, lookback, covered_until)
+INSERT INTO ato.detection_rules (name, function, lookback, covered_until)
 VALUES ('recent stuffing', 'credential_stuffing', '5 seconds', now() - interval '5 seconds');
 SELECT ato.run_detection('recent stuffing') AS findings_since_last_run;
 SELECT covered_until > now() - interval '1 minute' AS moved_on FROM ato.detection_rules WHERE name = 'recent stuffing';
@@ -66,7 +66,7 @@ SELECT ato.run_detection('recent stuffing', 'infinity');
 DELETE FROM ato.detection_rules WHERE name = 'recent stuffing';
 
 -- Bad rules are reported on their row and skipped; the good ones still run.
-INSERT INTO ato.detection_rules (name, detection, parameters) VALUES
+INSERT INTO ato.detection_rules (name, function, parameters) VALUES
     ('no such function', 'drop_everything', '{}'),
     ('unknown parameter', 'credential_stuffing', '{"min_attempt": 5}'),
     ('bad value', 'credential_stuffing', '{"min_attempts": "many"}'),
@@ -100,13 +100,13 @@ SELECT a.status, a.incident_id = :'incident' AS linked, i.user_ids, i.reason LIK
 SELECT * FROM ato.login_gate('u7');
 
 -- Retention: whole months older than ato_response.retention are dropped.
-SELECT ato.create_partitions(now() - interval '8 months', now() - interval '6 months') AS created;
+SELECT ato.create_event_partitions(now() - interval '8 months', now() - interval '6 months') AS created;
 SELECT count(*) AS old_months FROM ato.event_partitions
  WHERE upper_bound <= now() - interval '90 days' AND NOT is_default;
 SELECT ato.apply_retention() AS dropped;
 SELECT count(*) AS old_months_left FROM ato.event_partitions
  WHERE upper_bound <= now() - interval '90 days' AND NOT is_default;
-SELECT ato.create_partitions(now() - interval '8 months', now() - interval '6 months') AS created_again;
+SELECT ato.create_event_partitions(now() - interval '8 months', now() - interval '6 months') AS created_again;
 SET ato_response.retention = 0;
 SHOW ato_response.retention;
 SELECT ato.apply_retention() AS dropped_when_off,

@@ -8,7 +8,7 @@ SET client_min_messages = warning;
 -- a store of its own, without the earlier tests' events
 DROP EXTENSION ato_response CASCADE;
 CREATE EXTENSION ato_response;
-SELECT ato.create_partitions('2024-03-01', '2024-04-30') AS created;
+SELECT ato.create_event_partitions('2024-03-01', '2024-04-30') AS created;
 
 -- 40 accounts with text, numeric, uuid and e-mail ids; each has a home
 -- address, and one login in five comes from somewhere else (IPv4 and IPv6,
@@ -253,7 +253,7 @@ SELECT summarised_until, late_from, recent_from FROM ato.summary_status;
 CREATE FUNCTION pg_temp.compare_recent_summaries()
 RETURNS TABLE (young_logins bigint, young_differences bigint, buckets bigint, bucket_differences bigint)
 LANGUAGE sql AS $$
-    WITH s AS (SELECT recent_from, summarised_until FROM ato.summary_state),
+    WITH s AS (SELECT recent_from, summarised_until FROM ato.summary_watermark),
     young AS (
         SELECT l.id, l.user_id, l.ip_address, l.country_code, l.occurred_at,
                (SELECT min(e.occurred_at) FROM ato.login_events e
@@ -367,6 +367,6 @@ SELECT count(*) FROM ato.new_country_logins('infinity');
 
 -- Before a refresh the detection functions say the summaries lag.
 SET client_min_messages = notice;
-UPDATE ato.summary_state SET summarised_until = '2024-03-01';
+UPDATE ato.summary_watermark SET summarised_until = '2024-03-01';
 TRUNCATE ato.summary_late_days;
 SELECT count(*) > 0 AS rows FROM ato.new_country_logins('2024-03-06 00:00+00');

@@ -6,7 +6,7 @@ SET timezone = 'UTC';
 SET client_min_messages = warning;
 DROP EXTENSION ato_response CASCADE;
 CREATE EXTENSION ato_response;
-SELECT ato.create_partitions('2024-05-01', '2024-05-31') AS created;
+SELECT ato.create_event_partitions('2024-05-01', '2024-05-31') AS created;
 
 -- Ordinary traffic: 200 accounts logging in from home over a day, each from
 -- an address of its own, with the few browsers everybody has.
@@ -326,3 +326,13 @@ SELECT * FROM ato.related_accounts('{u1}', '2024-05-10', 0);
 SELECT * FROM ato.impossible_travel('2024-05-11', 0);
 SELECT * FROM ato.impossible_travel('2024-05-11', 900, -1);
 SELECT * FROM ato.impossible_travel('2024-05-11', 900, 500, NULL);
+
+-- Listing by hand: replacing a listing, refusing bad input, unlisting.
+SELECT ato.list_network('203.0.113.0/24', 'manual', 'drill');
+SELECT ato.list_network('203.0.113.0/24', 'manual', 'drill, again', now() + interval '1 day');
+SELECT network, label, source, expires_at IS NOT NULL AS expires FROM ato.listed_networks WHERE label = 'manual';
+SELECT ato.list_network(NULL, 'manual');
+SELECT ato.list_network('203.0.113.0/24', '');
+SELECT ato.list_network('203.0.113.0/24', 'manual', NULL, '2000-01-01 00:00+00');
+SELECT ato.unlist_network('203.0.113.0/24', 'other label');
+SELECT ato.unlist_network('203.0.113.0/24');

@@ -3,7 +3,7 @@
 SET timezone = 'UTC';
 
 -- Three months of partitions; the rest lands in the default partitions.
-SELECT ato.create_partitions('2024-01-15', '2024-03-01');
+SELECT ato.create_event_partitions('2024-01-15', '2024-03-01');
 SELECT parent, partition, lower_bound, upper_bound, is_default
   FROM ato.event_partitions ORDER BY parent, is_default, lower_bound;
 

@@ -14,11 +14,11 @@ VALUES ('part-user', 'user.password_changed', '2023-05-11 00:00+00');
 SELECT tableoid::regclass, count(*) FROM ato.login_events WHERE user_id = 'part-user' GROUP BY 1;
 
 -- Creating May and June moves exactly their rows out of the default.
-SELECT ato.create_partitions('2023-05-20', '2023-06-01');
+SELECT ato.create_event_partitions('2023-05-20', '2023-06-01');
 SELECT occurred_at, tableoid::regclass FROM ato.login_events WHERE user_id = 'part-user' ORDER BY occurred_at;
 SELECT occurred_at, tableoid::regclass FROM ato.audit_events WHERE actor_id = 'part-user';
 -- Running it again creates nothing and moves nothing.
-SELECT ato.create_partitions('2023-05-01', '2023-06-30');
+SELECT ato.create_event_partitions('2023-05-01', '2023-06-30');
 
 -- New partitions carry the trigger of the parent and the indexes of the
 -- default partition.
@@ -32,19 +32,19 @@ SELECT tablename, regexp_replace(indexdef, 'INDEX \S+ ON \S+', 'INDEX ON') AS in
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'ato.login_events_p2023_06'::regclass;
 
 -- Dropping old months costs a DROP TABLE; the default partition stays.
-SELECT ato.drop_partitions('2023-06-01');
+SELECT ato.drop_event_partitions('2023-06-01');
 SELECT partition FROM ato.event_partitions WHERE lower_bound < '2023-08-01' ORDER BY 1;
 SELECT occurred_at FROM ato.login_events WHERE user_id = 'part-user' ORDER BY 1;
-SELECT ato.drop_partitions('2023-06-01') AS nothing_left_to_drop;
+SELECT ato.drop_event_partitions('2023-06-01') AS nothing_left_to_drop;
 
 -- Bad arguments.
-SELECT ato.create_partitions(NULL, '2024-01-01');
-SELECT ato.create_partitions('2024-01-01', NULL);
-SELECT ato.create_partitions('2024-02-01', '2024-01-01');
-SELECT ato.create_partitions('-infinity', '2024-01-01');
-SELECT ato.create_partitions('2000-01-01', '2011-01-01');
-SELECT ato.drop_partitions(NULL);
-SELECT ato.drop_partitions('infinity');
+SELECT ato.create_event_partitions(NULL, '2024-01-01');
+SELECT ato.create_event_partitions('2024-01-01', NULL);
+SELECT ato.create_event_partitions('2024-02-01', '2024-01-01');
+SELECT ato.create_event_partitions('-infinity', '2024-01-01');
+SELECT ato.create_event_partitions('2000-01-01', '2011-01-01');
+SELECT ato.drop_event_partitions(NULL);
+SELECT ato.drop_event_partitions('infinity');
 
 -- Block ranges are summarised as soon as they are full, so that a window
 -- reads only its own: the new partitions' BRIN indexes ask autovacuum to
@@ -53,7 +53,7 @@ SELECT ato.drop_partitions('infinity');
 -- also brings up to date.  Here a current month of a few thousand logins:
 -- the first call summarises its ranges and analyzes it, the second finds
 -- nothing new.
-SELECT ato.create_partitions(now(), now()) >= 0 AS current_month;
+SELECT ato.create_event_partitions(now(), now()) >= 0 AS current_month;
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
 SELECT 'range-user', '8.8.8.8', 'success', date_trunc('month', now()) + i * interval '1 second'
   FROM generate_series(1, 3000) i;

@@ -261,8 +261,8 @@ SELECT unknown_ids, duplicate_ids FROM ato.incidents WHERE id = :'known_unknown'
 SELECT detail FROM ato.response_log WHERE incident_id = :'known_unknown' AND action = 'incident_opened';
 
 -- Settings keep their bounds.
-SET ato_response.notify_channel = '';
-SET ato_response.notify_channel = 'x123456789x123456789x123456789x123456789x123456789x123456789xxxx';
+SET ato_response.revocation_channel = '';
+SET ato_response.revocation_channel = 'x123456789x123456789x123456789x123456789x123456789x123456789xxxx';
 SET ato_response.revocation_batch_size = 0;
 
 -- Nothing of this is PUBLIC; a role granted revoke_incident can revoke but

@@ -13,7 +13,7 @@
  * days, new_country_logins and cidr_scope read the recent summaries
  * (ato.recent_new_country_logins, ato.recent_address_logins) instead of
  * every login of their window.  Whatever the
- * summaries do not cover yet (behind ato.summary_state: the stretch since the
+ * summaries do not cover yet (behind ato.summary_watermark: the stretch since the
  * last ato.refresh_summaries() and any late arrivals) is read from the event
  * store, so answers are exact whenever the refresh last ran.  Sorts that
  * only bring an account's rows together compare account ids by their bytes
@@ -212,7 +212,7 @@ summary_coverage(void)
 	ret = SPI_execute("SELECT least(summarised_until, late_from), late_from IS NOT NULL, recent_from"
 					  "  FROM ato.summary_status", true, 1);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading ato.summary_state failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "reading ato.summary_watermark failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
 	{
 		HeapTuple	row = SPI_tuptable->vals[0];

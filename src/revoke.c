@@ -10,9 +10,9 @@
  * commit together.  The marking then goes through the accounts in batches of
  * ato_response.revocation_batch_size: each batch marks every registered table
  * (src/targets.c), records its accounts in ato.revocation_outbox at the next
- * position, sends that position on ato_response.notify_channel and advances
+ * position, sends that position on ato_response.revocation_channel and advances
  * the incident's progress, all in one transaction.  Up to
- * ato_response.background_threshold accounts this happens in the caller's
+ * ato_response.inline_marking_limit accounts this happens in the caller's
  * transaction; beyond it a background worker does one batch per transaction
  * (src/incident_worker.c), and the call returns as soon as containment is
  * done.
@@ -325,7 +325,7 @@ bool
 incident_load(const pg_uuid_t *incident, IncidentRun *run, int *batches_done)
 {
 	static const char sql[] =
-		"SELECT opened_at, reason, user_ids, delete_created_after, notify_channel,"
+		"SELECT opened_at, reason, user_ids, delete_created_after, revocation_channel,"
 		"       batch_size, batches, batches_done"
 		"  FROM ato.incidents WHERE id = $1 AND status = 'marking' FOR UPDATE";
 	Oid			argtypes[1] = {UUIDOID};
@@ -384,7 +384,7 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 	static const char incident_sql[] =
 		"INSERT INTO ato.incidents (id, opened_at, opened_by, reason, user_ids, duplicate_ids, unknown_ids,"
 		"       suspend, reauth_required, mfa_reenrollment_required, password_reset_required,"
-		"       delete_created_after, notify_channel, batch_size, batches, in_background, status)"
+		"       delete_created_after, revocation_channel, batch_size, batches, in_background, status)"
 		" VALUES (gen_random_uuid(), $1, session_user, $2, $3, $4,"
 		"         (SELECT count(*) FROM unnest($3) AS u(user_id)"
 		"           WHERE NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u.user_id)"
@@ -513,11 +513,11 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 	run.has_created_after = !PG_ARGISNULL(6);
 	run.delete_created_after = run.has_created_after ? PG_GETARG_TIMESTAMPTZ(6) : 0;
 
-	run.channel = ato_notify_channel;
+	run.channel = ato_revocation_channel;
 	run.batch_size = ato_revocation_batch_size;
 	run.batches = (run.accounts + run.batch_size - 1) / run.batch_size;
 	run.revoked_at = GetCurrentTimestamp();
-	in_background = run.accounts > ato_background_threshold;
+	in_background = run.accounts > ato_inline_marking_limit;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

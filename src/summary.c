@@ -8,7 +8,7 @@
  *     refresh calls before it reads the event store).
  *
  * The summaries cover every successful login with occurred_at before
- * ato.summary_state.summarised_until (the watermark); ato.refresh_summaries()
+ * ato.summary_watermark.summarised_until (the watermark); ato.refresh_summaries()
  * folds in what lies between the watermark and a minute ago, set-based, and
  * moves the watermark on.  A login stored later with an occurred_at behind
  * the watermark (an import of history, a delayed report, an update) would be
@@ -176,12 +176,12 @@ summary_statement(const char *sql, bool read_only, Oid argtype, Datum arg,
 	int			ret;
 
 	/*
-	 * The owner of ato.summary_state, as whom the summaries are maintained;
+	 * The owner of ato.summary_watermark, as whom the summaries are maintained;
 	 * none when the table is not there (the SQL objects of an older version
 	 * of the extension under this library: there are no summaries to keep,
 	 * and storing events must not fail for it).
 	 */
-	owner = ato_relation_owner("summary_state");
+	owner = ato_relation_owner("summary_watermark");
 	if (!OidIsValid(owner))
 		return false;
 
@@ -246,7 +246,7 @@ summary_note_login(TimestampTz occurred_at)
 		 * No summaries (older SQL objects): nothing is late.  Summaries but
 		 * no bound to read (objects of a build before it): everything is.
 		 */
-		if (!OidIsValid(ato_relation_owner("summary_state")))
+		if (!OidIsValid(ato_relation_owner("summary_watermark")))
 			watch.bound = DT_NOBEGIN;
 		else if (!OidIsValid(ato_relation_owner("summary_refresh_bound")) ||
 				 !summary_statement("SELECT last_value FROM ato.summary_refresh_bound",
@@ -394,7 +394,7 @@ ato_summary_refresh_begin(PG_FUNCTION_ARGS)
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, SUMMARY_LOCK_KEY1, SUMMARY_LOCK_KEY2, 2);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 
-	if (!summary_statement("SELECT summarised_until FROM ato.summary_state",
+	if (!summary_statement("SELECT summarised_until FROM ato.summary_watermark",
 						   true, InvalidOid, (Datum) 0, &watermark))
 		watermark = DT_NOBEGIN;
 	/* never backwards, and never within the last minute */

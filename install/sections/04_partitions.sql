@@ -5,7 +5,7 @@
 -- Partitions
 -- ---------------------------------------------------------------------------
 
-CREATE FUNCTION ato.create_partitions(
+CREATE FUNCTION ato.create_event_partitions(
     from_time timestamptz,
     to_time   timestamptz DEFAULT now() + interval '3 months')
 RETURNS integer
@@ -63,11 +63,11 @@ BEGIN
     RETURN created;
 END
 $$;
-COMMENT ON FUNCTION ato.create_partitions(timestamptz, timestamptz) IS
+COMMENT ON FUNCTION ato.create_event_partitions(timestamptz, timestamptz) IS
     'Creates the missing monthly partitions of both event tables covering [from_time, to_time] (UTC months), moving in rows the default partitions hold for them; returns how many it created';
-REVOKE ALL ON FUNCTION ato.create_partitions(timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.create_event_partitions(timestamptz, timestamptz) FROM PUBLIC;
 
-CREATE FUNCTION ato.drop_partitions(older_than timestamptz)
+CREATE FUNCTION ato.drop_event_partitions(older_than timestamptz)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -93,9 +93,9 @@ BEGIN
     RETURN dropped;
 END
 $$;
-COMMENT ON FUNCTION ato.drop_partitions(timestamptz) IS
+COMMENT ON FUNCTION ato.drop_event_partitions(timestamptz) IS
     'Drops every monthly partition of the event tables that ends at or before older_than: retention at the cost of dropping tables; returns how many it dropped';
-REVOKE ALL ON FUNCTION ato.drop_partitions(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ato.drop_event_partitions(timestamptz) FROM PUBLIC;
 
 CREATE VIEW ato.event_partitions AS
 SELECT c.relname::text                      AS parent,
@@ -111,7 +111,7 @@ SELECT c.relname::text                      AS parent,
   JOIN pg_catalog.pg_class p ON p.oid = i.inhrelid
  WHERE c.oid IN ('ato.login_events'::regclass, 'ato.audit_events'::regclass);
 COMMENT ON VIEW ato.event_partitions IS
-    'The partitions of the event tables with their time bounds and size; rows in a default partition mean a month has no partition yet (see ato.create_partitions())';
+    'The partitions of the event tables with their time bounds and size; rows in a default partition mean a month has no partition yet (see ato.create_event_partitions())';
 
 CREATE FUNCTION ato.maintain_event_partitions(OUT ranges_summarised integer, OUT partitions_analyzed integer)
 LANGUAGE plpgsql

@@ -40,7 +40,7 @@ SELECT pg_catalog.pg_extension_config_dump('ato.account_last_logins', '');
 
 -- The recent summaries: the last two days of successful logins in the shapes
 -- two questions need, so that they read what they return instead of every
--- login of their window.  Rows older than summary_state.recent_from are
+-- login of their window.  Rows older than summary_watermark.recent_from are
 -- pruned at each refresh; a window starting before it reads the event store.
 -- Not dumped, like the watermark they hang on.
 CREATE TABLE ato.recent_new_country_logins (
@@ -53,7 +53,7 @@ CREATE TABLE ato.recent_new_country_logins (
 );
 CREATE INDEX recent_new_country_logins_occurred_at_idx ON ato.recent_new_country_logins (occurred_at);
 COMMENT ON TABLE ato.recent_new_country_logins IS
-    'The successful logins since ato.summary_state.recent_from whose (account, country) pair was first seen since then, with that first time, and those with no known country: what ato.new_country_logins() reads for the summarised part of its window';
+    'The successful logins since ato.summary_watermark.recent_from whose (account, country) pair was first seen since then, with that first time, and those with no known country: what ato.new_country_logins() reads for the summarised part of its window';
 
 CREATE TABLE ato.recent_address_logins (
     ip_address  inet        NOT NULL,
@@ -66,17 +66,17 @@ CREATE TABLE ato.recent_address_logins (
 ) WITH (fillfactor = 50);
 CREATE INDEX recent_address_logins_hour_idx ON ato.recent_address_logins (hour);
 COMMENT ON TABLE ato.recent_address_logins IS
-    'Successful logins since ato.summary_state.recent_from per address, account and hour: what ato.cidr_scope() reads, by address, for the summarised whole hours of its window';
+    'Successful logins since ato.summary_watermark.recent_from per address, account and hour: what ato.cidr_scope() reads, by address, for the summarised whole hours of its window';
 
-CREATE TABLE ato.summary_state (
+CREATE TABLE ato.summary_watermark (
     singleton          boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     summarised_until   timestamptz NOT NULL DEFAULT '-infinity',
     recent_from        timestamptz NOT NULL DEFAULT '-infinity',
     refreshed_at       timestamptz,
     last_refresh_pairs bigint
 );
-INSERT INTO ato.summary_state DEFAULT VALUES;
-COMMENT ON TABLE ato.summary_state IS
+INSERT INTO ato.summary_watermark DEFAULT VALUES;
+COMMENT ON TABLE ato.summary_watermark IS
     'The watermark of the per-account summaries: every successful login before summarised_until is counted, but on the days in ato.summary_late_days; the recent summaries hold what lies between recent_from and the watermark';
 
 -- Appended to, never updated, by the transactions that store late events,
@@ -109,7 +109,7 @@ SELECT s.summarised_until,
        s.recent_from,
        s.refreshed_at,
        s.last_refresh_pairs
-  FROM ato.summary_state s;
+  FROM ato.summary_watermark s;
 COMMENT ON VIEW ato.summary_status IS
     'How far the per-account summaries reach: counted up to summarised_until except from late_from on, the recent ones from recent_from; when and with how many changes ato.refresh_summaries() last ran';
 
@@ -120,7 +120,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    state       ato.summary_state;
+    state       ato.summary_watermark;
     upto        timestamptz;
     fold_from   timestamptz;
     keep_from   timestamptz;
@@ -143,7 +143,7 @@ BEGIN
     -- against what was published (see src/summary.c).  Every statement
     -- below reads with a snapshot taken after the wait.
     upto := ato.summary_refresh_begin(until);
-    SELECT * INTO STRICT state FROM ato.summary_state FOR UPDATE;
+    SELECT * INTO STRICT state FROM ato.summary_watermark FOR UPDATE;
     -- The late days this refresh folds in, and deletes at the end: exactly
     -- those, since a writer may append more while it runs.
     SELECT array_agg(l.ctid), min(l.day), max(l.day) INTO late_rows, late_from, late_to
@@ -239,7 +239,7 @@ BEGIN
     DELETE FROM ato.recent_new_country_logins WHERE occurred_at < keep_from;
 
     DELETE FROM ato.summary_late_days WHERE ctid = ANY (late_rows);
-    UPDATE ato.summary_state
+    UPDATE ato.summary_watermark
        SET summarised_until = upto, recent_from = keep_from,
            refreshed_at = now(), last_refresh_pairs = changed;
     RETURN changed;

@@ -96,6 +96,54 @@ COMMENT ON TABLE ato.listed_networks IS
     'Networks to watch (threat feeds, hosting ranges, Tor exits), filled with COPY: label says what a network is, source where the listing came from; expires_at NULL never expires';
 SELECT pg_catalog.pg_extension_config_dump('ato.listed_networks', '');
 
+-- The way to list and unlist one network by hand, as block_network() and
+-- unblock_network() are for blocking; feeds still arrive by COPY.
+CREATE FUNCTION ato.list_network(network cidr, label text, source text DEFAULT NULL,
+                                 expires_at timestamptz DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF network IS NULL OR label IS NULL OR label = '' THEN
+        RAISE EXCEPTION 'list_network: network and label must not be NULL or empty'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'For example SELECT ato.list_network(''198.51.100.0/24'', ''hosting'', ''abuse feed'').';
+    END IF;
+    IF expires_at <= now() THEN
+        RAISE EXCEPTION 'list_network: expires_at % is not in the future', expires_at
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a later time, or NULL to list it until ato.unlist_network() is called.';
+    END IF;
+    DELETE FROM ato.listed_networks n
+     WHERE n.network = list_network.network AND n.label = list_network.label;
+    INSERT INTO ato.listed_networks (network, label, source, expires_at)
+    VALUES (network, label, source, expires_at);
+END;
+$$;
+COMMENT ON FUNCTION ato.list_network(cidr, text, text, timestamptz) IS
+    'Lists a network under a label for ato.listed_network_logins() until expires_at (NULL: until unlisted); listing it again under the same label replaces source and expiry';
+REVOKE ALL ON FUNCTION ato.list_network(cidr, text, text, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.unlist_network(network cidr, label text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    removed integer;
+BEGIN
+    DELETE FROM ato.listed_networks n
+     WHERE n.network = unlist_network.network
+       AND (unlist_network.label IS NULL OR n.label = unlist_network.label);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END;
+$$;
+COMMENT ON FUNCTION ato.unlist_network(cidr, text) IS
+    'Removes a network''s listing under label (NULL: under every label); returns how many were removed';
+REVOKE ALL ON FUNCTION ato.unlist_network(cidr, text) FROM PUBLIC;
+
 CREATE FUNCTION ato.listed_network_logins(
     since  timestamptz DEFAULT now() - interval '24 hours',
     labels text[]      DEFAULT NULL)

@@ -43,7 +43,7 @@ CREATE TABLE ato.incidents (
     mfa_reenrollment_required boolean NOT NULL,
     password_reset_required boolean NOT NULL,
     delete_created_after timestamptz,
-    notify_channel text NOT NULL,
+    revocation_channel text NOT NULL,
     batch_size integer NOT NULL,
     batches integer NOT NULL,
     batches_done integer NOT NULL DEFAULT 0,
@@ -208,7 +208,7 @@ AS 'MODULE_PATHNAME', 'ato_revoke_incident'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) IS
-    'Opens an incident: revokes every session and token of the accounts issued until now and sets their flags (one commit), then marks the registered tables in batches, each recorded in ato.revocation_outbox with a NOTIFY of its position, in this transaction or, past ato_response.background_threshold accounts, in a background worker; returns the incident''s id';
+    'Opens an incident: revokes every session and token of the accounts issued until now and sets their flags (one commit), then marks the registered tables in batches, each recorded in ato.revocation_outbox with a NOTIFY of its position, in this transaction or, past ato_response.inline_marking_limit accounts, in a background worker; returns the incident''s id';
 REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.resume_incidents()

@@ -9,7 +9,7 @@
 
 CREATE TABLE ato.detection_rules (
     name text PRIMARY KEY,
-    detection text NOT NULL,
+    function text NOT NULL,
     parameters jsonb NOT NULL DEFAULT '{}',
     lookback interval NOT NULL DEFAULT interval '5 minutes',
     enabled boolean NOT NULL DEFAULT true,
@@ -22,7 +22,7 @@ CREATE TABLE ato.detection_rules (
 );
 COMMENT ON TABLE ato.detection_rules IS
     'Detections the worker (or pg_cron) runs: a detection function of schema ato, its arguments besides since as a JSON object, and how far back each run looks';
-COMMENT ON COLUMN ato.detection_rules.detection IS
+COMMENT ON COLUMN ato.detection_rules.function IS
     'new_country_logins, credential_stuffing, password_spray, failed_login_bursts, impossible_travel, listed_network_logins, persistence_changes, cidr_scope, related_accounts or suspicious_action_counts';
 COMMENT ON COLUMN ato.detection_rules.parameters IS
     'Named arguments of the function, for example {"min_attempts": 50}; the ones left out keep the function''s defaults';
@@ -35,7 +35,7 @@ COMMENT ON COLUMN ato.detection_rules.builtin IS
 COMMENT ON COLUMN ato.detection_rules.last_error IS 'Why the last run failed, or NULL';
 SELECT pg_catalog.pg_extension_config_dump('ato.detection_rules', 'WHERE NOT builtin');
 
-INSERT INTO ato.detection_rules (name, detection, parameters, lookback, enabled, builtin) VALUES
+INSERT INTO ato.detection_rules (name, function, parameters, lookback, enabled, builtin) VALUES
     ('new_country_logins',    'new_country_logins',    '{}', interval '1 hour',     true,  true),
     ('credential_stuffing',   'credential_stuffing',   '{}', interval '1 minute',   true,  true),
     ('password_spray',        'password_spray',        '{}', interval '1 minute',   true,  true),
@@ -53,8 +53,8 @@ CREATE TABLE ato.alerts (
     finding text NOT NULL,
     accounts text[] NOT NULL,
     evidence jsonb NOT NULL,
-    first_seen timestamptz NOT NULL,
-    last_seen timestamptz NOT NULL,
+    first_seen_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
     status text NOT NULL DEFAULT 'open',
     note text,
     triaged_by name,
@@ -62,9 +62,9 @@ CREATE TABLE ato.alerts (
     incident_id uuid,
     UNIQUE (rule, finding)
 );
-CREATE INDEX alerts_open_idx ON ato.alerts (last_seen) WHERE status = 'open';
+CREATE INDEX alerts_open_idx ON ato.alerts (last_seen_at) WHERE status = 'open';
 COMMENT ON TABLE ato.alerts IS
-    'What the detection rules found: one row per rule and finding (the same finding found again updates last_seen and evidence), then triaged';
+    'What the detection rules found: one row per rule and finding (the same finding found again updates last_seen_at and evidence), then triaged';
 COMMENT ON COLUMN ato.alerts.finding IS 'What makes the finding one: the account and country, the source network, ... (see ato.run_detection())';
 COMMENT ON COLUMN ato.alerts.evidence IS 'The detection function''s row, as last found';
 COMMENT ON COLUMN ato.alerts.status IS 'open, acknowledged, dismissed (a false positive) or escalated (into an incident)';
@@ -73,7 +73,7 @@ SELECT pg_catalog.pg_extension_config_dump('ato.alerts_id_seq', '');
 
 -- How a detection's rows become alerts: what identifies a finding, its
 -- accounts, and which rows count.  Fixed SQL per detection, never caller input.
-CREATE FUNCTION ato.detection_finding(detection text, OUT finding text, OUT accounts text, OUT keep text)
+CREATE FUNCTION ato.detection_finding(function text, OUT finding text, OUT accounts text, OUT keep text)
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -89,8 +89,8 @@ AS $$
         ('cidr_scope',            'r.user_id', 'ARRAY[r.user_id]', 'true'),
         ('related_accounts',      'r.user_id', 'ARRAY[r.user_id]', 'true'),
         ('suspicious_action_counts', 'r.event_type', $f$'{}'::text[]$f$, 'true')
-      ) AS v(detection, finding, accounts, keep)
-     WHERE v.detection = $1;
+      ) AS v(function, finding, accounts, keep)
+     WHERE v.function = $1;
 $$;
 COMMENT ON FUNCTION ato.detection_finding(text) IS
     'How the rows of a detection function become alerts: the finding''s key, its accounts and the rows that count (SQL over the row r)';
@@ -182,14 +182,14 @@ BEGIN
     since := greatest(coalesce(r.covered_until, now()), now() - interval '1 day') - r.lookback;
 
     BEGIN
-        SELECT * INTO how FROM ato.detection_finding(r.detection);
+        SELECT * INTO how FROM ato.detection_finding(r.function);
         IF how.finding IS NULL THEN
-            RAISE EXCEPTION 'unknown detection "%"', r.detection
+            RAISE EXCEPTION 'unknown detection "%"', r.function
                 USING ERRCODE = 'undefined_function',
                       HINT = 'Use one of the detection functions of schema ato, such as credential_stuffing.';
         END IF;
         SELECT p.oid INTO fn FROM pg_proc p
-         WHERE p.pronamespace = 'ato'::regnamespace AND p.proname = r.detection;
+         WHERE p.pronamespace = 'ato'::regnamespace AND p.proname = r.function;
         IF jsonb_typeof(r.parameters) <> 'object' THEN
             RAISE EXCEPTION 'parameters must be a JSON object, not %', jsonb_typeof(r.parameters)
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'For example {"min_attempts": 50}.';
@@ -209,7 +209,7 @@ BEGIN
                 RAISE EXCEPTION 'parameter "since" is set by each run'
                     USING ERRCODE = 'invalid_parameter_value', HINT = 'Set lookback instead.';
             ELSIF arg.type IS NULL THEN
-                RAISE EXCEPTION 'ato.%() has no parameter "%"', r.detection, arg.key
+                RAISE EXCEPTION 'ato.%() has no parameter "%"', r.function, arg.key
                     USING ERRCODE = 'invalid_parameter_value',
                           HINT = format('Its parameters are: %s.', pg_get_function_arguments(fn));
             ELSIF arg.type::text LIKE '%[]' THEN
@@ -227,17 +227,17 @@ BEGIN
                     WHERE %s
                     ORDER BY finding),
                upserted AS (
-                   INSERT INTO ato.alerts AS a (rule, finding, accounts, evidence, first_seen, last_seen)
+                   INSERT INTO ato.alerts AS a (rule, finding, accounts, evidence, first_seen_at, last_seen_at)
                    SELECT $3, f.finding, f.accounts, f.evidence, now(), now() FROM found f
                    ON CONFLICT (rule, finding) DO UPDATE
-                      SET last_seen = excluded.last_seen, evidence = excluded.evidence,
+                      SET last_seen_at = excluded.last_seen_at, evidence = excluded.evidence,
                           accounts = ARRAY(SELECT DISTINCT u FROM unnest(a.accounts || excluded.accounts) u ORDER BY 1)
                    RETURNING a.id, a.finding, cardinality(a.accounts) AS accounts, (a.xmax = 0) AS inserted)
                SELECT count(*)::int,
                       coalesce(json_agg(json_build_object('alert', u.id, 'rule', $3, 'finding', left(u.finding, 200),
                                                           'accounts', u.accounts)) FILTER (WHERE u.inserted), '[]')
                  FROM upserted u$q$,
-            how.finding, how.accounts, r.detection, args, how.keep)
+            how.finding, how.accounts, r.function, args, how.keep)
           INTO found_rows, new_alerts
           USING since, r.parameters, r.name;
 
@@ -371,7 +371,7 @@ BEGIN
           FROM old WHERE old.through IS NOT NULL
         RETURNING old.through)
     DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
-    RETURN ato.drop_partitions(now() - keep);
+    RETURN ato.drop_event_partitions(now() - keep);
 END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS

@@ -2,7 +2,7 @@
 # Copyright (c) ato_response authors
 #
 # 002_dump_restore.pl -- pg_dump and restore keep every event: rows in the
-# monthly partitions ato.create_partitions() made, rows in the default
+# monthly partitions ato.create_event_partitions() made, rows in the default
 # partitions (extension configuration tables, dumped through
 # pg_extension_config_dump), and the id sequence.
 
@@ -32,7 +32,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE src');
 $node->safe_psql(
 	'src', q{
 	CREATE EXTENSION ato_response;
-	SELECT ato.create_partitions(now() - interval '2 months', now() + interval '1 month');
+	SELECT ato.create_event_partitions(now() - interval '2 months', now() + interval '1 month');
 });
 
 # Events in partitioned months, far in the past and far in the future
@@ -243,7 +243,7 @@ sub check_restored
 		"$how: default partitions and sequence still belong to the extension");
 	is($node->safe_psql($db, $summaries), $src_summaries,
 		"$how: the per-account summaries are restored");
-	is( $node->safe_psql($db, 'SELECT summarised_until FROM ato.summary_state'),
+	is( $node->safe_psql($db, 'SELECT summarised_until FROM ato.summary_watermark'),
 		'-infinity', "$how: the summaries' watermark starts again from the beginning");
 	$node->safe_psql($db, q{SELECT ato.refresh_summaries('2010-01-01')});
 	is($node->safe_psql($db, $summaries), $src_summaries,
@@ -265,15 +265,15 @@ sub check_restored
 			"SELECT country_code, tableoid::regclass FROM ato.login_events WHERE id = $next"),
 		'GB|ato.login_events_p' . $node->safe_psql($db, q{SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')}),
 		"$how: new events are enriched and land in their monthly partition");
-	is($node->safe_psql($db, q{SELECT ato.create_partitions('2001-01-01', '2001-03-01')}), '6',
-		"$how: create_partitions() still works on the restored tables");
+	is($node->safe_psql($db, q{SELECT ato.create_event_partitions('2001-01-01', '2001-03-01')}), '6',
+		"$how: create_event_partitions() still works on the restored tables");
 	is( $node->safe_psql(
 			$db,
 			q{SELECT count(*) FROM ato.login_events_default WHERE occurred_at >= '2001-01-01' AND occurred_at < '2001-04-01';
 			  SELECT count(*) FROM ato.login_events_p2001_02;
 			  SELECT count(*) FROM ato.audit_events_p2001_01}),
 		"0\n1\n1",
-		"$how: create_partitions() moved restored rows out of the default partitions");
+		"$how: create_event_partitions() moved restored rows out of the default partitions");
 	return;
 }
 

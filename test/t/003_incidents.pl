@@ -84,7 +84,7 @@ sub start_background_incident
 	return $node->safe_psql(
 		'postgres', qq{
 		SET client_min_messages = warning;
-		SET ato_response.background_threshold = 100;
+		SET ato_response.inline_marking_limit = 100;
 		SET ato_response.revocation_batch_size = 20;
 		SELECT ato.revoke_incident(@{[ accounts_sql($group, $count) ]}, '$reason'$options);
 	});
@@ -132,7 +132,7 @@ $node->psql(
 	'postgres', qq{
 	LISTEN ato_revocations;
 	SET client_min_messages = warning;
-	SET ato_response.background_threshold = 100000;
+	SET ato_response.inline_marking_limit = 100000;
 	SELECT ato.revoke_incident(@{[ accounts_sql('n', 1200) ]}, 'notify test');
 	SELECT 1;
 },

@@ -74,7 +74,7 @@ $node->psql(
 	        PERFORM pg_sleep(0.1);
 	    END LOOP;
 	END$$;
-	SELECT 'raised after ' || round(extract(epoch FROM first_seen - :'staged')::numeric, 1) || ' s'
+	SELECT 'raised after ' || round(extract(epoch FROM first_seen_at - :'staged')::numeric, 1) || ' s'
 	  FROM ato.alerts WHERE finding = 'network 5.188.10.0/24';
 	SELECT 1;
 },
@@ -104,7 +104,7 @@ ok( $node->poll_query_until(
 
 # --- a bad rule is reported on its row, the others still run ------------------
 $node->safe_psql('postgres',
-	q{INSERT INTO ato.detection_rules (name, detection, parameters) VALUES ('broken', 'no_such_detection', '{}')});
+	q{INSERT INTO ato.detection_rules (name, function, parameters) VALUES ('broken', 'no_such_detection', '{}')});
 ok( $node->poll_query_until(
 		'postgres', q{SELECT last_error = 'unknown detection "no_such_detection"' FROM ato.detection_rules WHERE name = 'broken'}
 	),
@@ -239,7 +239,7 @@ is($node->safe_psql('postgres', $unique_sql), 't', 'still none doubled');
 # --- pg_cron ------------------------------------------------------------------
 # A rule the worker leaves alone (disabled) runs from a pg_cron job.
 $node->safe_psql('postgres',
-	q{INSERT INTO ato.detection_rules (name, detection, enabled) VALUES ('cron stuffing', 'credential_stuffing', false)});
+	q{INSERT INTO ato.detection_rules (name, function, enabled) VALUES ('cron stuffing', 'credential_stuffing', false)});
 my $job = $node->safe_psql('postgres', q{SELECT ato.schedule_detection('cron stuffing', '* * * * *')});
 like($job, qr/^\d+$/, 'schedule_detection returned the pg_cron job id');
 is( $node->safe_psql('postgres', "SELECT jobname || ' | ' || schedule || ' | ' || command FROM cron.job WHERE jobid = $job"),

@@ -41,7 +41,7 @@ $node->safe_psql(
 	SELECT 'victim-' || a, ('198.18.0.' || (a % 200))::inet, CASE WHEN a = 1 THEN 'success' ELSE 'failure' END,
 	       now() - interval '30 seconds'
 	  FROM generate_series(1, 40) a;
-	INSERT INTO ato.detection_rules (name, detection, enabled, parameters)
+	INSERT INTO ato.detection_rules (name, function, enabled, parameters)
 	VALUES ('cron stuffing', 'credential_stuffing', false, '{"min_attempts": 20}');
 });
 my $job = $node->safe_psql('postgres', q{SELECT ato.schedule_detection('cron stuffing', '* * * * *')});

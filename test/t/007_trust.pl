@@ -82,7 +82,7 @@ $node->safe_psql(
 # incident worker marks its rows, five accounts a batch.
 my $incident = $node->safe_psql(
 	'postgres', q{
-	SET ato_response.background_threshold = 10;
+	SET ato_response.inline_marking_limit = 10;
 	SET ato_response.revocation_batch_size = 5;
 	SET search_path = public, pg_catalog;
 	SET ROLE responder;

@@ -26,7 +26,7 @@ $node->start;
 $node->safe_psql(
 	'postgres', q{
 	CREATE EXTENSION ato_response;
-	SELECT ato.create_partitions(now() - interval '4 days', now() + interval '1 day');
+	SELECT ato.create_event_partitions(now() - interval '4 days', now() + interval '1 day');
 	INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
 	SELECT 'u' || g, '81.2.69.160', 'success', now() - interval '3 days' FROM generate_series(1, 500) g;
 	SELECT ato.refresh_summaries(now());
@@ -82,7 +82,7 @@ sub differences
 	my ($plain, $summary) = @_;
 	return $node->safe_psql(
 		'postgres', qq{
-		WITH w AS (SELECT summarised_until AS wm, recent_from AS rf FROM ato.summary_state),
+		WITH w AS (SELECT summarised_until AS wm, recent_from AS rf FROM ato.summary_watermark),
 		plain AS ($plain), summary AS ($summary)
 		SELECT (SELECT count(*) FROM (SELECT * FROM plain EXCEPT SELECT * FROM summary) m) || ' missing, '
 		    || (SELECT count(*) FROM (SELECT * FROM summary EXCEPT SELECT * FROM plain) x) || ' extra'});
