@@ -1,10 +1,14 @@
 /*
  * ato_response.h
- *     Settings (GUC variables) of the ato_response extension, shared by its
- *     C files.  The variables are defined and registered in ato_response.c.
+ *     The extension's schema name and its settings (GUC variables), shared by
+ *     its C files.  The variables are defined and registered in
+ *     ato_response.c.
  */
 #ifndef ATO_RESPONSE_H
 #define ATO_RESPONSE_H
+
+/* The extension's schema (the control file's "schema"; not relocatable). */
+#define ATO_SCHEMA "ato"
 
 /* ato_response.geoip_database: path of the country/city MaxMind DB file */
 extern char *ato_geoip_database_path;

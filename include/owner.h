@@ -25,6 +25,9 @@ typedef struct ActingAs
  */
 extern Oid	ato_relation_owner(const char *relname);
 
+/* The oid of relation ato.<relname>, or InvalidOid. */
+extern Oid	ato_relation_id(const char *relname);
+
 /* The owner of any relation; an error if it does not exist. */
 extern Oid	ato_table_owner(Oid relid);
 

@@ -26,17 +26,23 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "ato_response.h"
 #include "owner.h"
+
+Oid
+ato_relation_id(const char *relname)
+{
+	Oid			nspid = get_namespace_oid(ATO_SCHEMA, true);
+
+	return OidIsValid(nspid) ? get_relname_relid(relname, nspid) : InvalidOid;
+}
 
 Oid
 ato_relation_owner(const char *relname)
 {
-	Oid			nspid = get_namespace_oid("ato", true);
-	Oid			relid;
+	Oid			relid = ato_relation_id(relname);
 
-	if (!OidIsValid(nspid) || !OidIsValid(relid = get_relname_relid(relname, nspid)))
-		return InvalidOid;
-	return ato_table_owner(relid);
+	return OidIsValid(relid) ? ato_table_owner(relid) : InvalidOid;
 }
 
 Oid

@@ -285,8 +285,7 @@ summary_publish_bound(TimestampTz bound)
 static void
 summary_wait_for_writers(void)
 {
-	Oid			nspid = get_namespace_oid("ato", false);
-	Oid			relid = get_relname_relid("login_events", nspid);
+	Oid			relid = ato_relation_id("login_events");
 	List	   *relations;
 	LockData   *locks;
 	VirtualTransactionId *holders;

@@ -35,6 +35,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "ato_response.h"
 #include "contained.h"
 #include "owner.h"
 #include "response.h"
@@ -541,7 +542,7 @@ ato_register_revocation_target(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("register_revocation_target: %s is not a table", target.name),
 				 errhint("Register the table the application keeps its sessions, tokens or factors in.")));
-	if (get_rel_namespace(target.relid) == get_namespace_oid("ato", false))
+	if (get_rel_namespace(target.relid) == get_namespace_oid(ATO_SCHEMA, false))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("register_revocation_target: %s belongs to the extension", target.name),
