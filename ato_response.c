@@ -33,6 +33,7 @@ void		_PG_init(void);
 char	   *ato_geoip_database_path = NULL;
 char	   *ato_asn_database_path = NULL;
 int			ato_max_user_agent_length = 1024;
+int			ato_max_future_skew = 300;
 int			ato_revocation_batch_size = 500;
 int			ato_inline_marking_limit = 10000;
 char	   *ato_revocation_channel = NULL;
@@ -108,6 +109,17 @@ _PG_init(void)
 							65536,
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ato_response.max_future_skew",
+							"Events stored with an occurred_at further than this ahead of the server's clock are refused.",
+							"A writer's clock may run a little ahead; a login dated tomorrow would count (and make a country familiar) before it happened.",
+							&ato_max_future_skew,
+							300,
+							0,
+							INT_MAX / 1000,
+							PGC_SUSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ato_response.revocation_batch_size",

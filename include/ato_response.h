@@ -19,6 +19,9 @@ extern char *ato_asn_database_path;
 /* ato_response.max_user_agent_length: longer user agents are cut (bytes) */
 extern int	ato_max_user_agent_length;
 
+/* ato_response.max_future_skew: seconds an event may be dated ahead of the clock */
+extern int	ato_max_future_skew;
+
 /* ato_response.revocation_batch_size: accounts an incident marks per batch */
 extern int	ato_revocation_batch_size;
 

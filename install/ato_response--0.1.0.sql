@@ -1212,13 +1212,17 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Pass the id of the account the session or token belongs to.';
     END IF;
+    -- a suspended account's sessions and tokens are refused too, whenever
+    -- they were issued (as Okta and Firebase do), until it is lifted
     RETURN EXISTS (SELECT FROM ato.account_revocations r
                     WHERE r.user_id = session_revoked.user_id COLLATE "C"
-                      AND (issued_at IS NULL OR issued_at <= r.revoked_at));
+                      AND (issued_at IS NULL OR issued_at <= r.revoked_at))
+        OR EXISTS (SELECT FROM ato.account_flags f
+                    WHERE f.user_id = session_revoked.user_id COLLATE "C" AND f.suspended);
 END;
 $$;
 COMMENT ON FUNCTION ato.session_revoked(text, timestamptz) IS
-    'True if a session or token of the account issued at issued_at must be rejected: an incident revoked the account at or after that time (an unknown issue time counts as revoked)';
+    'True if a session or token of the account issued at issued_at must be rejected: an incident revoked the account at or after that time (an unknown issue time counts as revoked), or the account is suspended';
 REVOKE ALL ON FUNCTION ato.session_revoked(text, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.revocations_since(after bigint, max_positions integer DEFAULT 100)

@@ -131,9 +131,35 @@ INSERT INTO ato.login_events (user_id, outcome, occurred_at, latitude, longitude
 VALUES ('edge', 'success', '2024-03-01 00:00+00', -90, 180, 'nz'),
        ('edge', 'success', '2024-03-01 00:10+00', 90, -180, 'Us')
 RETURNING country_code, latitude, longitude;
+-- A writer dates a login tomorrow, so that it counts before it happens:
+-- refused beyond ato_response.max_future_skew (5 minutes), whichever way in.
+SET ROLE regress_ato_writer;
+SELECT ato.record_login('future', '81.2.69.160', 'success', '2999-01-01 00:00+00');
+RESET ROLE;
+-- (only the SQLSTATE of errors that name a time relative to now)
+\set VERBOSITY sqlstate
+INSERT INTO ato.login_events (user_id, outcome, occurred_at) VALUES ('future', 'success', now() + interval '1 day');
+SELECT ato.record_event('future', 'user.email_changed', now() + interval '1 hour');
+SELECT ato.record_login('future', NULL, 'success', now() + interval '4 minutes') > 0 AS within_the_skew;
+SET ato_response.max_future_skew = 0;
+SELECT ato.record_login('future', NULL, 'success', now() + interval '1 second');
+RESET ato_response.max_future_skew;
+\set VERBOSITY default
+-- a row loaded again with its recorded_at (a restore) keeps its time
+INSERT INTO ato.login_events (user_id, outcome, occurred_at, recorded_at)
+VALUES ('future', 'success', '2999-01-01 00:00+00', '2999-01-01 00:00+00');
+DELETE FROM ato.login_events WHERE user_id = 'future';
 -- the longest id that was stored does not stop the summaries
 SELECT ato.refresh_summaries('2024-03-02') >= 1 AS refreshed;
 SELECT octet_length(user_id), country_code FROM ato.account_countries WHERE user_id LIKE 'uuu%';
+
+-- 4. A session of an account suspended outside any incident is refused,
+-- however recent, and lives again when the suspension is lifted.
+SELECT ato.set_account_flags(ARRAY['suspect'], suspended => true, reason => 'drill');
+SELECT ato.session_revoked('suspect', now()) AS suspended_session_refused,
+       ato.session_revoked('suspect-not', now()) AS other_account_refused;
+SELECT ato.set_account_flags(ARRAY['suspect'], suspended => false);
+SELECT ato.session_revoked('suspect', now()) AS lifted_session_refused;
 
 RESET ROLE;
 SELECT ato.unregister_revocation_target('app.sessions');

@@ -113,7 +113,9 @@ SELECT target, rows_touched, failed_batches, last_error, accounts_done, accounts
   FROM ato.incident_progress WHERE incident_id = :'incident' ORDER BY target;
 
 -- Revocation is by time: what was issued before the incident is rejected,
--- what is issued after it is not; an unknown issue time is rejected.
+-- what is issued after it is not, but for a suspended account (u1 is:
+-- every session of it is rejected until the suspension is lifted); an
+-- unknown issue time is rejected.
 SELECT ato.session_revoked('u1', (SELECT opened_at FROM ato.incidents WHERE id = :'incident') - interval '1 second') AS before,
        ato.session_revoked('u1', (SELECT opened_at FROM ato.incidents WHERE id = :'incident')) AS at_the_time,
        ato.session_revoked('u1', (SELECT opened_at FROM ato.incidents WHERE id = :'incident') + interval '1 second') AS after,

@@ -206,6 +206,27 @@ check_occurred_at(const EventRow *row, const EventColumns *cols)
 				 errhint("Events happen at a real time; infinity and -infinity are not accepted.")));
 }
 
+/*
+ * A new event dated further ahead of the clock than
+ * ato_response.max_future_skew is refused: it would count before it
+ * happened.  (recorded_at, stamped next to it, tells a backdated write from
+ * history.)  A stored row loaded again keeps its time.
+ */
+static void
+check_not_in_future(const EventRow *row, const EventColumns *cols)
+{
+	TimestampTz occurred_at = DatumGetTimestampTz(column_value(row, cols->occurred_at));
+	TimestampTz limit = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													(int64) ato_max_future_skew * 1000);
+
+	if (occurred_at > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("%s occurred_at %s is more than ato_response.max_future_skew (%d s) ahead of the server's clock",
+						cols->noun, timestamptz_to_str(occurred_at), ato_max_future_skew),
+				 errhint("Record events when they happen, with the time they happened; check the writer's clock.")));
+}
+
 static void
 check_subject(const EventRow *row, const EventColumns *cols)
 {
@@ -484,6 +505,7 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 	 */
 	if (column_is_null(&row, cols->recorded_at))
 	{
+		check_not_in_future(&row, cols);
 		set_column(&row, cols->recorded_at,
 				   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 		clip_user_agent(&row, cols);
