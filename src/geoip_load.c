@@ -242,8 +242,8 @@ geo_verify(MMDB_s *mmdb, GeoLoadFailure *failure)
 	const uint32 node_count = mmdb->metadata.node_count;
 	const int	depth = mmdb->depth;
 	const uint8 in_progress = 0xFF;
-	size_t		tree_size = (size_t) node_count * mmdb->full_record_byte_size;
-	const uint8_t *separator = mmdb->file_content + tree_size;
+	uint64		tree_size = (uint64) node_count * mmdb->full_record_byte_size;
+	const uint8_t *separator;
 	uint32		data_limit;
 	uint8	   *height;			/* per node: 0 unvisited, else 1 + nodes below */
 	uint8	   *seen;			/* per data byte offset: decoded already */
@@ -258,11 +258,27 @@ geo_verify(MMDB_s *mmdb, GeoLoadFailure *failure)
 		geo_fail(failure, ERRCODE_DATA_CORRUPTED, "the metadata says IP version %u", mmdb->metadata.ip_version);
 		return false;
 	}
+
+	/*
+	 * The tree and its separator must lie inside the file, where the data
+	 * section begins.  libmaxminddb checks the tree's size in 32 bits, so a
+	 * node count that wraps it (0x20000001 nodes of 8 bytes "are" 8 bytes)
+	 * passes MMDB_open() and would send every read below far past the copy.
+	 */
+	if (mmdb->file_size > UINT32_MAX || tree_size + 16 > (uint64) mmdb->file_size ||
+		mmdb->data_section != mmdb->file_content + tree_size + 16)
+	{
+		geo_fail(failure, ERRCODE_DATA_CORRUPTED,
+				 "the metadata's node count (%u nodes of %u bytes) does not fit the file's %zu bytes",
+				 node_count, (unsigned) mmdb->full_record_byte_size, (size_t) mmdb->file_size);
+		return false;
+	}
+	separator = mmdb->file_content + tree_size;
 	for (i = 0; i < 16; i++)
 		if (separator[i] != 0)
 		{
 			geo_fail(failure, ERRCODE_DATA_CORRUPTED,
-					 "the 16 bytes after the search tree are not zero (byte %zu)", tree_size + i);
+					 "the 16 bytes after the search tree are not zero (byte " UINT64_FORMAT ")", tree_size + i);
 			return false;
 		}
 

@@ -291,6 +291,29 @@ for my $v (@variants)
 		"$name: a new backend raises data_corrupted");
 }
 
+# A node count whose tree size wraps 32 bits: libmaxminddb computes the
+# tree's size as node_count * record bytes in 32 bits, so with 24-bit
+# records (6 bytes a node) node_count + 2^31 comes back to the real size and
+# the file opens as if whole; a walk trusting node_count reads gigabytes past
+# the copy (on the code before this check, a SIGSEGV: the server restarts).
+my $v4 = slurp_bytes("$geo/flat-ipv4-only.mmdb");
+my $v4_marker = rindex($v4, "\xAB\xCD\xEFMaxMind.com");
+my $node_count_at = index($v4, "node_count", $v4_marker);
+die "node_count not found in flat-ipv4-only.mmdb" if $v4_marker < 0 || $node_count_at < 0;
+my $control = ord(substr($v4, $node_count_at + 10, 1));
+die "node_count is not a uint32" if ($control & 0xE0) != 0xC0;
+my $v4_nodes = unpack('N', ("\0" x 4 . substr($v4, $node_count_at + 11, $control & 0x1F)) =~ s/^.*(.{4})$/$1/sr);
+my $wrapped = $v4;
+substr($wrapped, $node_count_at + 10, 1 + ($control & 0x1F)) = pack('C N', 0xC4, $v4_nodes + 2**31);
+install_bytes($live, $wrapped);
+my ($answer, $errors) = bqe($s, "$probe, pg_backend_pid()");
+is($answer, "$good|$pid", 'a node count that wraps 32 bits: refused, the previous copy answers');
+like( bq($s, "SELECT refused_reason FROM ato.geoip_status() WHERE database = 'geoip'"),
+	qr/^the metadata's node count \(\d+ nodes of 6 bytes\) does not fit the file's \d+ bytes$/,
+	'a node count that wraps 32 bits: status says why');
+is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'),
+	$started, 'a node count that wraps 32 bits: the postmaster did not restart');
+
 # The good file again: loaded, healthy, the last refusal still shown.
 install_bytes($live, $flat_bytes);
 is(bq($s, "SELECT ato.geoip_country('192.0.2.1'), pg_backend_pid()"), "NL|$pid",
