@@ -56,14 +56,12 @@
 #include "ato_response.h"
 #include "compat.h"
 #include "contained.h"
+#include "locks.h"
 #include "owner.h"
 #include "workers.h"
 
 PGDLLEXPORT void ato_detection_worker_main(Datum arg);
 
-/* The advisory lock (two int4 keys) that makes a worker the database's one. */
-#define DETECTION_LOCK_KEY1 0x41544f52	/* "ATOR" */
-#define DETECTION_LOCK_KEY2 1
 
 /* work_mem of the detection worker, at least (kB) */
 #define DETECTION_WORK_MEM_KB 65536
@@ -271,6 +269,7 @@ ato_detection_worker_main(Datum arg)
 	Oid			database = DatumGetObjectId(arg);
 	MemoryContext cycle_context;
 	bool		locked;
+	LOCKTAG		tag;
 	TimestampTz last_cycle = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -288,8 +287,14 @@ ato_detection_worker_main(Datum arg)
 										  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cycle_context);
 
-	locked = query_bool(psprintf("SELECT pg_catalog.pg_try_advisory_lock(%d, %d)",
-								 DETECTION_LOCK_KEY1, DETECTION_LOCK_KEY2));
+	/*
+	 * The database's one detection worker holds its lock (include/locks.h)
+	 * for the session; no role can take it from SQL to keep the worker out.
+	 */
+	ato_lock_tag(&tag, ATO_LOCK_DETECTION_WORKER);
+	StartTransactionCommand();
+	locked = LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+	CommitTransactionCommand();
 	if (!locked)
 		proc_exit(0);			/* another detection worker serves this database */
 

@@ -89,6 +89,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "locks.h"
 #include "owner.h"
 #include "summary.h"
 
@@ -98,13 +99,6 @@
  */
 #define SUMMARY_MIN_LAG_USECS	(60 * USECS_PER_SEC)
 
-/*
- * The refresh lock: an advisory lock of two int4 keys, "ATOR" (the detection
- * worker's own lock has 1 as the second key) and 2; pg_locks shows it as
- * classid 1096044370, objid 2, objsubid 2.
- */
-#define SUMMARY_LOCK_KEY1 0x41544f52
-#define SUMMARY_LOCK_KEY2 2
 
 /* What this transaction knows of the published bound; reset when it ends. */
 typedef struct SummaryWatch
@@ -390,7 +384,8 @@ ato_summary_refresh_begin(PG_FUNCTION_ARGS)
 				 errdetail("It waits for the transactions storing login events and must then see what they stored, which a transaction snapshot taken before would hide."),
 				 errhint("Call it outside a REPEATABLE READ or SERIALIZABLE transaction.")));
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, SUMMARY_LOCK_KEY1, SUMMARY_LOCK_KEY2, 2);
+	/* the refresh lock (include/locks.h), which no role can take from SQL */
+	ato_lock_tag(&tag, ATO_LOCK_SUMMARY_REFRESH);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 
 	if (!summary_statement("SELECT summarised_until FROM ato.summary_watermark",
