@@ -9,10 +9,9 @@
 typedef enum ContainedErrors
 {
 	/*
-	 * A cancel, a deadlock, a serialization failure, a lack of resources or
-	 * an internal error ends the whole statement (raised again); others are
-	 * contained.  For the parts of a caller's statement (one table of an
-	 * incident).
+	 * A cancel or a shutdown ends the whole statement (raised again); every
+	 * other error is contained.  For the parts of a caller's statement (one
+	 * table of an incident).
 	 */
 	CONTAIN_ORDINARY_ERRORS,
 

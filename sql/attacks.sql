@@ -74,6 +74,46 @@ SELECT it.target_name, it.rows_touched, it.failed_batches, it.last_error
 SELECT user_id, revoked FROM app.tokens;
 SELECT ato.unregister_revocation_target('app.tokens');
 
+-- A role that row-level security limits to its own tenant's rows may not
+-- register the table: incidents would act on every tenant's rows as the owner.
+SET ROLE regress_ato_tenant;
+CREATE TABLE app.shared_sessions (tenant name NOT NULL, user_id text NOT NULL, ended_at timestamptz);
+ALTER TABLE app.shared_sessions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_tenant ON app.shared_sessions USING (tenant = current_user);
+GRANT USAGE ON SCHEMA app TO regress_ato_writer;
+GRANT SELECT, UPDATE ON app.shared_sessions TO regress_ato_writer;
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION ato.register_revocation_target(regclass, name, text, name, name, name, name, name)
+    TO regress_ato_writer;
+SET ROLE regress_ato_writer;
+SELECT ato.register_revocation_target('app.shared_sessions', 'user_id', 'end', state_column => 'ended_at');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION ato.register_revocation_target(regclass, name, text, name, name, name, name, name)
+    FROM regress_ato_writer;
+
+-- A table's trigger that raises a serialization failure (or any error but a
+-- cancel) fails that table alone: it cannot roll the incident's containment back.
+SET ROLE regress_ato_tenant;
+CREATE TABLE app.flaky (user_id text NOT NULL, active boolean NOT NULL DEFAULT true);
+CREATE FUNCTION app.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'not now' USING ERRCODE = 'serialization_failure';
+END $$;
+CREATE TRIGGER refuse BEFORE UPDATE ON app.flaky FOR EACH ROW EXECUTE FUNCTION app.refuse();
+INSERT INTO app.flaky VALUES ('erin');
+RESET ROLE;
+SET client_min_messages = warning;
+SELECT ato.register_revocation_target('app.flaky', 'user_id', 'deactivate', state_column => 'active') > 0 AS registered;
+RESET client_min_messages;
+SET ROLE regress_ato_responder;
+SELECT ato.revoke_incident(ARRAY['erin'], 'drill: flaky table') IS NOT NULL AS revoked;
+RESET ROLE;
+SELECT count(*) AS erin_revoked FROM ato.account_revocations WHERE user_id = 'erin';
+SELECT it.target_name, it.failed_batches, it.last_error
+  FROM ato.incident_targets it JOIN ato.incidents i ON i.id = it.incident_id
+ WHERE i.reason = 'drill: flaky table' AND it.target_name = 'app.flaky';
+SELECT ato.unregister_revocation_target('app.flaky');
+
 -- 2. An operator planted in public for the user-id column's types.
 SET ROLE regress_ato_tenant;
 CREATE TABLE app.devices (user_id varchar(40) NOT NULL, active boolean NOT NULL DEFAULT true);

@@ -18,19 +18,18 @@
 #include "contained.h"
 
 /*
- * Errors that must end the whole statement (cancel, shutdown, lack of
- * resources, deadlock or serialization failure) rather than a part of it.
+ * Errors that must end the whole statement rather than a part of it: a
+ * cancel or a shutdown (class 57), which the caller asked for.  Everything
+ * else a part raises is its own: a table's trigger that raises a
+ * serialization failure or an internal error, or a deadlock among its own
+ * rows, fails that table alone, so that no table's code can roll back the
+ * containment of an incident.  (A trigger that raises a class 57 code
+ * itself still ends the statement: it cannot be told from a real cancel.)
  */
 static bool
 error_stops_everything(int sqlerrcode)
 {
-	int			class = ERRCODE_TO_CATEGORY(sqlerrcode);
-
-	return class == ERRCODE_TO_CATEGORY(ERRCODE_TRANSACTION_ROLLBACK) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION);
 }
 
 char *

@@ -26,11 +26,13 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -262,6 +264,8 @@ mark_target(void *arg)
 	 * The caller's own right to change the table was checked when it was
 	 * registered, and to call ato.revoke_incident() by its grants.
 	 */
+	/* locked first, so that its owner cannot change under the statement */
+	LockRelationOid(target->relid, RowExclusiveLock);
 	ato_act_as(ato_table_owner(target->relid), &acting);
 	plan = SPI_prepare(target_statement(target), TARGET_NPARAMS, argtypes);
 	if (plan == NULL)
@@ -553,6 +557,18 @@ ato_register_revocation_target(PG_FUNCTION_ARGS)
 		require_privilege(target.relid, target.name, ACL_DELETE, "DELETE from");
 	else
 		require_privilege(target.relid, target.name, ACL_UPDATE, "UPDATE");
+
+	/*
+	 * Incidents act on the table as its owner, whom its row-level security
+	 * does not limit (unless forced): a role that its policies limit to some
+	 * rows must not be able to have every row marked or deleted.
+	 */
+	if (check_enable_rls(target.relid, GetOuterUserId(), true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("register_revocation_target: row-level security limits role \"%s\" on table %s",
+						GetUserNameFromId(GetOuterUserId(), false), target.name),
+				 errhint("Incidents mark every row of the accounts, as the table's owner: register it as its owner, or as a role with BYPASSRLS.")));
 
 	user_column_type = registered_column_type(target.relid, target.name, target.user_column,
 											  "the account id");
