@@ -359,10 +359,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     keep interval := ato.setting('ato_response.retention')::interval;
+    dropped integer;
 BEGIN
     IF keep = interval '0' THEN
         RETURN 0;
     END IF;
+    -- the partitions first: an incident takes the outbox's counter after it
+    -- has read the event store, so taking them in the other order could
+    -- deadlock with it
+    dropped := ato.drop_event_partitions(now() - keep);
     -- the outbox's batches as old, as a prefix of its positions
     WITH old AS (
         SELECT max(o.position) AS through FROM ato.revocation_outbox o WHERE o.recorded_at < now() - keep),
@@ -371,7 +376,7 @@ BEGIN
           FROM old WHERE old.through IS NOT NULL
         RETURNING old.through)
     DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
-    RETURN ato.drop_event_partitions(now() - keep);
+    RETURN dropped;
 END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS
