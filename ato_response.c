@@ -113,11 +113,11 @@ _PG_init(void)
 
 	DefineCustomIntVariable("ato_response.max_future_skew",
 							"Events stored with an occurred_at further than this ahead of the server's clock are refused.",
-							"A writer's clock may run a little ahead; a login dated tomorrow would count (and make a country familiar) before it happened.",
+							"A writer's clock may run a little ahead; a login dated tomorrow would count (and make a country familiar) before it happened. -1 accepts any time (a load of test data dated ahead).",
 							&ato_max_future_skew,
 							300,
-							0,
-							INT_MAX / 1000,
+							-1,
+							INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);

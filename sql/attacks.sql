@@ -183,6 +183,8 @@ SELECT ato.record_event('future', 'user.email_changed', now() + interval '1 hour
 SELECT ato.record_login('future', NULL, 'success', now() + interval '4 minutes') > 0 AS within_the_skew;
 SET ato_response.max_future_skew = 0;
 SELECT ato.record_login('future', NULL, 'success', now() + interval '1 second');
+SET ato_response.max_future_skew = -1;
+SELECT ato.record_login('future', NULL, 'success', '2999-01-01 00:00+00') > 0 AS any_time_when_off;
 RESET ato_response.max_future_skew;
 \set VERBOSITY default
 -- a row loaded again with its recorded_at (a restore) keeps its time

@@ -216,9 +216,11 @@ static void
 check_not_in_future(const EventRow *row, const EventColumns *cols)
 {
 	TimestampTz occurred_at = DatumGetTimestampTz(column_value(row, cols->occurred_at));
-	TimestampTz limit = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													(int64) ato_max_future_skew * 1000);
+	TimestampTz limit;
 
+	if (ato_max_future_skew < 0)
+		return;
+	limit = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) ato_max_future_skew * 1000);
 	if (occurred_at > limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
