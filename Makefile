@@ -46,6 +46,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# after PGXS, which sets it empty: the TAP tests' own Perl modules
+PROVE_FLAGS += -I $(srcdir)/test/lib
+
 all: $(ATO_INSTALL_SQL)
 $(ATO_INSTALL_SQL): $(ATO_INSTALL_PIECES)
 	cat $(ATO_INSTALL_PIECES) > $@

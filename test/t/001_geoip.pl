@@ -20,6 +20,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use AtoSession;
+
 my $root = $ENV{TESTDIR} // "$FindBin::RealBin/../..";
 
 # ---------------------------------------------------------------------------
@@ -49,40 +51,6 @@ sub install_file
 	copy($src, "$dst.tmp") or die "copy $src to $dst.tmp: $!";
 	rename("$dst.tmp", $dst) or die "rename $dst.tmp to $dst: $!";
 	return;
-}
-
-# Run one statement in a background session; return its stdout and the
-# stderr it alone produced (BackgroundPsql accumulates stderr otherwise).
-sub bqe
-{
-	my ($session, $sql) = @_;
-	$session->{stderr} = '';
-	my ($out) = $session->query($sql);
-	my $err = $session->{stderr};
-	$session->{stderr} = '';
-	return ($out, $err);
-}
-
-# The same, stdout only.
-sub bq
-{
-	my ($out) = bqe(@_);
-	return $out;
-}
-
-# A background session that keeps going after errors and shows SQLSTATEs.
-sub session
-{
-	my ($node, @settings) = @_;
-	my $s = $node->background_psql('postgres', on_error_stop => 0);
-	bq($s, '\set VERBOSITY verbose');
-	bq($s, "SET timezone = 'UTC'");
-	for my $set (@settings)
-	{
-		my (undef, $err) = bqe($s, $set);
-		die "$set failed: $err" if $err ne '';
-	}
-	return $s;
 }
 
 sub count_of

@@ -18,6 +18,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use AtoSession;
+
 my $root = $ENV{TESTDIR} // "$FindBin::RealBin/../..";
 
 my $geo = PostgreSQL::Test::Utils::tempdir;
@@ -56,36 +58,6 @@ sub install_bytes
 	close $fh or die "close $path.tmp: $!";
 	rename("$path.tmp", $path) or die "rename $path.tmp: $!";
 	return;
-}
-
-sub bqe
-{
-	my ($session, $sql) = @_;
-	$session->{stderr} = '';
-	my ($out) = $session->query($sql);
-	my $err = $session->{stderr};
-	$session->{stderr} = '';
-	return ($out, $err);
-}
-
-sub bq
-{
-	my ($out) = bqe(@_);
-	return $out;
-}
-
-sub session
-{
-	my ($node, @settings) = @_;
-	my $s = $node->background_psql('postgres', on_error_stop => 0);
-	bq($s, '\set VERBOSITY verbose');
-	bq($s, "SET timezone = 'UTC'");
-	for my $set (@settings)
-	{
-		my (undef, $err) = bqe($s, $set);
-		die "$set failed: $err" if $err ne '';
-	}
-	return $s;
 }
 
 my $node = PostgreSQL::Test::Cluster->new('geodamage');
