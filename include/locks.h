@@ -18,13 +18,22 @@
 typedef enum AtoLock
 {
 	ATO_LOCK_DETECTION_WORKER = 1,	/* one detection worker per database */
-	ATO_LOCK_SUMMARY_REFRESH = 2	/* one refresh of the summaries at a time */
+	ATO_LOCK_SUMMARY_REFRESH = 2,	/* one refresh of the summaries at a time */
+	ATO_LOCK_LOGIN_GATE = 3		/* keyed by account bucket: src/fence.c */
 } AtoLock;
 
 static inline void
 ato_lock_tag(LOCKTAG *tag, AtoLock lock)
 {
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0x41544f52, (uint32) lock, ATO_LOCK_SPACE);
+}
+
+/* One of a family of locks: objid is the lock plus key * 256. */
+static inline void
+ato_keyed_lock_tag(LOCKTAG *tag, AtoLock lock, uint32 key)
+{
+	Assert(key < (1U << 24));
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0x41544f52, (uint32) lock | key << 8, ATO_LOCK_SPACE);
 }
 
 #endif							/* ATO_LOCKS_H */

@@ -7,7 +7,9 @@
  * incident row (its accounts sorted and without duplicates), a revocation
  * time for every account (ato.session_revoked() rejects what was issued
  * before it) and the account flags (suspension among them), so that they
- * commit together.  The marking then goes through the accounts in batches of
+ * commit together.  The revocation time is taken after the revocation fence
+ * (src/fence.c): every login that passed ato.login_gate() before has ended,
+ * and every later one waits until this transaction commits.  The marking then goes through the accounts in batches of
  * ato_response.revocation_batch_size: each batch marks every registered table
  * (src/targets.c), records its accounts in ato.revocation_outbox at the next
  * position, sends that position on ato_response.revocation_channel and advances
@@ -42,6 +44,7 @@
 #include "utils/timestamp.h"
 
 #include "ato_response.h"
+#include "fence.h"
 #include "identifiers.h"
 #include "response.h"
 #include "workers.h"
@@ -516,6 +519,8 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 	run.channel = ato_revocation_channel;
 	run.batch_size = ato_revocation_batch_size;
 	run.batches = (run.accounts + run.batch_size - 1) / run.batch_size;
+	/* only now: every login that passed the gate before has issued its sessions */
+	ato_fence_accounts(run.user_ids, run.accounts);
 	run.revoked_at = GetCurrentTimestamp();
 	in_background = run.accounts > ato_inline_marking_limit;
 

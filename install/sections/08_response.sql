@@ -291,10 +291,30 @@ COMMENT ON FUNCTION ato.revocations_since(bigint, integer) IS
     'Every revoked account announced after position "after", one row per account, up to max_positions batches in position order; positions are given out in commit order without gaps, so whoever read through position P and asks from P misses nothing and gets nothing twice (at-least-once with a consumer that ignores positions it has seen); an error for positions retention removed';
 REVOKE ALL ON FUNCTION ato.revocations_since(bigint, integer) FROM PUBLIC;
 
+-- The revocation fence (src/fence.c): the gate's side and the side of the
+-- SQL functions that set flags.
+CREATE FUNCTION ato.login_gate_flags(user_id text)
+RETURNS ato.account_flags
+AS 'MODULE_PATHNAME', 'ato_login_gate_flags'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.login_gate_flags(text) IS
+    'For ato.login_gate(): holds the account''s gate lock to the end of the transaction (a revocation of the account in flight is waited for, and one that starts later waits for this transaction), then reads its flags with the newest snapshot; NULL when it has none';
+REVOKE ALL ON FUNCTION ato.login_gate_flags(text) FROM PUBLIC;
+
+CREATE FUNCTION ato.hold_login_gates(user_ids text[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'ato_hold_login_gates'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.hold_login_gates(text[]) IS
+    'Waits for the logins of these accounts that passed ato.login_gate() and are still in their transaction, then makes every later one wait until this transaction ends; flag changes call it before they take effect';
+REVOKE ALL ON FUNCTION ato.hold_login_gates(text[]) FROM PUBLIC;
+
 CREATE FUNCTION ato.login_gate(user_id text, ip_address inet DEFAULT NULL,
                                OUT step text, OUT message text)
 RETURNS record
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -313,7 +333,10 @@ BEGIN
         message := 'Sign-in from this network is blocked.';
         RETURN;
     END IF;
-    SELECT * INTO flags FROM ato.account_flags f WHERE f.user_id = login_gate.user_id COLLATE "C";
+    -- waits for a revocation of the account in flight, and holds off the
+    -- next one until the caller's transaction (which issues the session)
+    -- ends: see src/fence.c
+    flags := ato.login_gate_flags(user_id);
     IF flags.suspended THEN
         step := 'suspended';
         message := 'This account is suspended while a security incident is investigated.';
@@ -333,7 +356,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.login_gate(text, inet) IS
-    'What an application asks at each login: ok, or the step the account must take first (blocked_network, suspended, password_reset_required, mfa_reenrollment_required, reauth_required) with a message for the user';
+    'What an application asks at each login, in the transaction that issues the session: ok, or the step the account must take first (blocked_network, suspended, password_reset_required, mfa_reenrollment_required, reauth_required) with a message for the user; waits while a revocation of the account is in flight';
 REVOKE ALL ON FUNCTION ato.login_gate(text, inet) FROM PUBLIC;
 
 CREATE FUNCTION ato.set_account_flags(
@@ -362,6 +385,10 @@ BEGIN
                   HINT = 'Remove the NULL or empty elements.';
     END IF;
     SELECT array_agg(DISTINCT u COLLATE "C" ORDER BY u COLLATE "C") INTO accounts FROM unnest(user_ids) u;
+    IF suspended OR reauth_required OR mfa_reenrollment_required OR password_reset_required THEN
+        -- no login that passed the gate before this commits may outlive it
+        PERFORM ato.hold_login_gates(accounts);
+    END IF;
     INSERT INTO ato.account_flags AS f (user_id, suspended, reauth_required,
                                         mfa_reenrollment_required, password_reset_required,
                                         reason, updated_at)

@@ -1,0 +1,20 @@
+/*
+ * fence.h
+ *     The revocation fence between ato.login_gate() and a revocation in
+ *     flight (src/fence.c).
+ */
+#ifndef ATO_RESPONSE_FENCE_H
+#define ATO_RESPONSE_FENCE_H
+
+#include "postgres.h"
+
+/* Buckets the accounts are spread over: the most locks one revocation holds. */
+#define ATO_GATE_BUCKETS 1024
+
+/* For a revocation, before it takes its time: see src/fence.c. */
+extern void ato_fence_accounts(Datum *user_ids, int naccounts);
+
+/* For a login: the account's bucket, held to the end of the transaction. */
+extern void ato_fence_gate(text *user_id);
+
+#endif							/* ATO_RESPONSE_FENCE_H */
