@@ -153,12 +153,18 @@ ato_login_gate_flags(PG_FUNCTION_ARGS)
 	Datum		result = (Datum) 0;
 	bool		found;
 
-	if (PG_ARGISNULL(0) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)) == 0)
+	/* as ato.check_account_id() */
+	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("login_gate: user_id must not be NULL or empty"),
-				 errhint("Pass the id of the account that is signing in.")));
+				 errmsg("login_gate: user_id must not be NULL"),
+				 errhint("Pass the id of the account as text.")));
 	user_id = PG_GETARG_TEXT_PP(0);
+	if (VARSIZE_ANY_EXHDR(user_id) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("login_gate: user_id must not be empty"),
+				 errhint("An empty string names no account; pass the id of the account.")));
 
 	ato_fence_gate(user_id);
 

@@ -196,7 +196,7 @@ check_occurred_at(const EventRow *row, const EventColumns *cols)
 {
 	if (column_is_null(row, cols->occurred_at))
 		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s has no occurred_at", cols->noun),
 				 errhint("Give the time of the event, or leave the column out to store now().")));
 	if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(column_value(row, cols->occurred_at))))
@@ -236,7 +236,7 @@ check_subject(const EventRow *row, const EventColumns *cols)
 
 	if (subject == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s has no %s", cols->noun, cols->subject_name),
 				 errhint("Every event belongs to an account: give its id as text (uuid, number, e-mail and Okta ids all fit).")));
 	if (VARSIZE_ANY_EXHDR(subject) == 0)
@@ -260,7 +260,7 @@ normalise_outcome(EventRow *row, const EventColumns *cols)
 
 	if (outcome == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("login event has no outcome"),
 				 errhint("The outcome is one of: success, failure, challenge.")));
 
@@ -289,7 +289,7 @@ check_event_type(const EventRow *row, const EventColumns *cols)
 
 	if (event_type == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("audit event has no event_type"),
 				 errhint("Name the event with a dotted type such as user.email_changed.")));
 	if (VARSIZE_ANY_EXHDR(event_type) == 0)

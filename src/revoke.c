@@ -505,8 +505,8 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 	run.user_ids = incident_accounts_arg(fcinfo, 0, &run.accounts, &duplicates);
 	if (PG_ARGISNULL(1) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("revoke_incident: reason must not be NULL or empty"),
+				(errcode(PG_ARGISNULL(1) ? ERRCODE_NULL_VALUE_NOT_ALLOWED : ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("revoke_incident: reason must not be %s", PG_ARGISNULL(1) ? "NULL" : "empty"),
 				 errhint("Say why, for example 'credential stuffing from 192.0.2.0/24'; it is stored with the incident and on every marked row.")));
 	run.reason = PG_GETARG_TEXT_P(1);
 	flags[0] = flag_arg(fcinfo, 2, "suspend");

@@ -226,13 +226,9 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF user_id IS NULL THEN
-        -- an answer here would either let a session through or throw a user
-        -- out for a bug of the caller's
-        RAISE EXCEPTION 'session_revoked: user_id must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass the id of the account the session or token belongs to.';
-    END IF;
+    -- an answer for a NULL or empty id would either let a session through
+    -- or throw a user out for a bug of the caller's
+    PERFORM ato.check_account_id('session_revoked', 'user_id', user_id);
     -- a suspended account's sessions and tokens are refused too, whenever
     -- they were issued (as Okta and Firebase do), until it is lifted
     RETURN EXISTS (SELECT FROM ato.account_revocations r
@@ -320,11 +316,7 @@ AS $$
 DECLARE
     flags ato.account_flags;
 BEGIN
-    IF user_id IS NULL OR user_id = '' THEN
-        RAISE EXCEPTION 'login_gate: user_id must not be NULL or empty'
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass the id of the account that is signing in.';
-    END IF;
+    PERFORM ato.check_account_id('login_gate', 'user_id', user_id);
     IF ip_address IS NOT NULL AND EXISTS (
            SELECT FROM ato.blocked_networks b
             WHERE b.network >>= ip_address
@@ -374,16 +366,7 @@ DECLARE
     accounts text[];
     changed integer;
 BEGIN
-    IF user_ids IS NULL OR cardinality(user_ids) = 0 THEN
-        RAISE EXCEPTION 'set_account_flags: user_ids must name at least one account'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Pass an array of account ids, for example ARRAY[''alice''].';
-    END IF;
-    IF array_position(user_ids, NULL) IS NOT NULL OR array_position(user_ids, '') IS NOT NULL THEN
-        RAISE EXCEPTION 'set_account_flags: user_ids must not contain NULL or empty ids'
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Remove the NULL or empty elements.';
-    END IF;
+    PERFORM ato.check_account_ids('set_account_flags', 'user_ids', user_ids);
     SELECT array_agg(DISTINCT u COLLATE "C" ORDER BY u COLLATE "C") INTO accounts FROM unnest(user_ids) u;
     IF suspended OR reauth_required OR mfa_reenrollment_required OR password_reset_required THEN
         -- no login that passed the gate before this commits may outlive it
@@ -428,10 +411,11 @@ AS $$
 DECLARE
     cleared boolean;
 BEGIN
-    IF user_id IS NULL OR step IS NULL THEN
-        RAISE EXCEPTION 'complete_step: user_id and step must not be NULL'
+    PERFORM ato.check_account_id('complete_step', 'user_id', user_id);
+    IF step IS NULL THEN
+        RAISE EXCEPTION 'complete_step: step must not be NULL'
             USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass the account and the step it completed, for example ''mfa_reenrollment_required''.';
+                  HINT = 'Pass the step the account completed, for example ''mfa_reenrollment_required''.';
     END IF;
     IF step NOT IN ('reauth_required', 'mfa_reenrollment_required', 'password_reset_required') THEN
         RAISE EXCEPTION 'complete_step: "%" is not a step an account completes', step
@@ -471,6 +455,11 @@ DECLARE
     stage text[];
     outsiders integer;
 BEGIN
+    IF incident_id IS NULL THEN
+        RAISE EXCEPTION 'lift_incident: incident_id must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the id ato.revoke_incident() returned; the incidents are in ato.incidents.';
+    END IF;
     SELECT * INTO incident FROM ato.incidents i WHERE i.id = lift_incident.incident_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'lift_incident: incident % does not exist', coalesce(incident_id::text, 'NULL')
@@ -520,6 +509,11 @@ BEGIN
         RAISE EXCEPTION 'block_network: network and reason must not be NULL'
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'For example SELECT ato.block_network(''192.0.2.0/24'', ''credential stuffing'', now() + interval ''7 days'').';
+    END IF;
+    IF reason = '' THEN
+        RAISE EXCEPTION 'block_network: reason must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Say why, for example ''credential stuffing''; it is shown to whoever reviews the blocks.';
     END IF;
     IF expires_at <= now() THEN
         RAISE EXCEPTION 'block_network: expires_at % is not in the future', expires_at
