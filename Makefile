@@ -15,7 +15,9 @@ OBJS = \
 	src/detect_hunt.o \
 	src/detect_kit.o \
 	src/targets.o \
+	src/arguments.o \
 	src/fence.o \
+	src/sessions.o \
 	src/revoke.o \
 	src/workers.o \
 	src/incident_worker.o \

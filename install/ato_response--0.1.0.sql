@@ -7,67 +7,26 @@
  *     and the closing privileges.  Each function's REVOKE stands next to it.
  */
 \echo Use "CREATE EXTENSION ato_response" to load this file. \quit
--- install/sections/01_arguments.sql: the one rule for account ids passed to the SQL functions (NULL: 22004, empty: 22023).
+-- install/sections/01_arguments.sql: the one rule for account ids passed to the functions (NULL: 22004, empty: 22023; src/arguments.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- Arguments
 -- ---------------------------------------------------------------------------
 
--- The same rule as the event trigger's (src/ingest.c) and revoke_incident's
--- (src/revoke.c): a NULL where a value is needed is 22004, an empty id 22023.
+-- Written once, in src/arguments.c, which the C functions call directly.
 CREATE FUNCTION ato.check_account_id(caller text, argument text, user_id text)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF user_id IS NULL THEN
-        RAISE EXCEPTION '%: % must not be NULL', caller, argument
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass the id of the account as text.';
-    ELSIF user_id = '' THEN
-        RAISE EXCEPTION '%: % must not be empty', caller, argument
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'An empty string names no account; pass the id of the account.';
-    END IF;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ato_check_account_id_sql'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION ato.check_account_id(text, text, text) IS
     'Raises 22004 for a NULL account id and 22023 for an empty one, naming the calling function and its argument; what the SQL functions check their account ids with';
 REVOKE ALL ON FUNCTION ato.check_account_id(text, text, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.check_account_ids(caller text, argument text, user_ids text[])
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    n integer;
-BEGIN
-    IF user_ids IS NULL THEN
-        RAISE EXCEPTION '%: % must not be NULL', caller, argument
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass an array of account ids, for example ARRAY[''alice''].';
-    ELSIF cardinality(user_ids) = 0 THEN
-        RAISE EXCEPTION '%: % is empty', caller, argument
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Pass an array of account ids, for example ARRAY[''alice''].';
-    END IF;
-    n := array_position(user_ids, NULL);
-    IF n IS NOT NULL THEN
-        RAISE EXCEPTION '%: %[%] is NULL', caller, argument, n
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Remove the NULL elements.';
-    END IF;
-    n := array_position(user_ids, '');
-    IF n IS NOT NULL THEN
-        RAISE EXCEPTION '%: %[%] is empty', caller, argument, n
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'An empty string names no account; remove it.';
-    END IF;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'ato_check_account_ids_sql'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION ato.check_account_ids(text, text, text[]) IS
     'Raises 22004 for a NULL array or element and 22023 for an empty array or element, naming the calling function and its argument';
 REVOKE ALL ON FUNCTION ato.check_account_ids(text, text, text[]) FROM PUBLIC;
@@ -1263,27 +1222,100 @@ COMMENT ON FUNCTION ato.resume_incidents() IS
     'Starts a background worker that finishes the marking of every incident still marking in this database (needed after a restart when the library is not preloaded); false if none could be started';
 REVOKE ALL ON FUNCTION ato.resume_incidents() FROM PUBLIC;
 
-CREATE FUNCTION ato.session_revoked(user_id text, issued_at timestamptz)
-RETURNS boolean
+-- Single sessions or devices revoked on their own (a lost phone, "sign out
+-- this device"), by the id the application gives them.
+CREATE TABLE ato.session_revocations (
+    user_id text COLLATE "C" NOT NULL,
+    session_id text COLLATE "C" NOT NULL,
+    revoked_at timestamptz NOT NULL,
+    revoked_by name NOT NULL,
+    reason text NOT NULL,
+    PRIMARY KEY (user_id, session_id)
+);
+COMMENT ON TABLE ato.session_revocations IS
+    'Single sessions or devices of an account revoked by ato.revoke_session(), by the application''s own id for them';
+SELECT pg_catalog.pg_extension_config_dump('ato.session_revocations', '');
+
+CREATE TYPE ato.session_verdict AS ENUM ('valid', 'suspended', 'revoked', 'session_revoked');
+COMMENT ON TYPE ato.session_verdict IS
+    'Why a session or token is accepted or refused: valid; suspended (the account is, whenever the session was issued); revoked (issued at or before the account''s revocation time); session_revoked (this session or device was revoked on its own)';
+
+-- The one rule for sessions (src/sessions.c), in every request's path.
+CREATE FUNCTION ato.session_status(user_id text, issued_at timestamptz, session_id text DEFAULT NULL,
+                                   OUT refused boolean, OUT verdict ato.session_verdict,
+                                   OUT incident_id uuid, OUT revoked_at timestamptz, OUT reason text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'ato_session_status'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.session_status(text, timestamptz, text) IS
+    'Whether a session or token of the account, issued at issued_at (and with the application''s session or device id, if given), must be refused, and why: the verdict (suspended before session_revoked before revoked), the incident, when and the reason';
+REVOKE ALL ON FUNCTION ato.session_status(text, timestamptz, text) FROM PUBLIC;
+
+CREATE FUNCTION ato.session_statuses(user_ids text[], issued_ats timestamptz[], session_ids text[] DEFAULT NULL)
+RETURNS TABLE (n integer, user_id text, issued_at timestamptz, session_id text,
+               refused boolean, verdict ato.session_verdict, incident_id uuid, revoked_at timestamptz, reason text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 BEGIN
-    -- an answer for a NULL or empty id would either let a session through
-    -- or throw a user out for a bug of the caller's
-    PERFORM ato.check_account_id('session_revoked', 'user_id', user_id);
-    -- a suspended account's sessions and tokens are refused too, whenever
-    -- they were issued (as Okta and Firebase do), until it is lifted
-    RETURN EXISTS (SELECT FROM ato.account_revocations r
-                    WHERE r.user_id = session_revoked.user_id COLLATE "C"
-                      AND (issued_at IS NULL OR issued_at <= r.revoked_at))
-        OR EXISTS (SELECT FROM ato.account_flags f
-                    WHERE f.user_id = session_revoked.user_id COLLATE "C" AND f.suspended);
+    PERFORM ato.check_account_ids('session_statuses', 'user_ids', user_ids);
+    IF issued_ats IS NULL OR cardinality(issued_ats) <> cardinality(user_ids)
+       OR cardinality(session_ids) <> cardinality(user_ids) THEN
+        RAISE EXCEPTION 'session_statuses: issued_ats (and session_ids, if given) must have one element per user id'
+            USING ERRCODE = CASE WHEN issued_ats IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'Pass arrays of the same length, element i describing session i; a NULL issue time counts as revoked when the account was.';
+    END IF;
+    RETURN QUERY
+    SELECT q.n::integer, q.user_id, q.issued_at, q.session_id,
+           s.refused, s.verdict, s.incident_id, s.revoked_at, s.reason
+      FROM unnest(user_ids, issued_ats, coalesce(session_ids, array_fill(NULL::text, ARRAY[cardinality(user_ids)])))
+           WITH ORDINALITY AS q(user_id, issued_at, session_id, n)
+     CROSS JOIN LATERAL ato.session_status(q.user_id, q.issued_at, q.session_id) s
+     ORDER BY q.n;
 END;
 $$;
+COMMENT ON FUNCTION ato.session_statuses(text[], timestamptz[], text[]) IS
+    'ato.session_status() for many sessions or tokens in one call (element i of each array is session i): one row each, in their order';
+REVOKE ALL ON FUNCTION ato.session_statuses(text[], timestamptz[], text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.session_revoked(user_id text, issued_at timestamptz)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'ato_session_revoked'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.session_revoked(text, timestamptz) IS
-    'True if a session or token of the account issued at issued_at must be rejected: an incident revoked the account at or after that time (an unknown issue time counts as revoked), or the account is suspended';
+    'True if a session or token of the account issued at issued_at must be rejected: an incident revoked the account at or after that time (an unknown issue time counts as revoked), or the account is suspended; ato.session_status() says why';
 REVOKE ALL ON FUNCTION ato.session_revoked(text, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.revoke_session(user_id text, session_id text, reason text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ato.check_account_id('revoke_session', 'user_id', user_id);
+    IF session_id IS NULL OR reason IS NULL OR session_id = '' OR reason = '' THEN
+        RAISE EXCEPTION 'revoke_session: session_id and reason must not be %',
+                        CASE WHEN session_id IS NULL OR reason IS NULL THEN 'NULL' ELSE 'empty' END
+            USING ERRCODE = CASE WHEN session_id IS NULL OR reason IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'Pass the application''s id of the session or device and say why, for example ''device reported lost''.';
+    END IF;
+    INSERT INTO ato.session_revocations AS r (user_id, session_id, revoked_at, revoked_by, reason)
+    VALUES (user_id, session_id, now(), session_user, reason)
+    ON CONFLICT ON CONSTRAINT session_revocations_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO ato.response_log (action, user_ids, detail)
+    VALUES ('session_revoked', ARRAY[user_id], format('session %s: %s', session_id, reason));
+    RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION ato.revoke_session(text, text, text) IS
+    'Revokes one session or device of an account by the application''s id for it (its other sessions stay): ato.session_status() refuses it from now on; false if it was revoked already';
+REVOKE ALL ON FUNCTION ato.revoke_session(text, text, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.revocations_since(after bigint, max_positions integer DEFAULT 100)
 RETURNS TABLE ("position" bigint, incident_id uuid, batch integer, batches integer,
@@ -1350,8 +1382,14 @@ COMMENT ON FUNCTION ato.hold_login_gates(text[]) IS
     'Waits for the logins of these accounts that passed ato.login_gate() and are still in their transaction, then makes every later one wait until this transaction ends; flag changes call it before they take effect';
 REVOKE ALL ON FUNCTION ato.hold_login_gates(text[]) FROM PUBLIC;
 
+CREATE TYPE ato.login_step AS ENUM
+    ('ok', 'blocked_network', 'suspended', 'password_reset_required', 'mfa_reenrollment_required', 'reauth_required');
+COMMENT ON TYPE ato.login_step IS
+    'What ato.login_gate() asks of a login, in this order of precedence: ok, or a step the account must take first';
+
 CREATE FUNCTION ato.login_gate(user_id text, ip_address inet DEFAULT NULL,
-                               OUT step text, OUT message text)
+                               OUT step ato.login_step, OUT message text, OUT steps ato.login_step[],
+                               OUT incident_id uuid, OUT issued_at timestamptz)
 RETURNS record
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1360,38 +1398,46 @@ DECLARE
     flags ato.account_flags;
 BEGIN
     PERFORM ato.check_account_id('login_gate', 'user_id', user_id);
-    IF ip_address IS NOT NULL AND EXISTS (
-           SELECT FROM ato.blocked_networks b
-            WHERE b.network >>= ip_address
-              AND (b.expires_at IS NULL OR b.expires_at > now())) THEN
-        step := 'blocked_network';
-        message := 'Sign-in from this network is blocked.';
-        RETURN;
-    END IF;
     -- waits for a revocation of the account in flight, and holds off the
     -- next one until the caller's transaction (which issues the session)
     -- ends: see src/fence.c
     flags := ato.login_gate_flags(user_id);
-    IF flags.suspended THEN
-        step := 'suspended';
-        message := 'This account is suspended while a security incident is investigated.';
-    ELSIF flags.password_reset_required THEN
-        step := 'password_reset_required';
-        message := 'For your security, reset your password through the recovery flow.';
-    ELSIF flags.mfa_reenrollment_required THEN
-        step := 'mfa_reenrollment_required';
-        message := 'For your security, please re-enrol your two-factor authentication.';
-    ELSIF flags.reauth_required THEN
-        step := 'reauth_required';
-        message := 'Please sign in again with your second factor.';
-    ELSE
-        step := 'ok';
-        message := NULL;
+    steps := ARRAY[]::ato.login_step[];
+    IF ip_address IS NOT NULL AND EXISTS (
+           SELECT FROM ato.blocked_networks b
+            WHERE b.network >>= ip_address
+              AND (b.expires_at IS NULL OR b.expires_at > now())) THEN
+        steps := steps || 'blocked_network'::ato.login_step;
     END IF;
+    IF flags.suspended THEN
+        steps := steps || 'suspended'::ato.login_step;
+    END IF;
+    IF flags.password_reset_required THEN
+        steps := steps || 'password_reset_required'::ato.login_step;
+    END IF;
+    IF flags.mfa_reenrollment_required THEN
+        steps := steps || 'mfa_reenrollment_required'::ato.login_step;
+    END IF;
+    IF flags.reauth_required THEN
+        steps := steps || 'reauth_required'::ato.login_step;
+    END IF;
+    step := coalesce(steps[1], 'ok');
+    -- a default the application may replace with its own, by step
+    message := CASE step
+        WHEN 'blocked_network' THEN 'Sign-in from this network is blocked.'
+        WHEN 'suspended' THEN 'This account is suspended while a security incident is investigated.'
+        WHEN 'password_reset_required' THEN 'For your security, reset your password through the recovery flow.'
+        WHEN 'mfa_reenrollment_required' THEN 'For your security, please re-enrol your two-factor authentication.'
+        WHEN 'reauth_required' THEN 'Please sign in again with your second factor.'
+        END;
+    incident_id := CASE WHEN step NOT IN ('ok', 'blocked_network') THEN flags.incident_id END;
+    -- the time to stamp on a session issued in this transaction: the
+    -- database's clock, the one revocation times are taken from
+    issued_at := now();
 END;
 $$;
 COMMENT ON FUNCTION ato.login_gate(text, inet) IS
-    'What an application asks at each login, in the transaction that issues the session: ok, or the step the account must take first (blocked_network, suspended, password_reset_required, mfa_reenrollment_required, reauth_required) with a message for the user; waits while a revocation of the account is in flight';
+    'What an application asks at each login, in the transaction that issues the session: step is ok or the first step the account must take (steps lists every one due, in order: blocked_network, suspended, password_reset_required, mfa_reenrollment_required, reauth_required), message a default text for it, incident_id the incident that set the flags, issued_at the time to stamp on the session; waits while a revocation of the account is in flight';
 REVOKE ALL ON FUNCTION ato.login_gate(text, inet) FROM PUBLIC;
 
 CREATE FUNCTION ato.set_account_flags(
@@ -1446,7 +1492,7 @@ COMMENT ON FUNCTION ato.set_account_flags(text[], boolean, boolean, boolean, boo
     'Sets or clears account flags outside an incident (NULL leaves a flag as it is); returns the number of accounts';
 REVOKE ALL ON FUNCTION ato.set_account_flags(text[], boolean, boolean, boolean, boolean, text) FROM PUBLIC;
 
-CREATE FUNCTION ato.complete_step(user_id text, step text)
+CREATE FUNCTION ato.complete_step(user_id text, step text, method text DEFAULT NULL, proven_by text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1479,14 +1525,15 @@ BEGIN
     cleared := FOUND;
     IF cleared THEN
         INSERT INTO ato.response_log (action, user_ids, detail)
-        VALUES ('step_completed', ARRAY[user_id], step);
+        VALUES ('step_completed', ARRAY[user_id],
+                concat_ws(', ', step, 'method=' || method, 'proven_by=' || proven_by));
     END IF;
     RETURN cleared;
 END;
 $$;
-COMMENT ON FUNCTION ato.complete_step(text, text) IS
-    'What an application calls when an account has completed a step login_gate asked for (reauth_required, mfa_reenrollment_required, password_reset_required); clears the flag and returns true if it was set';
-REVOKE ALL ON FUNCTION ato.complete_step(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION ato.complete_step(text, text, text, text) IS
+    'What an application calls when an account has completed a step login_gate asked for (reauth_required, mfa_reenrollment_required, password_reset_required), saying how it was proven (method: webauthn, totp, recovery e-mail, support call, ...) and by whom (the user, or the support agent who verified them); clears the flag, records the step in ato.response_log and returns true if it was set';
+REVOKE ALL ON FUNCTION ato.complete_step(text, text, text, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.lift_incident(incident_id uuid, user_ids text[] DEFAULT NULL, note text DEFAULT NULL)
 RETURNS integer

@@ -97,7 +97,7 @@ SELECT ato.escalate_alert(:takeover_alert, suspend => true) AS incident \gset
 SET client_min_messages = notice;
 SELECT a.status, a.incident_id = :'incident' AS linked, i.user_ids, i.reason LIKE 'alert % (new_country_logins): u7 RU' AS reason
   FROM ato.alerts a JOIN ato.incidents i ON i.id = a.incident_id WHERE a.id = :takeover_alert;
-SELECT * FROM ato.login_gate('u7');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u7');
 
 -- Retention: whole months older than ato_response.retention are dropped.
 SELECT ato.create_event_partitions(now() - interval '8 months', now() - interval '6 months') AS created;

@@ -122,19 +122,35 @@ SELECT ato.session_revoked('u1', (SELECT opened_at FROM ato.incidents WHERE id =
        ato.session_revoked('u1', NULL) AS unknown_time,
        ato.session_revoked('u9', '2000-01-01') AS other_account;
 SELECT ato.session_revoked(NULL, now());
+-- Why: the typed status, one by one and for many sessions in one call (in
+-- their order), agreeing with session_revoked; a single session or device
+-- revoked on its own.
+SELECT refused, verdict, incident_id = :'incident' AS by_the_incident, left(reason, 20) AS reason
+  FROM ato.session_status('u1', now());
+SELECT ato.revoke_session('u9', 'phone-1', 'device reported lost') AS revoked,
+       ato.revoke_session('u9', 'phone-1', 'again') AS again;
+SELECT n, user_id, session_id, refused, verdict, incident_id = :'incident' AS by_the_incident, left(reason, 20) AS reason,
+       refused = (ato.session_status(user_id, issued_at, session_id)).refused AS agrees
+  FROM ato.session_statuses(ARRAY['u1', 'u9', 'u9', 'u9', 'u2'],
+                            ARRAY[now(), now(), now(), NULL, '2000-01-01']::timestamptz[],
+                            ARRAY[NULL, 'phone-1', 'laptop', NULL, NULL]);
+SELECT ato.session_statuses(ARRAY['u1', 'u2'], ARRAY[now()]);
+SELECT ato.session_statuses(ARRAY['u1'], NULL);
+SELECT ato.session_status('', now());
+SELECT ato.revoke_session('u9', '', 'x');
 
 -- login_gate: suspension first; blocked networks before anything.
-SELECT * FROM ato.login_gate('u1');
-SELECT * FROM ato.login_gate('u9');
-SELECT * FROM ato.login_gate('u9', '192.0.2.7');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u1');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u9');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u9', '192.0.2.7');
 SELECT ato.block_network('192.0.2.0/24', 'stuffing source', now() + interval '1 day');
-SELECT * FROM ato.login_gate('u9', '192.0.2.7');
-SELECT * FROM ato.login_gate('u9', '2001:db8::1');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u9', '192.0.2.7');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u9', '2001:db8::1');
 SELECT ato.block_network('2001:db8::/32', 'expired block', now() + interval '1 day');
 UPDATE ato.blocked_networks SET expires_at = now() - interval '1 minute' WHERE network = '2001:db8::/32';
-SELECT * FROM ato.login_gate('u9', '2001:db8::1');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u9', '2001:db8::1');
 SELECT ato.unblock_network('192.0.2.0/24') AS unblocked, ato.unblock_network('192.0.2.0/24') AS again;
-SELECT * FROM ato.login_gate('u9', '192.0.2.7');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u9', '192.0.2.7');
 SELECT ato.login_gate(NULL);
 SELECT ato.login_gate('');
 SELECT ato.block_network(NULL, 'x');
@@ -143,28 +159,35 @@ SELECT ato.block_network('10.0.0.0/8', 'x', '2000-01-01');
 -- Lifting in stages (seed 001): two accounts first, then the rest; each
 -- stage is recorded, and the incident is lifted when no suspension is left.
 SELECT ato.lift_incident(:'incident', ARRAY['u1', 'u2', 'u9']) AS first_stage;
-SELECT * FROM ato.login_gate('u1');
-SELECT * FROM ato.login_gate('u3');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u1');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u3');
 SELECT status FROM ato.incidents WHERE id = :'incident';
 SELECT ato.lift_incident(:'incident', note => 'all clear') AS second_stage;
+-- lifted: what was issued before the incident is still revoked, by it
+SELECT refused, verdict, incident_id = :'incident' AS by_the_incident, left(reason, 20) AS reason
+  FROM ato.session_status('u3', '2000-01-01');
+SELECT refused, verdict FROM ato.session_status('u3', now());
 SELECT status FROM ato.incidents WHERE id = :'incident';
 SELECT action, user_ids, detail FROM ato.response_log WHERE action = 'lifted' ORDER BY id;
 SELECT ato.lift_incident('00000000-0000-0000-0000-000000000000');
 SELECT ato.lift_incident(NULL);
 
--- The user completes the step login_gate asked for.
-SELECT ato.complete_step('u1', 'mfa_reenrollment_required') AS cleared,
+-- The user completes the step login_gate asked for, saying how and who.
+SELECT ato.complete_step('u1', 'mfa_reenrollment_required', 'webauthn', 'u1') AS cleared,
        ato.complete_step('u1', 'mfa_reenrollment_required') AS cleared_again;
-SELECT * FROM ato.login_gate('u1');
+SELECT action, user_ids, detail FROM ato.response_log WHERE action = 'step_completed' ORDER BY id;
+-- the clock to stamp on a session is the database's, the revocations' clock
+SELECT issued_at = now() AS issued_now FROM ato.login_gate('u1');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u1');
 SELECT ato.complete_step('u1', 'suspended');
 SELECT ato.complete_step('u1', 'anything');
 SELECT ato.complete_step(NULL, 'reauth_required');
 
 -- Flags set outside an incident, and their bad input.
 SELECT ato.set_account_flags(ARRAY['u7', 'u8', 'u7'], password_reset_required => true, reason => 'helpdesk') AS flagged;
-SELECT * FROM ato.login_gate('u7');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u7');
 SELECT ato.set_account_flags(ARRAY['u7'], password_reset_required => false) AS unflagged;
-SELECT * FROM ato.login_gate('u7');
+SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.login_gate('u7');
 SELECT ato.set_account_flags(NULL);
 SELECT ato.set_account_flags('{}');
 SELECT ato.set_account_flags(ARRAY[NULL::text]);

@@ -172,8 +172,8 @@ ato_login_gate_flags(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (plan == NULL)
 	{
-		/* kept for the session: it sits in every login's path */
-		SPIPlanPtr	fresh = SPI_prepare(sql, 1, argtypes);
+		/* kept for the session, one generic plan: it sits in every login's path */
+		SPIPlanPtr	fresh = SPI_prepare_cursor(sql, 1, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 		if (fresh == NULL || SPI_keepplan(fresh) != 0)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
