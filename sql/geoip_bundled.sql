@@ -1,6 +1,11 @@
 -- GeoIP look-ups against the bundled database (flat country_code layout),
--- configured by default with no setting, with real addresses.
+-- with real addresses.  It is the setting's default (its boot value); the
+-- suite's cluster points the setting at test/geo's regress.mmdb for every
+-- other test, so this one sets the default back explicitly.
 SET timezone = 'UTC';
+LOAD 'ato_response';
+SELECT boot_val AS bundled_path FROM pg_settings WHERE name = 'ato_response.geoip_database' \gset
+SET ato_response.geoip_database = :'bundled_path';
 
 SELECT database, setting, path LIKE '%/extension/ato_response/geo-whois-asn-country.mmdb' AS bundled_path,
        loaded, database_type, ip_version, built_at IS NOT NULL AS has_build_time, problem
@@ -54,6 +59,6 @@ SELECT ato.geoip_country('8.8.8.8');
 SET ato_response.geoip_database = '/';
 SELECT ato.geoip_country('8.8.8.8');
 SELECT ato.record_login('geo-dir', '8.8.8.8', 'success') > 0 AS stored;
-RESET ato_response.geoip_database;
+SET ato_response.geoip_database = :'bundled_path';
 SELECT ato.geoip_country('8.8.8.8') AS back_to_bundled;
 SELECT (SELECT count(*) FROM ato.login_events) - n AS new_events FROM before_count;

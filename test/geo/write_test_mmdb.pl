@@ -20,9 +20,17 @@
 #                        metadata still parses, IPv4 lookups would fail
 #   garbage.mmdb         4096 bytes that are not an mmdb file at all
 #   empty.mmdb           zero-length file
+#   regress.mmdb         flat layout: the GeoIP database of the pg_regress
+#                        and isolation suites (scripts/test.sh points the
+#                        cluster's ato_response.geoip_database at it)
 #
-# Only documentation ranges (RFC 5737, RFC 3849) and shared address space
-# (RFC 6598) are used, so nothing here resembles real geolocation data. The
+# Apart from regress.mmdb, only documentation ranges (RFC 5737, RFC 3849) and
+# shared address space (RFC 6598) are used, so nothing here resembles real
+# geolocation data.  regress.mmdb holds, for each address the sql/ and specs/
+# tests look up, the network and country the bundled database (version
+# pinned in scripts/fetch-geoip.sh) gives it, so that those tests' expected
+# output does not change when the bundled file does; sql/geoip_bundled.sql
+# alone reads the real file.  The
 # output is deterministic (fixed build_epoch, sorted map keys) so the fixtures
 # can be regenerated at test time and compared byte for byte. The tests depend
 # on the exact record contents below; change them together.
@@ -290,6 +298,42 @@ sub main {
 
     # 7c. empty.mmdb
     write_file( $out->('empty.mmdb'), '' );
+
+    # 8. regress.mmdb: the addresses of sql/ and specs/ with the networks and
+    # countries of the bundled file.  Addresses the tests use as unknown to
+    # every database stay out: 10.0.0.0/8, 127.0.0.0/8, 192.0.2.0/24,
+    # 198.18.0.0/15 (detection_kit's spread of addresses), ::1.
+    write_tree(
+        new_tree(
+            ip_version    => 6,
+            record_size   => 28,
+            database_type => 'ATO-Test-Regress',
+            description   => 'ato_response pg_regress GeoIP database',
+        ),
+        $out->('regress.mmdb'),
+        # ingest_bad_input's bulk batch of 1.0.0.0 .. 1.0.255.199
+        '1.0.0.0/24'      => { country_code => 'AU' },
+        '1.0.1.0/24'      => { country_code => 'CN' },
+        '1.0.2.0/23'      => { country_code => 'CN' },
+        '1.0.4.0/22'      => { country_code => 'AU' },
+        '1.0.8.0/21'      => { country_code => 'CN' },
+        '1.0.16.0/20'     => { country_code => 'JP' },
+        '1.0.32.0/19'     => { country_code => 'CN' },
+        '1.0.64.0/18'     => { country_code => 'JP' },
+        '1.0.128.0/17'    => { country_code => 'TH' },
+        '1.1.1.0/24'      => { country_code => 'AU' },
+        '5.188.8.0/22'    => { country_code => 'RU' },    # 5.188.10.0/24
+        '8.8.0.0/15'      => { country_code => 'US' },    # 8.8.8.8, 8.8.4.4
+        '81.2.64.0/18'    => { country_code => 'GB' },    # 81.2.69.160
+        '85.214.0.0/15'   => { country_code => 'DE' },    # 85.214.132.117
+        '133.11.0.0/16'   => { country_code => 'JP' },
+        '198.51.100.0/24' => { country_code => 'AU' },
+        '200.160.0.0/15'  => { country_code => 'BR' },    # 200.160.0.8, 200.160.2.3
+        '203.0.113.0/24'  => { country_code => 'AU' },
+        '2001:db8::/32'   => { country_code => 'JP' },
+        '2001:4860::/32'  => { country_code => 'US' },    # 2001:4860:4860::8888, 2001:4860:4860::1
+        '2a02:2770::/32'  => { country_code => 'NL' },
+    );
 
     return 0;
 }
