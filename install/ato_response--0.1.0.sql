@@ -1702,40 +1702,52 @@ CREATE TABLE ato.alerts (
     triaged_by name,
     triaged_at timestamptz,
     incident_id uuid,
-    UNIQUE (rule, finding)
+    evidence_at timestamptz NOT NULL,
+    UNIQUE (rule, finding),
+    CHECK (status IN ('open', 'acknowledged', 'dismissed', 'escalated', 'covered'))
 );
 CREATE INDEX alerts_open_idx ON ato.alerts (last_seen_at) WHERE status = 'open';
 COMMENT ON TABLE ato.alerts IS
     'What the detection rules found: one row per rule and finding (the same finding found again updates last_seen_at and evidence), then triaged';
 COMMENT ON COLUMN ato.alerts.finding IS 'What makes the finding one: the account and country, the source network, ... (see ato.run_detection())';
-COMMENT ON COLUMN ato.alerts.evidence IS 'The detection function''s row, as last found';
-COMMENT ON COLUMN ato.alerts.status IS 'open, acknowledged, dismissed (a false positive) or escalated (into an incident)';
+COMMENT ON COLUMN ato.alerts.evidence IS 'The detection function''s row, as last found (of several rows of one finding, the latest)';
+COMMENT ON COLUMN ato.alerts.evidence_at IS
+    'When the latest event of the evidence found so far happened (the login, the change, the last failure; the run''s time for detections whose rows carry no time): an incident opened at or after it answered the evidence';
+COMMENT ON COLUMN ato.alerts.status IS
+    'open, acknowledged, dismissed (a false positive), escalated (into an incident, or joined to one, by ato.escalate_alert()) or covered (its accounts were already in an incident opened at or after evidence_at when it was found: incident_id names it)';
+COMMENT ON COLUMN ato.alerts.incident_id IS
+    'The incident it was escalated into or is covered by; on an alert open again, the incident that answered its earlier evidence (its newer evidence is not answered)';
 SELECT pg_catalog.pg_extension_config_dump('ato.alerts', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.alerts_id_seq', '');
 
 -- How a detection's rows become alerts: what identifies a finding, its
 -- accounts, and which rows count.  Fixed SQL per detection, never caller input.
-CREATE FUNCTION ato.detection_finding(function text, OUT finding text, OUT accounts text, OUT keep text)
+-- evidence_at is when the row's latest event happened, the attacker's way in
+-- (a new-country login counts from the login: the actions it counts came
+-- through the session that login opened); rows that carry no time count as
+-- found now, so that no incident is taken to have answered them.
+CREATE FUNCTION ato.detection_finding(function text, OUT finding text, OUT accounts text, OUT keep text,
+                                      OUT evidence_at text)
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT v.finding, v.accounts, v.keep
+    SELECT v.finding, v.accounts, v.keep, v.evidence_at
       FROM (VALUES
-        ('new_country_logins',    $f$r.user_id || ' ' || coalesce(r.country_code, '(unknown country)')$f$, 'ARRAY[r.user_id]', 'r.suspicious_actions > 0'),
-        ('credential_stuffing',   $f$r.source_kind || ' ' || r.source$f$, $f$'{}'::text[]$f$, 'r.suspicious'),
-        ('password_spray',        'host(r.ip_address)', $f$'{}'::text[]$f$, 'true'),
-        ('failed_login_bursts',   $f$r.user_id || ' ' || r.first_failure::date$f$, 'ARRAY[r.user_id]', 'true'),
-        ('impossible_travel',     $f$r.user_id || ' ' || r.from_country || '>' || r.to_country || ' ' || r.to_at$f$, 'ARRAY[r.user_id]', 'true'),
-        ('listed_network_logins', $f$r.user_id || ' ' || r.network$f$, 'ARRAY[r.user_id]', 'true'),
-        ('persistence_changes',   $f$r.actor_id || ' ' || r.event_type || ' ' || r.occurred_at$f$, 'ARRAY[r.actor_id]', 'true'),
-        ('cidr_scope',            'r.user_id', 'ARRAY[r.user_id]', 'true'),
-        ('related_accounts',      'r.user_id', 'ARRAY[r.user_id]', 'true'),
-        ('suspicious_action_counts', 'r.event_type', $f$'{}'::text[]$f$, 'true')
-      ) AS v(function, finding, accounts, keep)
+        ('new_country_logins',    $f$r.user_id || ' ' || coalesce(r.country_code, '(unknown country)')$f$, 'ARRAY[r.user_id]', 'r.suspicious_actions > 0', 'r.occurred_at'),
+        ('credential_stuffing',   $f$r.source_kind || ' ' || r.source$f$, $f$'{}'::text[]$f$, 'r.suspicious', 'now()'),
+        ('password_spray',        'host(r.ip_address)', $f$'{}'::text[]$f$, 'true', 'r.last_attempt'),
+        ('failed_login_bursts',   $f$r.user_id || ' ' || r.first_failure::date$f$, 'ARRAY[r.user_id]', 'true', 'greatest(r.last_failure, r.later_success)'),
+        ('impossible_travel',     $f$r.user_id || ' ' || r.from_country || '>' || r.to_country || ' ' || r.to_at$f$, 'ARRAY[r.user_id]', 'true', 'r.to_at'),
+        ('listed_network_logins', $f$r.user_id || ' ' || r.network$f$, 'ARRAY[r.user_id]', 'true', 'r.occurred_at'),
+        ('persistence_changes',   $f$r.actor_id || ' ' || r.event_type || ' ' || r.occurred_at$f$, 'ARRAY[r.actor_id]', 'true', 'r.occurred_at'),
+        ('cidr_scope',            'r.user_id', 'ARRAY[r.user_id]', 'true', 'r.last_login'),
+        ('related_accounts',      'r.user_id', 'ARRAY[r.user_id]', 'true', 'r.last_login'),
+        ('suspicious_action_counts', 'r.event_type', $f$'{}'::text[]$f$, 'true', 'now()')
+      ) AS v(function, finding, accounts, keep, evidence_at)
      WHERE v.function = $1;
 $$;
 COMMENT ON FUNCTION ato.detection_finding(text) IS
-    'How the rows of a detection function become alerts: the finding''s key, its accounts and the rows that count (SQL over the row r)';
+    'How the rows of a detection function become alerts: the finding''s key, its accounts, the rows that count and when a row''s latest event happened (SQL over the row r)';
 REVOKE ALL ON FUNCTION ato.detection_finding(text) FROM PUBLIC;
 
 -- What the detection worker does besides the rules, and how it went: a step
@@ -1786,6 +1798,63 @@ COMMENT ON FUNCTION ato.record_rule_failure(text, timestamptz, text) IS
     'Records on a rule that its run begun at started failed with error (the rule''s window does not move on); used by ato.run_detection() and the detection worker';
 REVOKE ALL ON FUNCTION ato.record_rule_failure(text, timestamptz, text) FROM PUBLIC;
 
+-- Which incident already answered an alert's evidence: one opened at or
+-- after its latest event (its revocation time then covers every session the
+-- attacker got through that evidence) holding the alert's accounts, every
+-- one of them in such an incident.  Read by ato.run_detection(), which marks
+-- the alerts it finds covered, and by ato.escalate_alert(), which joins the
+-- incident instead of revoking again.
+CREATE FUNCTION ato.covering_incident(accounts text[], evidence_at timestamptz)
+RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF accounts IS NULL OR evidence_at IS NULL THEN
+        RAISE EXCEPTION 'covering_incident: accounts and evidence_at must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass an alert''s accounts and evidence_at, for example SELECT ato.covering_incident(a.accounts, a.evidence_at) FROM ato.alerts a.';
+    END IF;
+    RETURN (SELECT i.id FROM ato.incidents i
+             WHERE i.opened_at >= evidence_at AND i.user_ids && accounts
+               AND NOT EXISTS (SELECT FROM unnest(accounts) u
+                                WHERE NOT EXISTS (SELECT FROM ato.incidents j
+                                                   WHERE j.opened_at >= evidence_at AND u = ANY (j.user_ids)))
+             ORDER BY i.opened_at DESC, i.id
+             LIMIT 1);
+END;
+$$;
+COMMENT ON FUNCTION ato.covering_incident(text[], timestamptz) IS
+    'The incident that already answered evidence of the accounts as new as evidence_at: every account is in an incident opened at or after it; of those holding any of them, the latest; NULL if an account is in none (or there are no accounts)';
+REVOKE ALL ON FUNCTION ato.covering_incident(text[], timestamptz) FROM PUBLIC;
+
+-- Recovery, as ato.response_log records it: a step completed
+-- (ato.complete_step()), a suspension lifted (ato.lift_incident()), a flag
+-- cleared by hand (ato.set_account_flags() with a flag false).
+CREATE FUNCTION ato.recovered_accounts(accounts text[], since timestamptz)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF accounts IS NULL OR since IS NULL THEN
+        RAISE EXCEPTION 'recovered_accounts: accounts and since must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the accounts and the time from which a recovery counts, for example an alert''s evidence_at.';
+    END IF;
+    RETURN (SELECT coalesce(array_agg(DISTINCT u ORDER BY u), '{}')
+              FROM unnest(accounts) u
+             WHERE EXISTS (SELECT FROM ato.response_log l
+                            WHERE l.logged_at >= since AND u = ANY (l.user_ids)
+                              AND (l.action IN ('step_completed', 'lifted')
+                                   OR (l.action = 'flags_set'
+                                       AND l.detail ~ '(^|, )(suspended|reauth_required|mfa_reenrollment_required|password_reset_required)=false'))));
+END;
+$$;
+COMMENT ON FUNCTION ato.recovered_accounts(text[], timestamptz) IS
+    'Those of the accounts (sorted) that took a recovery step since then, as ato.response_log has it: a step completed, a suspension lifted, a flag cleared by ato.set_account_flags()';
+REVOKE ALL ON FUNCTION ato.recovered_accounts(text[], timestamptz) FROM PUBLIC;
+
 CREATE FUNCTION ato.run_detection(rule text, cycle_start timestamptz DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -1800,7 +1869,9 @@ DECLARE
     started timestamptz := clock_timestamp();
     since timestamptz;
     found_rows integer;
-    new_alerts json;
+    inserted bigint[];
+    touched bigint[];
+    reopened bigint[];
     channel text := ato.setting('ato_response.alert_channel');
 BEGIN
     IF rule IS NULL THEN
@@ -1862,28 +1933,66 @@ BEGIN
             END IF;
         END LOOP;
 
+        -- of several rows of one finding, the latest is its evidence
         EXECUTE format(
             $q$WITH found AS (
-                   SELECT DISTINCT ON (finding) %s AS finding, %s AS accounts, to_jsonb(r) AS evidence
+                   SELECT DISTINCT ON (finding) %s AS finding, %s AS accounts, to_jsonb(r) AS evidence,
+                          coalesce(%s, now()) AS evidence_at
                      FROM ato.%I(since => $1%s) r
                     WHERE %s
-                    ORDER BY finding),
+                    ORDER BY finding, evidence_at DESC),
                upserted AS (
-                   INSERT INTO ato.alerts AS a (rule, finding, accounts, evidence, first_seen_at, last_seen_at)
-                   SELECT $3, f.finding, f.accounts, f.evidence, now(), now() FROM found f
+                   INSERT INTO ato.alerts AS a (rule, finding, accounts, evidence, evidence_at, first_seen_at, last_seen_at)
+                   SELECT $3, f.finding, f.accounts, f.evidence, f.evidence_at, now(), now() FROM found f
                    ON CONFLICT (rule, finding) DO UPDATE
                       SET last_seen_at = excluded.last_seen_at, evidence = excluded.evidence,
+                          evidence_at = greatest(a.evidence_at, excluded.evidence_at),
                           accounts = ARRAY(SELECT DISTINCT u FROM unnest(a.accounts || excluded.accounts) u ORDER BY 1)
-                   RETURNING a.id, a.finding, cardinality(a.accounts) AS accounts, (a.xmax = 0) AS inserted)
-               SELECT count(*)::int,
-                      coalesce(json_agg(json_build_object('alert', u.id, 'rule', $3, 'finding', left(u.finding, 200),
-                                                          'accounts', u.accounts)) FILTER (WHERE u.inserted), '[]')
+                   RETURNING a.id, (a.xmax = 0) AS inserted)
+               SELECT count(*)::int, coalesce(array_agg(u.id) FILTER (WHERE u.inserted), '{}'),
+                      coalesce(array_agg(u.id), '{}')
                  FROM upserted u$q$,
-            how.finding, how.accounts, r.function, args, how.keep)
-          INTO found_rows, new_alerts
+            how.finding, how.accounts, how.evidence_at, r.function, args, how.keep)
+          INTO found_rows, inserted, touched
           USING since, r.parameters, r.name;
 
-        PERFORM pg_notify(channel, a::text) FROM json_array_elements(new_alerts) a;
+        -- An open alert whose accounts an incident opened since its evidence
+        -- already holds is covered by it (a late alert over what a responder
+        -- handled); an alert covered or escalated whose evidence grew newer
+        -- than its incident is open again, unless a newer incident covers it.
+        -- (evidence newer than the latest incident is covered by none: the
+        -- usual case, read without a look at the incidents per alert)
+        WITH candidates AS (
+            SELECT a.id, a.status,
+                   CASE WHEN a.evidence_at <= l.latest THEN ato.covering_incident(a.accounts, a.evidence_at) END AS covering
+              FROM ato.alerts a, (SELECT max(i.opened_at) AS latest FROM ato.incidents i) l
+             WHERE a.id = ANY (touched) AND cardinality(a.accounts) > 0
+               AND (a.status = 'open'
+                    OR (a.status IN ('covered', 'escalated')
+                        AND a.evidence_at > (SELECT i.opened_at FROM ato.incidents i WHERE i.id = a.incident_id)))),
+        changed AS (
+            UPDATE ato.alerts a
+               SET status = CASE WHEN c.covering IS NULL THEN 'open' ELSE 'covered' END,
+                   incident_id = coalesce(c.covering, a.incident_id)
+              FROM candidates c
+             WHERE a.id = c.id AND (c.covering IS NOT NULL OR c.status <> 'open')
+            RETURNING a.id, a.status)
+        SELECT coalesce(array_agg(c.id) FILTER (WHERE c.status = 'open'), '{}') INTO reopened FROM changed c;
+
+        -- new alerts are announced (with the incident that covers them, if
+        -- one does), and so are those open again
+        PERFORM pg_notify(channel, n.payload)
+           FROM (SELECT CASE WHEN a.id = ANY (reopened)
+                             THEN json_build_object('alert', a.id, 'rule', a.rule, 'finding', left(a.finding, 200),
+                                                    'accounts', cardinality(a.accounts), 'reopened', true)
+                             WHEN a.status = 'covered'
+                             THEN json_build_object('alert', a.id, 'rule', a.rule, 'finding', left(a.finding, 200),
+                                                    'accounts', cardinality(a.accounts), 'incident', a.incident_id)
+                             ELSE json_build_object('alert', a.id, 'rule', a.rule, 'finding', left(a.finding, 200),
+                                                    'accounts', cardinality(a.accounts)) END::text AS payload
+                   FROM ato.alerts a
+                  WHERE a.id = ANY (inserted || reopened)
+                  ORDER BY a.id) n;
         -- the next run reads from here, less lookback: from the start of the
         -- cycle when there is one, so that the rules of a cycle share their
         -- windows (and the worker can summarise up to where they begin)
@@ -1903,7 +2012,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.run_detection(text, timestamptz) IS
-    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (new ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one';
+    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (covered when an incident opened since their evidence already holds their accounts, open again when their evidence grows newer than their incident; new and reopened ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one';
 REVOKE ALL ON FUNCTION ato.run_detection(text, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.run_detections()
@@ -1956,13 +2065,21 @@ COMMENT ON FUNCTION ato.triage_alert(bigint, text, text) IS
     'Acknowledges an alert, dismisses it as a false positive (with a note saying why), or opens it again';
 REVOKE ALL ON FUNCTION ato.triage_alert(bigint, text, text) FROM PUBLIC;
 
+-- Escalating never revokes again what an incident already answered without
+-- being told to: accounts in an incident opened since the alert's evidence
+-- are joined to it, not revoked anew (a new revocation would end the sessions
+-- an account got since it recovered and set its flags again); force => true
+-- revokes them all the same.  Evidence newer than every such incident is
+-- not answered yet and escalates into a new incident, saying so when it
+-- undoes a recovery completed after the evidence.
 CREATE FUNCTION ato.escalate_alert(
     alert_id bigint,
     reason text DEFAULT NULL,
     suspend boolean DEFAULT false,
     reauth_required boolean DEFAULT true,
     mfa_reenrollment_required boolean DEFAULT false,
-    password_reset_required boolean DEFAULT false)
+    password_reset_required boolean DEFAULT false,
+    force boolean DEFAULT false)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1970,7 +2087,16 @@ AS $$
 DECLARE
     alert ato.alerts;
     incident uuid;
+    answered text[];
+    unanswered text[];
+    revoked text[];
+    recovered text[];
 BEGIN
+    IF force IS NULL THEN
+        RAISE EXCEPTION 'escalate_alert: force must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass false (the default) to join the incident that already answered the alert''s evidence, true to revoke and flag its accounts again all the same.';
+    END IF;
     SELECT * INTO alert FROM ato.alerts a WHERE a.id = alert_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'escalate_alert: alert % does not exist', coalesce(alert_id::text, 'NULL')
@@ -1981,18 +2107,62 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Alerts about a source (credential stuffing, password spray) count accounts without naming them: find them with ato.cidr_scope() and call ato.revoke_incident().';
     END IF;
-    incident := ato.revoke_incident(alert.accounts,
+
+    -- the accounts an incident opened at or after the evidence holds
+    SELECT coalesce(array_agg(x.u ORDER BY x.u) FILTER (WHERE x.answered), '{}'),
+           coalesce(array_agg(x.u ORDER BY x.u) FILTER (WHERE NOT x.answered), '{}')
+      INTO answered, unanswered
+      FROM (SELECT u, EXISTS (SELECT FROM ato.incidents i
+                               WHERE i.opened_at >= alert.evidence_at AND u = ANY (i.user_ids)) AS answered
+              FROM unnest(alert.accounts) u) x;
+
+    IF NOT force AND cardinality(unanswered) = 0 THEN
+        incident := ato.covering_incident(alert.accounts, alert.evidence_at);
+        recovered := ato.recovered_accounts(alert.accounts, alert.evidence_at);
+        UPDATE ato.alerts a
+           SET status = 'escalated', incident_id = incident, triaged_by = session_user, triaged_at = now()
+         WHERE a.id = alert.id;
+        RAISE NOTICE 'escalate_alert: the accounts of alert % are already in an incident opened after its evidence: the alert joins it (its id is returned) and no account is revoked or flagged again',
+            alert.id
+            USING DETAIL = CASE WHEN cardinality(recovered) > 0
+                                THEN format('Recovered since the evidence, and keeping the sessions they got since: %s.',
+                                            array_to_string(recovered, ', '))
+                                ELSE 'None of them has recovered since the evidence: the incident''s revocation and flags stand.' END,
+                  HINT = 'To revoke and flag them again all the same, call ato.escalate_alert() with force => true. Evidence newer than the incident opens the alert again, and escalating it then opens a new incident.';
+        RETURN incident;
+    END IF;
+
+    revoked := CASE WHEN force THEN alert.accounts ELSE unanswered END;
+    recovered := ato.recovered_accounts(revoked, alert.evidence_at);
+    incident := ato.revoke_incident(revoked,
                                     coalesce(reason, format('alert %s (%s): %s', alert.id, alert.rule, alert.finding)),
                                     suspend, reauth_required, mfa_reenrollment_required, password_reset_required);
     UPDATE ato.alerts a
        SET status = 'escalated', incident_id = incident, triaged_by = session_user, triaged_at = now()
      WHERE a.id = alert.id;
+    IF cardinality(answered) > 0 THEN
+        IF force THEN
+            RAISE NOTICE 'escalate_alert: the new incident revokes and flags again accounts of alert % that an incident opened after its evidence already holds: %',
+                alert.id, array_to_string(answered, ', ')
+                USING HINT = 'force => true was given; without it they would have been left to that incident.';
+        ELSE
+            RAISE NOTICE 'escalate_alert: accounts of alert % that an incident opened after its evidence already holds are left out of the new incident: %',
+                alert.id, array_to_string(answered, ', ')
+                USING HINT = 'To revoke and flag them again all the same, call ato.escalate_alert() with force => true.';
+        END IF;
+    END IF;
+    IF cardinality(recovered) > 0 THEN
+        RAISE NOTICE 'escalate_alert: the new incident undoes the recovery of accounts that recovered after the evidence of alert %: %',
+            alert.id, array_to_string(recovered, ', ')
+            USING DETAIL = 'The sessions they got since their recovery are revoked and their flags are set again.',
+                  HINT = 'If their recovery stands, clear the flags with ato.set_account_flags(); they sign in again.';
+    END IF;
     RETURN incident;
 END;
 $$;
-COMMENT ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean) IS
-    'Escalates an alert into ato.revoke_incident() for its accounts in one call; returns the incident''s id';
-REVOKE ALL ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean, boolean) IS
+    'Escalates an alert into ato.revoke_incident() for its accounts in one call and returns the incident''s id; accounts an incident opened since the alert''s evidence already holds are not revoked again (force => true: they are): when that is all of them the alert joins that incident (ato.covering_incident()) and its id is returned, with a NOTICE naming the accounts that recovered since';
+REVOKE ALL ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean, boolean) FROM PUBLIC;
 
 CREATE FUNCTION ato.apply_retention()
 RETURNS integer
