@@ -129,7 +129,7 @@ _PG_init(void)
 							500,
 							1,
 							100000,
-							PGC_USERSET,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 
@@ -140,7 +140,7 @@ _PG_init(void)
 							10000,
 							0,
 							INT_MAX,
-							PGC_USERSET,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 

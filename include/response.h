@@ -36,6 +36,7 @@ typedef struct RevocationTarget
 	char	   *created_column;
 	/* filled by target_mark_batch() */
 	int64		rows;			/* rows touched in this batch */
+	int64		mismatched;		/* ids not of the user column's type: no row */
 	char	   *error;			/* why this batch failed on it, or NULL */
 } RevocationTarget;
 

@@ -109,7 +109,7 @@ SELECT count(*) AS tokens_wrongly_revoked FROM app_refresh_tokens WHERE revoked 
 SELECT array_agg(id ORDER BY id) AS kratos_inactive FROM app_kratos_sessions WHERE NOT active;
 SELECT user_id, created_at FROM app_mfa_factors WHERE user_id IN ('u1', 'u2', 'u6') ORDER BY 1, 2;
 SELECT "user id" FROM "app ""odd"" tokens" WHERE "Revoked?" ORDER BY 1;
-SELECT target, rows_touched, failed_batches, last_error, accounts_done, accounts_total
+SELECT target, rows_touched, failed_batches, last_error, mismatched_ids, accounts_done, accounts_total
   FROM ato.incident_progress WHERE incident_id = :'incident' ORDER BY target;
 
 -- Revocation is by time: what was issued before the incident is rejected,
@@ -321,3 +321,9 @@ SELECT count(*) FROM ato.account_revocations;
 RESET ROLE;
 DROP OWNED BY regress_ato_cache;
 DROP ROLE regress_ato_cache;
+-- E-mail addresses for a table keyed by bigint: nothing of it can match,
+-- and the incident says so for that table, loudly, and counts them.
+SELECT ato.revoke_incident(ARRAY['alice@example.com', 'bob@example.com'], 'e-mails for numeric ids') IS NOT NULL AS opened;
+SELECT it.target_name, it.rows_touched, it.mismatched_ids
+  FROM ato.incident_targets it JOIN ato.incidents i ON i.id = it.incident_id
+ WHERE i.reason = 'e-mails for numeric ids' AND it.mismatched_ids > 0 ORDER BY 1;

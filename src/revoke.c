@@ -220,20 +220,24 @@ notify_batch(const IncidentRun *run, int batch, int64 position, int nids)
 
 /* Add the batch's outcome per target to ato.incident_targets; warn on a first failure. */
 static void
-record_target_results(const IncidentRun *run, RevocationTarget *targets, int ntargets)
+record_target_results(const IncidentRun *run, RevocationTarget *targets, int ntargets, int nids)
 {
 	static const char sql[] =
 		"UPDATE ato.incident_targets it"
 		"   SET rows_touched = it.rows_touched + v.touched,"
 		"       failed_batches = it.failed_batches + (v.error IS NOT NULL)::int,"
-		"       last_error = coalesce(v.error, it.last_error)"
-		"  FROM unnest($2::int[], $3::bigint[], $4::text[]) AS v(target_id, touched, error)"
+		"       last_error = coalesce(v.error, it.last_error),"
+		"       mismatched_ids = it.mismatched_ids + v.mismatched"
+		"  FROM unnest($2::int[], $3::bigint[], $4::text[], $5::bigint[]) AS v(target_id, touched, error, mismatched)"
 		" WHERE it.incident_id = $1 AND it.target_id = v.target_id"
-		" RETURNING it.target_name, v.error, it.failed_batches";
-	Oid			argtypes[4] = {UUIDOID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
-	Datum		values[4];
+		" RETURNING it.target_name, v.error, it.failed_batches, v.mismatched,"
+		"           (SELECT format_type(a.atttypid, NULL) FROM pg_attribute a JOIN ato.revocation_targets t"
+		"               ON a.attrelid = t.target AND a.attname = t.user_column WHERE t.id = it.target_id)";
+	Oid			argtypes[5] = {UUIDOID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[5];
 	Datum	   *ids = palloc(sizeof(Datum) * ntargets);
 	Datum	   *rows = palloc(sizeof(Datum) * ntargets);
+	Datum	   *mismatched = palloc(sizeof(Datum) * ntargets);
 	Datum	   *errors = palloc(sizeof(Datum) * ntargets);
 	bool	   *error_nulls = palloc(sizeof(bool) * ntargets);
 	int			dims[1] = {ntargets};
@@ -245,6 +249,7 @@ record_target_results(const IncidentRun *run, RevocationTarget *targets, int nta
 	{
 		ids[i] = Int32GetDatum(targets[i].id);
 		rows[i] = Int64GetDatum(targets[i].rows);
+		mismatched[i] = Int64GetDatum(targets[i].mismatched);
 		error_nulls[i] = targets[i].error == NULL;
 		errors[i] = error_nulls[i] ? (Datum) 0 : CStringGetTextDatum(targets[i].error);
 	}
@@ -253,13 +258,15 @@ record_target_results(const IncidentRun *run, RevocationTarget *targets, int nta
 	values[2] = PointerGetDatum(construct_array(rows, ntargets, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[3] = PointerGetDatum(construct_md_array(errors, error_nulls, 1, dims, lbs, TEXTOID, -1, false,
 												   TYPALIGN_INT));
-	spi_check(SPI_execute_with_args(sql, 4, argtypes, values, NULL, false, 0),
+	values[4] = PointerGetDatum(construct_array(mismatched, ntargets, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	spi_check(SPI_execute_with_args(sql, 5, argtypes, values, NULL, false, 0),
 			  SPI_OK_UPDATE_RETURNING, "recording the incident's progress per target");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		char	   *error = SPI_getvalue(tuple, desc, 2);
+		int			mismatched;
 
 		if (error != NULL && strcmp(SPI_getvalue(tuple, desc, 3), "1") == 0)
 			ereport(WARNING,
@@ -268,6 +275,15 @@ record_target_results(const IncidentRun *run, RevocationTarget *targets, int nta
 							SPI_getvalue(tuple, desc, 1), error),
 					 errdetail("The accounts are revoked and flagged all the same; the other tables are marked."),
 					 errhint("Fix or re-register the table, then call ato.revoke_incident() again for the incident's accounts: revoking again is harmless.")));
+		/* loud when none of the batch's ids can match (e-mail addresses for bigint ids) */
+		mismatched = atoi(SPI_getvalue(tuple, desc, 4));
+		if (mismatched > 0)
+			ereport(mismatched == nids ? WARNING : NOTICE,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("revoke_incident: %d of the batch's %d ids are not valid %s values, the type of table %s's account column: none of its rows were marked for them",
+							mismatched, nids, SPI_getvalue(tuple, desc, 5), SPI_getvalue(tuple, desc, 1)),
+					 errdetail("The accounts are revoked and flagged all the same; ato.incident_targets.mismatched_ids counts them."),
+					 errhint("Pass the ids the table holds (for example its numeric ids rather than e-mail addresses), or register the table by a column that holds these ids.")));
 	}
 }
 
@@ -310,7 +326,7 @@ incident_mark_batch(const IncidentRun *run, int batch, bool lock_accounts)
 	targets = targets_of_incident(&run->id, &ntargets);
 	for (int i = 0; i < ntargets; i++)
 		target_mark_batch(&targets[i], run, ids, nids);
-	record_target_results(run, targets, ntargets);
+	record_target_results(run, targets, ntargets, nids);
 	notify_batch(run, batch, record_outbox(run, batch, ids, nids), nids);
 
 	values[0] = UUIDPGetDatum(&run->id);

@@ -111,7 +111,7 @@ convert_ids(void *arg)
  * (a name where the column holds uuids) cannot match a row and is left out.
  */
 static ArrayType *
-ids_as_array(Datum *ids, int nids, Oid type)
+ids_as_array(Datum *ids, int nids, Oid type, int64 *left_out)
 {
 	IdConversion conv;
 	bool	   *valid = palloc(nids * sizeof(bool));
@@ -123,6 +123,7 @@ ids_as_array(Datum *ids, int nids, Oid type)
 	Oid			input_function;
 
 	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	*left_out = 0;
 	if (type == TEXTOID)
 		return construct_array(ids, nids, TEXTOID, typlen, typbyval, typalign);
 
@@ -159,6 +160,7 @@ ids_as_array(Datum *ids, int nids, Oid type)
 	for (int i = 0; i < nids; i++)
 		if (valid[i])
 			kept[nkept++] = conv.out[i];
+	*left_out = nids - nkept;
 	return construct_array(kept, nkept, type, typlen, typbyval, typalign);
 }
 
@@ -276,7 +278,7 @@ mark_target(void *arg)
 		return;
 	}
 
-	values[0] = PointerGetDatum(ids_as_array(batch->user_ids, batch->nids, id_type));
+	values[0] = PointerGetDatum(ids_as_array(batch->user_ids, batch->nids, id_type, &target->mismatched));
 	values[1] = TimestampTzGetDatum(run->revoked_at);
 	values[2] = PointerGetDatum(run->reason);
 	values[3] = UUIDPGetDatum(&run->id);
@@ -299,6 +301,7 @@ target_mark_batch(RevocationTarget *target, const IncidentRun *run, Datum *user_
 	TargetBatch batch = {target, run, user_ids, nids, false};
 
 	target->rows = 0;
+	target->mismatched = 0;
 	target->error = NULL;
 	if (!OidIsValid(target->relid))
 		target->error = psprintf("revocation target %s was unregistered", target->name);
@@ -495,7 +498,7 @@ ato_register_revocation_target(PG_FUNCTION_ARGS)
 	static const char upsert_sql[] =
 		"INSERT INTO ato.revocation_targets AS t (target, target_name, user_column, action,"
 		"       state_column, time_column, reason_column, incident_column, created_column, registered_by)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, session_user)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 		" ON CONFLICT (target) DO UPDATE"
 		"   SET target_name = excluded.target_name, user_column = excluded.user_column,"
 		"       action = excluded.action, state_column = excluded.state_column,"
@@ -508,10 +511,10 @@ ato_register_revocation_target(PG_FUNCTION_ARGS)
 	TargetBatch batch = {&target, &dry_run, NULL, 0, true};
 	char		relkind;
 	Oid			user_column_type;
-	Oid			argtypes[9] = {REGCLASSOID, TEXTOID, NAMEOID, TEXTOID, NAMEOID, NAMEOID, NAMEOID,
-	NAMEOID, NAMEOID};
-	Datum		values[9];
-	char		nulls[9];
+	Oid			argtypes[10] = {REGCLASSOID, TEXTOID, NAMEOID, TEXTOID, NAMEOID, NAMEOID, NAMEOID,
+	NAMEOID, NAMEOID, NAMEOID};
+	Datum		values[10];
+	char		nulls[10];
 	bool		isnull;
 	int32		id;
 
@@ -631,7 +634,10 @@ ato_register_revocation_target(PG_FUNCTION_ARGS)
 		values[i] = PG_ARGISNULL(i - 1) ? (Datum) 0 : PG_GETARG_DATUM(i - 1);
 	}
 	memset(nulls, ' ', 4);
-	if (SPI_execute_with_args(upsert_sql, 9, argtypes, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
+	/* the role that registered it (as SET ROLE made it), not the extension's owner */
+	values[9] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false)));
+	nulls[9] = ' ';
+	if (SPI_execute_with_args(upsert_sql, 10, argtypes, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "registering revocation target %s failed", target.name);
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

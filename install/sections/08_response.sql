@@ -68,10 +68,13 @@ CREATE TABLE ato.incident_targets (
     rows_touched bigint NOT NULL DEFAULT 0,
     failed_batches integer NOT NULL DEFAULT 0,
     last_error text,
+    mismatched_ids bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (incident_id, target_id)
 );
 COMMENT ON TABLE ato.incident_targets IS
     'Per incident and registered table: rows marked so far, batches that failed on it and the last error';
+COMMENT ON COLUMN ato.incident_targets.mismatched_ids IS
+    'Ids of the incident that are not valid values of the table''s account column type (an e-mail address where it holds bigint): no row of the table was marked for them';
 SELECT pg_catalog.pg_extension_config_dump('ato.incident_targets', '');
 
 CREATE VIEW ato.incident_progress AS
@@ -79,7 +82,7 @@ SELECT i.id AS incident_id, i.status, i.opened_at,
        cardinality(i.user_ids) AS accounts_total,
        least(i.batches_done::bigint * i.batch_size, cardinality(i.user_ids)) AS accounts_done,
        i.batches_done, i.batches, i.in_background,
-       t.target_name AS target, t.rows_touched, t.failed_batches, t.last_error
+       t.target_name AS target, t.rows_touched, t.failed_batches, t.last_error, t.mismatched_ids
   FROM ato.incidents i
   LEFT JOIN ato.incident_targets t ON t.incident_id = i.id;
 COMMENT ON VIEW ato.incident_progress IS
