@@ -7,7 +7,7 @@ ato_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian packages the build, the tests, the demo and the benchmarks need.
 ato_packages=(
     build-essential postgresql-15 postgresql-server-dev-15 postgresql-15-cron
-    libmaxminddb-dev mmdb-bin libmaxmind-db-writer-perl libipc-run-perl npm
+    libmaxminddb-dev mmdb-bin libmaxmind-db-writer-perl libipc-run-perl npm python3-psycopg
 )
 
 ato_say() { printf '\n== %s\n' "$*"; }
