@@ -51,7 +51,13 @@ SELECT s.statement, pg_temp.sqlstate_of(s.statement) AS sqlstate
     ($$SELECT ato.lift_incident('00000000-0000-0000-0000-000000000000')$$),
     ($$SELECT ato.block_network(NULL, 'r')$$),
     ($$SELECT ato.block_network('192.0.2.0/24', NULL)$$),
-    ($$SELECT ato.block_network('192.0.2.0/24', '')$$)
+    ($$SELECT ato.block_network('192.0.2.0/24', '')$$),
+    ($$SELECT ato.triage_alert(NULL, 'dismissed')$$),
+    ($$SELECT ato.triage_alert(1, NULL)$$),
+    ($$SELECT ato.escalate_alert(NULL, 'r')$$),
+    ($$SELECT ato.escalate_alert(-1, 'r')$$),
+    ($$SELECT ato.run_detection(NULL)$$),
+    ($$SELECT ato.run_detection('no such rule')$$)
   ) AS s(statement);
 -- the messages name the function and the argument
 SELECT ato.login_gate('');

@@ -401,7 +401,7 @@ AS $$
 BEGIN
     IF status IS NULL OR status NOT IN ('acknowledged', 'dismissed', 'open') THEN
         RAISE EXCEPTION 'triage_alert: status must be acknowledged, dismissed or open, not %', coalesce(status, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
+            USING ERRCODE = CASE WHEN status IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
                   HINT = 'To escalate an alert into an incident, call ato.escalate_alert().';
     END IF;
     IF status = 'dismissed' AND coalesce(note, '') = '' THEN
@@ -415,7 +415,8 @@ BEGIN
      WHERE a.id = alert_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'triage_alert: alert % does not exist', coalesce(alert_id::text, 'NULL')
-            USING ERRCODE = 'no_data_found', HINT = 'The alerts are in ato.alerts.';
+            USING ERRCODE = CASE WHEN alert_id IS NULL THEN 'null_value_not_allowed' ELSE 'no_data_found' END,
+                  HINT = 'The alerts are in ato.alerts.';
     END IF;
 END;
 $$;
@@ -458,7 +459,8 @@ BEGIN
     SELECT * INTO alert FROM ato.alerts a WHERE a.id = alert_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'escalate_alert: alert % does not exist', coalesce(alert_id::text, 'NULL')
-            USING ERRCODE = 'no_data_found', HINT = 'The alerts are in ato.alerts.';
+            USING ERRCODE = CASE WHEN alert_id IS NULL THEN 'null_value_not_allowed' ELSE 'no_data_found' END,
+                  HINT = 'The alerts are in ato.alerts.';
     END IF;
     IF cardinality(alert.accounts) = 0 THEN
         RAISE EXCEPTION 'escalate_alert: alert % names no accounts', alert.id
@@ -563,7 +565,8 @@ DECLARE
 BEGIN
     IF NOT EXISTS (SELECT FROM ato.detection_rules d WHERE d.name = rule) THEN
         RAISE EXCEPTION 'schedule_detection: no rule "%"', coalesce(rule, 'NULL')
-            USING ERRCODE = 'no_data_found', HINT = 'The rules are in ato.detection_rules.';
+            USING ERRCODE = CASE WHEN rule IS NULL THEN 'null_value_not_allowed' ELSE 'no_data_found' END,
+                  HINT = 'The rules are in ato.detection_rules.';
     END IF;
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'schedule_detection: pg_cron is not installed in this database'
