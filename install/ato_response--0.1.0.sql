@@ -215,6 +215,9 @@ CREATE FUNCTION ato.create_event_partitions(
     to_time   timestamptz DEFAULT now() + interval '3 months')
 RETURNS integer
 LANGUAGE plpgsql
+-- months are UTC months: + interval '1 month' must not be taken in the
+-- caller's time zone
+SET TimeZone = 'UTC'
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -37,6 +37,14 @@ SELECT partition FROM ato.event_partitions WHERE lower_bound < '2023-08-01' ORDE
 SELECT occurred_at FROM ato.login_events WHERE user_id = 'part-user' ORDER BY 1;
 SELECT ato.drop_event_partitions('2023-06-01') AS nothing_left_to_drop;
 
+-- Months are UTC months whatever the caller's time zone.
+SET timezone = 'America/Los_Angeles';
+SELECT ato.create_event_partitions('2021-01-15 00:00+00', '2021-03-01 00:00+00');
+SET timezone = 'UTC';
+SELECT partition, lower_bound, upper_bound FROM ato.event_partitions
+ WHERE parent = 'login_events' AND lower_bound >= '2021-01-01' AND upper_bound <= '2021-04-01' ORDER BY 2;
+SELECT ato.drop_event_partitions('2021-04-01');
+
 -- Bad arguments.
 SELECT ato.create_event_partitions(NULL, '2024-01-01');
 SELECT ato.create_event_partitions('2024-01-01', NULL);
