@@ -354,8 +354,15 @@ BEGIN
         END;
     END LOOP;
     -- last, so that the lock it may take on a default partition is held
-    -- only to the commit
-    partition_added := ato.add_event_partition();
+    -- only to the commit; whatever goes wrong there must not undo the
+    -- summaries and statistics above
+    BEGIN
+        partition_added := ato.add_event_partition();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'maintain_event_partitions: no month added: %', SQLERRM
+            USING ERRCODE = SQLSTATE,
+                  HINT = 'ato.add_event_partition() alone shows the error with its context.';
+    END;
 END
 $$;
 COMMENT ON FUNCTION ato.maintain_event_partitions() IS
