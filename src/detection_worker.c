@@ -10,7 +10,10 @@
  *   2. waiting for the extension, if it is not installed yet: it looks again
  *      every interval;
  *   3. a cycle: ato.maintain_event_partitions(), so that the rules'
- *      windows read only their own blocks and are planned for their size;
+ *      windows read only their own blocks and are planned for their size,
+ *      then ato.add_event_partition() until it has nothing to add, one
+ *      month per transaction (the months ahead, and those whose rows wait
+ *      in a default partition);
  *      ato.refresh_summaries() up to the last cycle's start less a minute
  *      (where the next windows of the rules begin; skipped when a long
  *      transaction storing events keeps it waiting); each enabled rule of
@@ -225,6 +228,21 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 	 */
 	run_step("partitions", "maintaining the event partitions that take live events",
 			 "SELECT ato.maintain_event_partitions()", 0, NULL, NULL);
+
+	/*
+	 * Then the months the event store still lacks (those ahead, those whose
+	 * rows wait in a default partition), one per transaction: each holds the
+	 * lock it takes on a default partition only from its attach to its
+	 * commit.  It stops at the first that cannot be created without waiting
+	 * (the next cycle tries again), and after two years of them.
+	 */
+	pgstat_report_activity(STATE_RUNNING, "creating the missing months of the event store");
+	for (int month = 0; month < 24; month++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!query_bool("SELECT ato.add_event_partition() IS NOT NULL"))
+			break;
+	}
 
 	/*
 	 * The refresh waits for the transactions storing events that began

@@ -87,14 +87,16 @@ CREATE TRIGGER enrich_event BEFORE INSERT OR UPDATE ON ato.audit_events
     FOR EACH ROW EXECUTE FUNCTION ato.enrich_event('audit');
 
 -- Rows outside every monthly partition are kept here, never rejected;
--- ato.create_event_partitions() moves them into their month.
+-- ato.add_event_partition() (the detection worker's, every cycle) and
+-- ato.create_event_partitions() move them into their month (see
+-- 04_partitions.sql).
 CREATE TABLE ato.login_events_default PARTITION OF ato.login_events DEFAULT;
 CREATE TABLE ato.audit_events_default PARTITION OF ato.audit_events DEFAULT;
 
 -- The indexes live on the partitions, not on the partitioned tables: an
 -- index the extension script put on a partitioned table would be added again
 -- to every partition a restore attaches, and collide with the partition's own
--- dumped index.  The default partitions carry them, and ato.create_event_partitions()
+-- dumped index.  The default partitions carry them, and ato.attach_event_month()
 -- copies them (LIKE ... INCLUDING INDEXES) to every month it creates.
 --
 -- Time windows are read through BRIN: events arrive in time order, the index
