@@ -8,6 +8,7 @@ OBJS = \
 	src/geoip_json.o \
 	src/geoip_load.o \
 	src/ingest.o \
+	src/special_addresses.o \
 	src/owner.o \
 	src/contained.o \
 	src/summary.o \

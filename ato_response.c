@@ -32,6 +32,7 @@ void		_PG_init(void);
 
 char	   *ato_geoip_database_path = NULL;
 char	   *ato_asn_database_path = NULL;
+bool		ato_locate_special_addresses = false;
 int			ato_max_user_agent_length = 1024;
 int			ato_max_future_skew = 300;
 int			ato_revocation_batch_size = 500;
@@ -90,6 +91,16 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("ato_response.locate_special_addresses",
+							 "Look up special-purpose addresses (private, shared, documentation, ...) in the GeoIP databases too.",
+							 "Off: events from them get no GeoIP fields, whatever a public database says. "
+							 "On for a database of your own that maps your private networks to your offices.",
+							 &ato_locate_special_addresses,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("ato_response.asn_database",
 							   "Path of an optional MaxMind DB file with autonomous system numbers and organisations.",

@@ -16,6 +16,9 @@ extern char *ato_geoip_database_path;
 /* ato_response.asn_database: path of an optional ASN MaxMind DB file */
 extern char *ato_asn_database_path;
 
+/* ato_response.locate_special_addresses: look up private, documentation ... addresses too */
+extern bool ato_locate_special_addresses;
+
 /* ato_response.max_user_agent_length: longer user agents are cut (bytes) */
 extern int	ato_max_user_agent_length;
 

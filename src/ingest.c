@@ -43,6 +43,7 @@
 
 #include "ato_response.h"
 #include "geoip.h"
+#include "special_addresses.h"
 #include "identifiers.h"
 #include "summary.h"
 
@@ -416,6 +417,10 @@ enrich(EventRow *row, const EventColumns *cols)
 		!column_is_null(row, cols->latitude))
 		return;					/* the caller enriched it already */
 
+	/* a private, shared, documentation ... address has no place on a public map */
+	if (!ato_locate_special_addresses &&
+		ato_special_purpose_address(DatumGetInetPP(column_value(row, cols->ip_address))))
+		return;
 	geo_lookup(DatumGetInetPP(column_value(row, cols->ip_address)),
 			   GEO_FOR_ENRICHMENT, false, &answer);
 	if (!answer.found)

@@ -24,6 +24,7 @@ my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
 $node->append_conf('postgresql.conf',
 	    "fsync = off\n"
+	  . "ato_response.locate_special_addresses = on\n"    # the fixtures map documentation ranges
 	  . "ato_response.geoip_database = '$geo/city.mmdb'\n"
 	  . "ato_response.asn_database = '$geo/asn.mmdb'\n");
 $node->start;
