@@ -120,18 +120,22 @@ CREATE TABLE ato.login_events (
     as_org       text,
     latitude     double precision,
     longitude    double precision,
-    recorded_at  timestamptz
+    recorded_at  timestamptz,
+    session_id   text
 ) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE ato.event_id_seq OWNED BY ato.login_events.id;
 
 COMMENT ON TABLE ato.login_events IS
     'Login attempts, one row each, partitioned by month of occurred_at; GeoIP columns are filled on insert';
-COMMENT ON COLUMN ato.login_events.outcome IS 'success, failure or challenge (see ato.login_outcomes())';
+COMMENT ON COLUMN ato.login_events.outcome IS
+    'success, failure, challenge or unknown (see ato.login_outcomes()); unknown: the identity provider did not say (Okta''s UNKNOWN, SKIPPED)';
 COMMENT ON COLUMN ato.login_events.source IS 'Free label of where the event came from (application, IdP, import)';
 COMMENT ON COLUMN ato.login_events.country_code IS 'ISO 3166 alpha-2 country of ip_address, from GeoIP at insert time';
 COMMENT ON COLUMN ato.login_events.asn IS 'Autonomous system number of ip_address, where a GeoIP database has it';
 COMMENT ON COLUMN ato.login_events.recorded_at IS
     'When the event was stored (set on insert); a row loaded with it set (a restore) is kept as recorded, not enriched again';
+COMMENT ON COLUMN ato.login_events.session_id IS
+    'The session the login opened or belongs to, where the writer knows it (Okta''s externalSessionId, Entra''s sessionId)';
 
 CREATE TABLE ato.audit_events (
     id           bigint      NOT NULL DEFAULT nextval('ato.event_id_seq'),
@@ -149,7 +153,9 @@ CREATE TABLE ato.audit_events (
     as_org       text,
     latitude     double precision,
     longitude    double precision,
-    recorded_at  timestamptz
+    recorded_at  timestamptz,
+    outcome      text,
+    session_id   text
 ) PARTITION BY RANGE (occurred_at);
 
 COMMENT ON TABLE ato.audit_events IS
@@ -159,6 +165,10 @@ COMMENT ON COLUMN ato.audit_events.target_type IS 'Kind of object acted on (user
 COMMENT ON COLUMN ato.audit_events.target_id IS 'Id of the object acted on';
 COMMENT ON COLUMN ato.audit_events.recorded_at IS
     'When the event was stored (set on insert); a row loaded with it set (a restore) is kept as recorded, not enriched again';
+COMMENT ON COLUMN ato.audit_events.outcome IS
+    'Whether the action happened: success, failure, challenge or unknown (as ato.login_outcomes()); NULL: not said, taken as done. A denied grant is a failure, not a grant';
+COMMENT ON COLUMN ato.audit_events.session_id IS
+    'The session the action was taken in, where the writer knows it';
 
 -- The trigger is the one place events are checked (there are no CHECK
 -- constraints repeating it, which would cost every COPY a second pass over
@@ -851,7 +861,15 @@ INSERT INTO ato.persistence_event_types (pattern, category, builtin) VALUES
     ('%recovery%',                        'recovery_changed',     true),
     ('user.email_changed',                'email_changed',        true),
     ('user.account.update_primary_email', 'email_changed',        true),
-    ('%identity%link%',                   'identity_linked',      true);
+    ('%identity%link%',                   'identity_linked',      true),
+    -- a new account is a way back in that survives the victim's password reset
+    ('user.lifecycle.create',             'account_created',      true),
+    -- the same changes under Microsoft Entra ID's and Auth0's own names (ato.import_events())
+    ('Add user',                          'account_created',      true),
+    ('Add member to role',                'role_granted',         true),
+    ('User registered security info',     'mfa_factor_added',     true),
+    ('gd_enrollment_complete',            'mfa_factor_added',     true),
+    ('sce',                               'email_changed',        true);
 SELECT pg_catalog.pg_extension_config_dump('ato.persistence_event_types', 'WHERE NOT builtin');
 
 CREATE FUNCTION ato.persistence_changes(
