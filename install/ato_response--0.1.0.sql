@@ -2161,37 +2161,37 @@ SELECT CASE WHEN x.reason IS NULL THEN
                            'user_name', event #>> '{actor,alternateId}',
                            'display_message', event ->> 'displayMessage',
                            'transaction_id', event #>> '{transaction,id}',
-                           'targets', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                           'targets', (SELECT jsonb_agg(jsonb_build_object(
                                                  'type', t ->> 'type', 'id', t ->> 'id',
-                                                 'name', coalesce(t ->> 'alternateId', t ->> 'displayName'))))
+                                                 'name', coalesce(t ->> 'alternateId', t ->> 'displayName')))
                                          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(event -> 'target') = 'array'
                                                                         THEN event -> 'target' END) t),
-                           'risk', nullif(jsonb_strip_nulls(jsonb_build_object(
+                           'risk', CASE WHEN num_nonnulls(event #>> '{debugContext,debugData,risk}', event #>> '{securityContext,isProxy}', event #>> '{debugContext,debugData,threatSuspected}', event #>> '{debugContext,debugData,behaviors}') > 0 THEN jsonb_build_object(
                                'level', upper(substring(event #>> '{debugContext,debugData,risk}' FROM 'level=([A-Za-z_]+)')),
                                'detail', event #>> '{debugContext,debugData,risk}',
                                'proxy', CASE WHEN jsonb_typeof(event #> '{securityContext,isProxy}') = 'boolean'
                                              THEN event #> '{securityContext,isProxy}' END,
                                'threat_suspected', CASE lower(event #>> '{debugContext,debugData,threatSuspected}')
                                                    WHEN 'true' THEN true WHEN 'false' THEN false END,
-                               'behaviors', event #>> '{debugContext,debugData,behaviors}')), '{}'),
+                               'behaviors', event #>> '{debugContext,debugData,behaviors}') END,
                            'mfa', CASE WHEN event #>> '{debugContext,debugData,factor}' IS NOT NULL
                                          OR event ->> 'eventType' LIKE 'user.authentication.auth\_via\_mfa%'
-                                       THEN jsonb_strip_nulls(jsonb_build_object(
+                                       THEN jsonb_build_object(
                                            'factor', coalesce(event #>> '{debugContext,debugData,factor}',
                                                               event #>> '{authenticationContext,credentialType}'),
-                                           'result', event #>> '{outcome,result}')) END,
-                           'geo', nullif(jsonb_strip_nulls(jsonb_build_object(
+                                           'result', event #>> '{outcome,result}') END,
+                           'geo', CASE WHEN num_nonnulls(event #>> '{client,geographicalContext,country}', event #>> '{client,geographicalContext,state}', event #>> '{client,geographicalContext,city}', event #>> '{client,geographicalContext,geolocation,lat}', event #>> '{client,geographicalContext,geolocation,lon}') > 0 THEN jsonb_build_object(
                                'country', event #>> '{client,geographicalContext,country}',
                                'state', event #>> '{client,geographicalContext,state}',
                                'city', event #>> '{client,geographicalContext,city}',
                                'latitude', event #> '{client,geographicalContext,geolocation,lat}',
-                               'longitude', event #> '{client,geographicalContext,geolocation,lon}')), '{}'),
-                           'network', nullif(jsonb_strip_nulls(jsonb_build_object(
+                               'longitude', event #> '{client,geographicalContext,geolocation,lon}') END,
+                           'network', CASE WHEN num_nonnulls(event #>> '{securityContext,asNumber}', event #>> '{securityContext,asOrg}', event #>> '{securityContext,isp}', event #>> '{securityContext,domain}') > 0 THEN jsonb_build_object(
                                'asn', event #> '{securityContext,asNumber}',
                                'as_org', event #> '{securityContext,asOrg}',
                                'isp', event #> '{securityContext,isp}',
-                               'domain', event #> '{securityContext,domain}')), '{}'),
-                           'client', event #>> '{client,id}')) AS metadata) f) x
+                               'domain', event #> '{securityContext,domain}') END,
+                           'client', event #>> '{client,id}')) AS metadata OFFSET 0) f) x
 $$;
 COMMENT ON FUNCTION ato.okta_event(jsonb) IS
     'Maps one Okta System Log event: user.session.start and user.authentication.authenticate are logins, every other eventType an audit event under its own name';
@@ -2249,26 +2249,28 @@ SELECT CASE WHEN x.reason IS NULL THEN
                            'connection', e.log ->> 'connection',
                            'app', e.log ->> 'client_name',
                            'client', e.log ->> 'client_id',
-                           'risk', nullif(jsonb_strip_nulls(jsonb_build_object(
+                           'risk', CASE WHEN e.event_type IN ('limit_wc', 'limit_sul', 'limit_mu', 'limit_delegation', 'pwd_leak',
+                                                           'signup_pwd_leak', 'reset_pwd_leak')
+                                      OR e.log #> '{details,riskAssessment}' IS NOT NULL THEN jsonb_build_object(
                                'attack_protection', CASE WHEN e.event_type IN ('limit_wc', 'limit_sul', 'limit_mu',
                                                              'limit_delegation', 'pwd_leak', 'signup_pwd_leak',
                                                              'reset_pwd_leak') THEN e.event_type END,
                                'confidence', e.log #>> '{details,riskAssessment,confidence}',
-                               'assessments', e.log #> '{details,riskAssessment,assessments}')), '{}'),
+                               'assessments', e.log #> '{details,riskAssessment,assessments}') END,
                            'mfa', CASE WHEN e.event_type LIKE 'gd\_%' OR e.event_type = 'mfar'
-                                       THEN jsonb_strip_nulls(jsonb_build_object(
+                                       THEN jsonb_build_object(
                                            'factor', coalesce(e.log #>> '{details,authenticator,type}',
                                                               e.log #>> '{details,method}'),
-                                           'result', e.event_type)) END,
-                           'geo', nullif(jsonb_strip_nulls(jsonb_build_object(
+                                           'result', e.event_type) END,
+                           'geo', CASE WHEN num_nonnulls(e.log #>> '{location_info,country_code}', e.log #>> '{location_info,city_name}', e.log #>> '{location_info,latitude}', e.log #>> '{location_info,longitude}') > 0 THEN jsonb_build_object(
                                'country', e.log #>> '{location_info,country_code}',
                                'city', e.log #>> '{location_info,city_name}',
                                'latitude', e.log #> '{location_info,latitude}',
-                               'longitude', e.log #> '{location_info,longitude}')), '{}'))) AS metadata
+                               'longitude', e.log #> '{location_info,longitude}') END)) AS metadata
                   FROM (SELECT coalesce(jsonb_typeof(l.log) = 'object', false) AS is_object,
                                nullif(l.log ->> 'type', '') AS event_type, l.log
                           FROM (SELECT CASE WHEN jsonb_typeof(event -> 'data') = 'object' AND NOT event ? 'type'
-                                            THEN event -> 'data' ELSE event END AS log) l) e) f) x
+                                            THEN event -> 'data' ELSE event END AS log) l) e OFFSET 0) f) x
 $$;
 COMMENT ON FUNCTION ato.auth0_event(jsonb) IS
     'Maps one Auth0 log event: s, ssa, scoa (success), f, fp, fu, fcoa (failure) and mfar (challenge) are logins, every other type an audit event under its own code';
@@ -2336,12 +2338,12 @@ SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
                            'app', s.r ->> 'appDisplayName',
                            'client', s.r ->> 'clientAppUsed',
                            'correlation_id', coalesce(s.r ->> 'correlationId', event ->> 'correlationId'),
-                           'targets', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                           'targets', (SELECT jsonb_agg(jsonb_build_object(
                                                  'type', t ->> 'type', 'id', t ->> 'id',
-                                                 'name', coalesce(t ->> 'userPrincipalName', t ->> 'displayName'))))
+                                                 'name', coalesce(t ->> 'userPrincipalName', t ->> 'displayName')))
                                          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(s.r -> 'targetResources') = 'array'
                                                                         THEN s.r -> 'targetResources' END) t),
-                           'risk', nullif(jsonb_strip_nulls(jsonb_build_object(
+                           'risk', CASE WHEN num_nonnulls(s.r ->> 'riskLevelDuringSignIn', s.r ->> 'riskLevelAggregated', s.r ->> 'riskState', s.r ->> 'riskDetail', s.r ->> 'riskEventTypes_v2', s.r ->> 'riskEventTypes') > 0 THEN jsonb_build_object(
                                'level', s.r ->> 'riskLevelDuringSignIn',
                                'aggregated', s.r ->> 'riskLevelAggregated',
                                'state', s.r ->> 'riskState',
@@ -2349,17 +2351,17 @@ SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
                                'event_types', coalesce(s.r -> 'riskEventTypes_v2', s.r -> 'riskEventTypes'),
                                'anonymizer', CASE WHEN jsonb_typeof(coalesce(s.r -> 'riskEventTypes_v2', s.r -> 'riskEventTypes')) = 'array'
                                                   THEN coalesce(s.r -> 'riskEventTypes_v2', s.r -> 'riskEventTypes')
-                                                       ?| ARRAY['anonymizedIPAddress', 'anonymousIPAddress'] END)), '{}'),
-                           'mfa', nullif(jsonb_strip_nulls(jsonb_build_object(
+                                                       ?| ARRAY['anonymizedIPAddress', 'anonymousIPAddress'] END) END,
+                           'mfa', CASE WHEN num_nonnulls(s.r ->> 'authenticationRequirement', s.r #>> '{mfaDetail,authMethod}', s.second_factor) > 0 THEN jsonb_build_object(
                                'requirement', s.r ->> 'authenticationRequirement',
                                'factor', coalesce(s.r #>> '{mfaDetail,authMethod}', s.second_factor ->> 'authenticationMethod'),
-                               'result', s.second_factor -> 'succeeded')), '{}'),
-                           'geo', nullif(jsonb_strip_nulls(jsonb_build_object(
+                               'result', s.second_factor -> 'succeeded') END,
+                           'geo', CASE WHEN num_nonnulls(s.r #>> '{location,countryOrRegion}', s.r #>> '{location,state}', s.r #>> '{location,city}', s.r #>> '{location,geoCoordinates,latitude}', s.r #>> '{location,geoCoordinates,longitude}') > 0 THEN jsonb_build_object(
                                'country', s.r #>> '{location,countryOrRegion}',
                                'state', s.r #>> '{location,state}',
                                'city', s.r #>> '{location,city}',
                                'latitude', s.r #> '{location,geoCoordinates,latitude}',
-                               'longitude', s.r #> '{location,geoCoordinates,longitude}')), '{}'))) AS metadata
+                               'longitude', s.r #> '{location,geoCoordinates,longitude}') END)) AS metadata
                   FROM (SELECT p.is_object, p.r,
                                CASE WHEN p.r ? 'activityDisplayName' THEN 'audit'
                                     WHEN p.r ? 'createdDateTime' OR p.r ? 'userPrincipalName' OR p.r ? 'userId' THEN 'login'
@@ -2371,7 +2373,7 @@ SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
                                  LIMIT 1) AS second_factor
                           FROM (SELECT coalesce(jsonb_typeof(event) = 'object', false) AS is_object,
                                        CASE WHEN jsonb_typeof(event -> 'properties') = 'object'
-                                            THEN event -> 'properties' ELSE event END AS r) p) s) f) x
+                                            THEN event -> 'properties' ELSE event END AS r) p) s OFFSET 0) f) x
 $$;
 COMMENT ON FUNCTION ato.entra_event(jsonb) IS
     'Maps one Microsoft Entra ID event: a signIn (Graph, or an Azure Monitor SignInLogs record) is a login, a directoryAudit an audit event named by its activityDisplayName';
@@ -2390,7 +2392,8 @@ CREATE TABLE ato.import_rejections (
     provider    text        NOT NULL,
     reason      text        NOT NULL,
     sqlstate    text,
-    event       jsonb
+    event       jsonb,
+    line        text
 );
 ALTER SEQUENCE ato.import_rejection_id_seq OWNED BY ato.import_rejections.id;
 COMMENT ON TABLE ato.import_rejections IS
@@ -2400,6 +2403,7 @@ COMMENT ON COLUMN ato.import_rejections.reason IS
 COMMENT ON COLUMN ato.import_rejections.sqlstate IS
     'The SQLSTATE of the error that refused the event; NULL when its mapping found it unusable';
 COMMENT ON COLUMN ato.import_rejections.event IS 'The event exactly as given';
+COMMENT ON COLUMN ato.import_rejections.line IS 'A line of a bulk import that is not JSON, as read (event is NULL then)';
 REVOKE ALL ON ato.import_rejections FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.import_rejection_id_seq FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('ato.import_rejections', '');
@@ -2431,7 +2435,7 @@ COMMENT ON FUNCTION ato.import_mapping(text) IS
     'The mapping function of an identity provider (okta, auth0, entra); an error with the list for any other';
 -- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
 
-CREATE FUNCTION ato.import_batch(provider text, events jsonb[],
+CREATE FUNCTION ato.import_batch(provider text, events jsonb[], lines text[] DEFAULT NULL,
                                  OUT logins bigint, OUT audit_events bigint, OUT rejected bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2439,18 +2443,21 @@ SET TimeZone = 'UTC'
 AS $$
 DECLARE
     mapping regprocedure := ato.import_mapping(provider);
+    given integer := coalesce(cardinality(lines), cardinality(events), 0);
+    source text;
     half integer;
     l bigint;
     a bigint;
     r bigint;
     message text;
     state text;
+    event jsonb;
 BEGIN
     provider := lower(provider);
     logins := 0;
     audit_events := 0;
     rejected := 0;
-    IF events IS NULL OR cardinality(events) = 0 THEN
+    IF given = 0 THEN
         RETURN;
     END IF;
     IF NOT (has_table_privilege('ato.login_events', 'INSERT')
@@ -2462,17 +2469,23 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'The importing role needs INSERT on ato.login_events, ato.audit_events and ato.import_rejections and USAGE on ato.event_id_seq and ato.import_rejection_id_seq.';
     END IF;
+    -- lines (JSON texts) are parsed once each, in the statement (OFFSET 0
+    -- keeps the inlined mapping from parsing a line at every reference)
+    source := CASE WHEN lines IS NOT NULL
+                   THEN '(SELECT line::jsonb AS event FROM unnest($3::text[]) AS line OFFSET 0) i'
+                   ELSE 'unnest($1::jsonb[]) AS i(event)' END;
 
-    -- The whole batch in one statement; an event a check refuses fails it,
-    -- and then each half is tried on its own, down to the single event,
-    -- which is kept in ato.import_rejections with the error.
+    -- The whole batch in one statement; an event a check refuses (or a line
+    -- that is not JSON) fails it, and then each half is tried on its own,
+    -- down to the single event, which is kept in ato.import_rejections with
+    -- the error.
     BEGIN
         EXECUTE format($sql$
             WITH m AS MATERIALIZED (
-                SELECT i.event, i.n, p.*,
+                SELECT CASE WHEN p.kind IS NULL OR p.kind NOT IN ('login', 'audit') THEN i.event END AS event, p.*,
                        CASE WHEN p.ip_address IS NOT NULL AND (p.country_code IS NOT NULL OR p.latitude IS NOT NULL)
                             THEN ato.geoip_coverage(p.ip_address) ELSE 3 END AS covered
-                  FROM unnest($1::jsonb[]) WITH ORDINALITY AS i(event, n)
+                  FROM %s
                   LEFT JOIN LATERAL %s(i.event) p ON true),
             l AS (
                 INSERT INTO ato.login_events (occurred_at, user_id, ip_address, outcome, user_agent, source,
@@ -2482,7 +2495,7 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND longitude IS NOT NULL THEN latitude END,
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        session_id
-                  FROM m WHERE kind = 'login' ORDER BY n
+                  FROM m WHERE kind = 'login'
                 RETURNING 1),
             a AS (
                 INSERT INTO ato.audit_events (occurred_at, actor_id, event_type, ip_address, target_type,
@@ -2494,40 +2507,49 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND longitude IS NOT NULL THEN latitude END,
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        outcome, session_id
-                  FROM m WHERE kind = 'audit' ORDER BY n
+                  FROM m WHERE kind = 'audit'
                 RETURNING 1),
             r AS (
                 INSERT INTO ato.import_rejections (provider, reason, event)
                 SELECT $2, coalesce(reason, 'the mapping gave no row'), event
-                  FROM m WHERE kind IS NULL OR kind NOT IN ('login', 'audit') ORDER BY n
+                  FROM m WHERE kind IS NULL OR kind NOT IN ('login', 'audit')
                 RETURNING 1)
             SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r)
-            $sql$, mapping::oid::regproc)
+            $sql$, source, mapping::oid::regproc)
         INTO logins, audit_events, rejected
-        USING events, provider;
+        USING events, provider, lines;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
     END;
 
-    IF cardinality(events) = 1 THEN
-        INSERT INTO ato.import_rejections (provider, reason, sqlstate, event)
-        VALUES (provider, message, state, events[1]);
+    IF given = 1 THEN
+        IF lines IS NULL THEN
+            event := events[1];
+        ELSE
+            BEGIN
+                event := lines[1]::jsonb;
+            EXCEPTION WHEN OTHERS THEN
+                event := NULL;
+            END;
+        END IF;
+        INSERT INTO ato.import_rejections (provider, reason, sqlstate, event, line)
+        VALUES (provider, message, state, event, CASE WHEN event IS NULL THEN lines[1] END);
         rejected := 1;
         RETURN;
     END IF;
-    half := cardinality(events) / 2;
+    half := given / 2;
     SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
-      FROM ato.import_batch(provider, events[1:half]) b;
+      FROM ato.import_batch(provider, events[1:half], lines[1:half]) b;
     logins := l; audit_events := a; rejected := r;
     SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
-      FROM ato.import_batch(provider, events[half + 1:]) b;
+      FROM ato.import_batch(provider, events[half + 1:], lines[half + 1:]) b;
     logins := logins + l; audit_events := audit_events + a; rejected := rejected + r;
 END
 $$;
-COMMENT ON FUNCTION ato.import_batch(text, jsonb[]) IS
-    'Stores identity-provider events given one per array element (see ato.import_events()); what ato.import_events() and the bulk import run';
-REVOKE ALL ON FUNCTION ato.import_batch(text, jsonb[]) FROM PUBLIC;
+COMMENT ON FUNCTION ato.import_batch(text, jsonb[], text[]) IS
+    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text): what ato.import_events() and the import views run';
+REVOKE ALL ON FUNCTION ato.import_batch(text, jsonb[], text[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.import_events(provider text, events jsonb)
 RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint)
@@ -2561,3 +2583,53 @@ $$;
 COMMENT ON FUNCTION ato.import_events(text, jsonb) IS
     'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others';
 REVOKE ALL ON FUNCTION ato.import_events(text, jsonb) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The bulk path: JSON lines through COPY
+-- ---------------------------------------------------------------------------
+
+
+CREATE FUNCTION ato.import_line()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'ato_import_line'
+LANGUAGE C;
+COMMENT ON FUNCTION ato.import_line() IS
+    'INSTEAD OF INSERT row trigger of the import views: keeps the line for the next batch (argument: the provider)';
+REVOKE ALL ON FUNCTION ato.import_line() FROM PUBLIC;
+
+CREATE FUNCTION ato.import_lines_end()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'ato_import_lines_end'
+LANGUAGE C;
+COMMENT ON FUNCTION ato.import_lines_end() IS
+    'AFTER INSERT statement trigger of the import views: stores the last batch and reports what was imported (argument: the provider)';
+REVOKE ALL ON FUNCTION ato.import_lines_end() FROM PUBLIC;
+
+-- One view per provider, one event (a JSON text) per row:
+--   \copy ato.okta_import FROM 'okta.jsonl' (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')
+-- (JSON text never holds the control characters \x01 and \x02 unescaped, so
+-- CSV with them as quote and delimiter reads each line whole, backslashes
+-- and all.)  Nothing is stored in the view: the lines go to the event
+-- tables and ato.import_rejections, in batches of 10,000.
+CREATE VIEW ato.okta_import AS SELECT NULL::text AS event WHERE false;
+CREATE VIEW ato.auth0_import AS SELECT NULL::text AS event WHERE false;
+CREATE VIEW ato.entra_import AS SELECT NULL::text AS event WHERE false;
+COMMENT ON VIEW ato.okta_import IS
+    'Bulk import of Okta System Log events: COPY or INSERT one JSON event per row (a JSON-lines file); reads back nothing';
+COMMENT ON VIEW ato.auth0_import IS
+    'Bulk import of Auth0 log events: COPY or INSERT one JSON event per row (a JSON-lines file); reads back nothing';
+COMMENT ON VIEW ato.entra_import IS
+    'Bulk import of Microsoft Entra ID sign-in and audit events: COPY or INSERT one JSON event per row (a JSON-lines file); reads back nothing';
+CREATE TRIGGER import_line INSTEAD OF INSERT ON ato.okta_import
+    FOR EACH ROW EXECUTE FUNCTION ato.import_line('okta');
+CREATE TRIGGER import_line INSTEAD OF INSERT ON ato.auth0_import
+    FOR EACH ROW EXECUTE FUNCTION ato.import_line('auth0');
+CREATE TRIGGER import_line INSTEAD OF INSERT ON ato.entra_import
+    FOR EACH ROW EXECUTE FUNCTION ato.import_line('entra');
+CREATE TRIGGER import_lines_end AFTER INSERT ON ato.okta_import
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.import_lines_end('okta');
+CREATE TRIGGER import_lines_end AFTER INSERT ON ato.auth0_import
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.import_lines_end('auth0');
+CREATE TRIGGER import_lines_end AFTER INSERT ON ato.entra_import
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.import_lines_end('entra');
+REVOKE ALL ON ato.okta_import, ato.auth0_import, ato.entra_import FROM PUBLIC;

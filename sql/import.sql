@@ -307,6 +307,52 @@ SELECT outcome, count(*), count(DISTINCT user_id) FROM ato.login_events WHERE us
 SELECT count(*), min(event ->> 'date'), max(sqlstate) FROM ato.import_rejections WHERE provider = 'auth0';
 
 -- ---------------------------------------------------------------------------
+-- The bulk path: JSON lines through COPY into a provider's import view.
+-- Backslashes and escapes arrive intact; a line that is not JSON, one that
+-- jsonb refuses (\u0000) and an event a check refuses are rejected, a blank
+-- line is skipped, and everything else is stored.
+-- ---------------------------------------------------------------------------
+TRUNCATE ato.import_rejections;
+COPY ato.okta_import FROM STDIN (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');
+{"uuid": "bulk-1", "published": "2024-05-24T08:00:00Z", "eventType": "user.session.start", "actor": {"id": "00ubulk", "alternateId": "C:\\Users\\bulk \"quoted\""}, "client": {"ipAddress": "8.8.8.8", "userAgent": {"rawUserAgent": "tab\there \u00e9"}}, "outcome": {"result": "SUCCESS"}}
+{"uuid": "bulk-2", "published": "2024-05-24T08:01:00Z", "eventType": "user.session.start", "actor": {"id": "00ubulk"}, "outcome": {"result": "DENY"}}
+{"uuid": "bulk-3", "published": "2024-05-24T08:02:00Z", "eventType": "user.account.update_password", "actor": {"id": "00ubulk"}, "outcome": {"result": "SUCCESS"}}
+this is not JSON
+{"uuid": "bulk-nul", "published": "2024-05-24T08:03:00Z", "eventType": "user.session.start", "actor": {"id": "00ubulk\u0000"}}
+
+{"uuid": "bulk-ip", "published": "2024-05-24T08:04:00Z", "eventType": "user.session.start", "actor": {"id": "00ubulk"}, "client": {"ipAddress": "8.8.8.888"}, "outcome": {"result": "SUCCESS"}}
+\.
+SELECT user_id, outcome, ip_address, user_agent, metadata ->> 'user_name' AS user_name
+  FROM ato.login_events WHERE user_id = '00ubulk' ORDER BY occurred_at;
+SELECT actor_id, event_type, outcome FROM ato.audit_events WHERE actor_id = '00ubulk';
+SELECT left(reason, 60) AS reason, sqlstate, line, event ->> 'uuid' AS uuid FROM ato.import_rejections ORDER BY id;
+-- INSERT works as COPY does, one provider per view.
+INSERT INTO ato.entra_import
+SELECT jsonb_build_object('createdDateTime', '2024-05-24T09:00:00Z', 'userId', 'entra-bulk', 'ipAddress', '81.2.69.160',
+                          'status', jsonb_build_object('errorCode', CASE WHEN n < 3 THEN 50126 ELSE 0 END))::text
+  FROM generate_series(1, 3) n;
+SELECT outcome, count(*) FROM ato.login_events WHERE user_id = 'entra-bulk' GROUP BY outcome ORDER BY outcome;
+-- A load that fails inside a savepoint leaves no lines behind for the next.
+BEGIN;
+SAVEPOINT before_load;
+INSERT INTO ato.auth0_import
+SELECT CASE WHEN n = 3 THEN (1 / 0)::text
+            ELSE jsonb_build_object('type', 's', 'date', '2024-05-24T10:00:00Z', 'user_id', 'auth0|stale' || n)::text END
+  FROM generate_series(1, 3) n;
+ROLLBACK TO SAVEPOINT before_load;
+INSERT INTO ato.auth0_import VALUES ('{"type": "s", "date": "2024-05-24T10:01:00Z", "user_id": "auth0|fresh"}');
+COMMIT;
+SELECT user_id FROM ato.login_events WHERE user_id IN ('auth0|stale1', 'auth0|stale2', 'auth0|fresh');
+-- The views hold nothing; their triggers fire only as the views' triggers.
+SELECT count(*) FROM ato.okta_import;
+\set VERBOSITY verbose
+CREATE TABLE regress_not_a_view (event text);
+CREATE TRIGGER t BEFORE INSERT ON regress_not_a_view FOR EACH ROW EXECUTE FUNCTION ato.import_line('okta');
+INSERT INTO regress_not_a_view VALUES ('{}');
+DROP TABLE regress_not_a_view;
+\set VERBOSITY default
+
+-- ---------------------------------------------------------------------------
 -- Privileges: not PUBLIC; a loader needs what a bulk load needs, and is told
 -- so; it cannot read what it rejected unless granted.
 -- ---------------------------------------------------------------------------
@@ -315,7 +361,7 @@ GRANT USAGE ON SCHEMA ato TO regress_ato_idp_loader;
 SET ROLE regress_ato_idp_loader;
 SELECT * FROM ato.import_events('okta', '[]');
 RESET ROLE;
-GRANT EXECUTE ON FUNCTION ato.import_events(text, jsonb), ato.import_batch(text, jsonb[]) TO regress_ato_idp_loader;
+GRANT EXECUTE ON FUNCTION ato.import_events(text, jsonb), ato.import_batch(text, jsonb[], text[]) TO regress_ato_idp_loader;
 SET ROLE regress_ato_idp_loader;
 SELECT * FROM ato.import_events('okta', '[{"published": "2024-05-23T00:00:00Z"}]');
 RESET ROLE;
@@ -324,10 +370,21 @@ GRANT USAGE ON SEQUENCE ato.event_id_seq, ato.import_rejection_id_seq TO regress
 SET ROLE regress_ato_idp_loader;
 SELECT * FROM ato.import_events('okta', '[{"published": "2024-05-23T00:00:00Z", "eventType": "user.session.start",
                                            "actor": {"id": "00uloaded"}, "outcome": {"result": "SUCCESS"}}, 1]');
+COPY ato.okta_import FROM STDIN (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');
+{"published": "2024-05-23T00:00:01Z", "eventType": "user.session.start", "actor": {"id": "00uloaded"}, "outcome": {"result": "SUCCESS"}}
+\.
+RESET ROLE;
+GRANT INSERT ON ato.okta_import TO regress_ato_idp_loader;
+SET ROLE regress_ato_idp_loader;
+COPY ato.okta_import FROM STDIN (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');
+{"published": "2024-05-23T00:00:01Z", "eventType": "user.session.start", "actor": {"id": "00uloaded"}, "outcome": {"result": "SUCCESS"}}
+\.
 SELECT count(*) FROM ato.import_rejections;
 RESET ROLE;
 SELECT rejected_by, reason FROM ato.import_rejections WHERE rejected_by <> current_user;
+SELECT count(*) FROM ato.login_events WHERE user_id = '00uloaded';
 SELECT has_table_privilege('public', 'ato.import_rejections', 'SELECT') AS public_reads_rejections,
-       has_function_privilege('public', 'ato.import_events(text, jsonb)', 'EXECUTE') AS public_imports;
+       has_function_privilege('public', 'ato.import_events(text, jsonb)', 'EXECUTE') AS public_imports,
+       has_table_privilege('public', 'ato.okta_import', 'INSERT') AS public_bulk_imports;
 DROP OWNED BY regress_ato_idp_loader;
 DROP ROLE regress_ato_idp_loader;
