@@ -56,7 +56,7 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 what=${1:-all}
 case $what in
-    all | ingest | geoip | breakdown | window | detect | response | worker | login_latency) ;;
+    all | ingest | geoip | breakdown | window | detect | response | worker | login_latency | import) ;;
     *)
         echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency]" >&2
         exit 2
@@ -832,5 +832,8 @@ case $what in
         ;;
     login_latency)
         bench_login_latency
+        ;;
+    import) # bench/import.sql: JSON lines through ato.okta_import against plain COPY of the same rows
+        bench_psql -v dir="$work" -v events="${ATO_BENCH_IMPORT_EVENTS:-200000}" -v runs="$runs" -f "$bench_dir/import.sql"
         ;;
 esac

@@ -2006,7 +2006,7 @@ REVOKE ALL ON FUNCTION ato.unschedule_detection(text) FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA ato FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.event_id_seq FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.summary_refresh_bound FROM PUBLIC;
--- install/sections/11_import.sql: importing identity-provider logs (Okta, Auth0, Microsoft Entra ID): one mapping function per provider, ato.import_events() and the table of rejected events.
+-- install/sections/11_import.sql: importing identity-provider logs (Okta, Auth0, Microsoft Entra ID): one mapping function per provider, ato.import_events(), ato.import_batch(), the bulk import views and the table of rejected events.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 -- It comes after 10_privileges.sql, so every object here carries its own REVOKE.
 -- The import runs as its caller (SECURITY INVOKER: a loader stores only what

@@ -1,4 +1,4 @@
--- install/sections/11_import.sql: importing identity-provider logs (Okta, Auth0, Microsoft Entra ID): one mapping function per provider, ato.import_events() and the table of rejected events.
+-- install/sections/11_import.sql: importing identity-provider logs (Okta, Auth0, Microsoft Entra ID): one mapping function per provider, ato.import_events(), ato.import_batch(), the bulk import views and the table of rejected events.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 -- It comes after 10_privileges.sql, so every object here carries its own REVOKE.
 -- The import runs as its caller (SECURITY INVOKER: a loader stores only what
