@@ -2166,7 +2166,11 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                                  'name', coalesce(t ->> 'alternateId', t ->> 'displayName')))
                                          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(event -> 'target') = 'array'
                                                                         THEN event -> 'target' END) t),
-                           'risk', CASE WHEN num_nonnulls(event #>> '{debugContext,debugData,risk}', event #>> '{securityContext,isProxy}', event #>> '{debugContext,debugData,threatSuspected}', event #>> '{debugContext,debugData,behaviors}') > 0 THEN jsonb_build_object(
+                           'risk', CASE WHEN num_nonnulls(event #>> '{debugContext,debugData,risk}',
+                                                          event #>> '{securityContext,isProxy}',
+                                                          event #>> '{debugContext,debugData,threatSuspected}',
+                                                          event #>> '{debugContext,debugData,behaviors}') > 0
+                                        THEN jsonb_build_object(
                                'level', upper(substring(event #>> '{debugContext,debugData,risk}' FROM 'level=([A-Za-z_]+)')),
                                'detail', event #>> '{debugContext,debugData,risk}',
                                'proxy', CASE WHEN jsonb_typeof(event #> '{securityContext,isProxy}') = 'boolean'
@@ -2180,13 +2184,22 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                            'factor', coalesce(event #>> '{debugContext,debugData,factor}',
                                                               event #>> '{authenticationContext,credentialType}'),
                                            'result', event #>> '{outcome,result}') END,
-                           'geo', CASE WHEN num_nonnulls(event #>> '{client,geographicalContext,country}', event #>> '{client,geographicalContext,state}', event #>> '{client,geographicalContext,city}', event #>> '{client,geographicalContext,geolocation,lat}', event #>> '{client,geographicalContext,geolocation,lon}') > 0 THEN jsonb_build_object(
+                           'geo', CASE WHEN num_nonnulls(event #>> '{client,geographicalContext,country}',
+                                                         event #>> '{client,geographicalContext,state}',
+                                                         event #>> '{client,geographicalContext,city}',
+                                                         event #>> '{client,geographicalContext,geolocation,lat}',
+                                                         event #>> '{client,geographicalContext,geolocation,lon}') > 0
+                                       THEN jsonb_build_object(
                                'country', event #>> '{client,geographicalContext,country}',
                                'state', event #>> '{client,geographicalContext,state}',
                                'city', event #>> '{client,geographicalContext,city}',
                                'latitude', event #> '{client,geographicalContext,geolocation,lat}',
                                'longitude', event #> '{client,geographicalContext,geolocation,lon}') END,
-                           'network', CASE WHEN num_nonnulls(event #>> '{securityContext,asNumber}', event #>> '{securityContext,asOrg}', event #>> '{securityContext,isp}', event #>> '{securityContext,domain}') > 0 THEN jsonb_build_object(
+                           'network', CASE WHEN num_nonnulls(event #>> '{securityContext,asNumber}',
+                                                             event #>> '{securityContext,asOrg}',
+                                                             event #>> '{securityContext,isp}',
+                                                             event #>> '{securityContext,domain}') > 0
+                                           THEN jsonb_build_object(
                                'asn', event #> '{securityContext,asNumber}',
                                'as_org', event #> '{securityContext,asOrg}',
                                'isp', event #> '{securityContext,isp}',
@@ -2262,7 +2275,11 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                            'factor', coalesce(e.log #>> '{details,authenticator,type}',
                                                               e.log #>> '{details,method}'),
                                            'result', e.event_type) END,
-                           'geo', CASE WHEN num_nonnulls(e.log #>> '{location_info,country_code}', e.log #>> '{location_info,city_name}', e.log #>> '{location_info,latitude}', e.log #>> '{location_info,longitude}') > 0 THEN jsonb_build_object(
+                           'geo', CASE WHEN num_nonnulls(e.log #>> '{location_info,country_code}',
+                                                         e.log #>> '{location_info,city_name}',
+                                                         e.log #>> '{location_info,latitude}',
+                                                         e.log #>> '{location_info,longitude}') > 0
+                                       THEN jsonb_build_object(
                                'country', e.log #>> '{location_info,country_code}',
                                'city', e.log #>> '{location_info,city_name}',
                                'latitude', e.log #> '{location_info,latitude}',
@@ -2291,13 +2308,14 @@ SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
                CASE WHEN NOT f.is_object THEN 'the event is not a JSON object'
                     WHEN f.kind IS NULL THEN 'the event is neither a signIn nor a directoryAudit'
                     WHEN f.occurred_at IS NULL THEN 'the event has no createdDateTime, activityDateTime or time'
-                    WHEN f.subject IS NULL THEN 'the event names no user (userId, userPrincipalName, initiatedBy)'
+                    WHEN f.subject IS NULL THEN 'the event names no user (userId, userPrincipalName, servicePrincipalId, initiatedBy)'
                END AS reason
           FROM (SELECT s.is_object, s.kind,
                        ato.import_time(coalesce(s.r -> 'createdDateTime', s.r -> 'activityDateTime',
                                                 event -> 'time')) AS occurred_at,
                        CASE s.kind
-                       WHEN 'login' THEN coalesce(nullif(s.r ->> 'userId', ''), nullif(s.r ->> 'userPrincipalName', ''))
+                       WHEN 'login' THEN coalesce(nullif(s.r ->> 'userId', ''), nullif(s.r ->> 'userPrincipalName', ''),
+                                                  nullif(s.r ->> 'servicePrincipalId', ''))
                        ELSE coalesce(nullif(s.r #>> '{initiatedBy,user,id}', ''),
                                      nullif(s.r #>> '{initiatedBy,user,userPrincipalName}', ''),
                                      nullif(s.r #>> '{initiatedBy,app,servicePrincipalId}', ''),
@@ -2343,7 +2361,13 @@ SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
                                                  'name', coalesce(t ->> 'userPrincipalName', t ->> 'displayName')))
                                          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(s.r -> 'targetResources') = 'array'
                                                                         THEN s.r -> 'targetResources' END) t),
-                           'risk', CASE WHEN num_nonnulls(s.r ->> 'riskLevelDuringSignIn', s.r ->> 'riskLevelAggregated', s.r ->> 'riskState', s.r ->> 'riskDetail', s.r ->> 'riskEventTypes_v2', s.r ->> 'riskEventTypes') > 0 THEN jsonb_build_object(
+                           'risk', CASE WHEN num_nonnulls(s.r ->> 'riskLevelDuringSignIn',
+                                                          s.r ->> 'riskLevelAggregated',
+                                                          s.r ->> 'riskState',
+                                                          s.r ->> 'riskDetail',
+                                                          s.r ->> 'riskEventTypes_v2',
+                                                          s.r ->> 'riskEventTypes') > 0
+                                        THEN jsonb_build_object(
                                'level', s.r ->> 'riskLevelDuringSignIn',
                                'aggregated', s.r ->> 'riskLevelAggregated',
                                'state', s.r ->> 'riskState',
@@ -2352,11 +2376,19 @@ SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
                                'anonymizer', CASE WHEN jsonb_typeof(coalesce(s.r -> 'riskEventTypes_v2', s.r -> 'riskEventTypes')) = 'array'
                                                   THEN coalesce(s.r -> 'riskEventTypes_v2', s.r -> 'riskEventTypes')
                                                        ?| ARRAY['anonymizedIPAddress', 'anonymousIPAddress'] END) END,
-                           'mfa', CASE WHEN num_nonnulls(s.r ->> 'authenticationRequirement', s.r #>> '{mfaDetail,authMethod}', s.second_factor) > 0 THEN jsonb_build_object(
+                           'mfa', CASE WHEN num_nonnulls(s.r ->> 'authenticationRequirement',
+                                                         s.r #>> '{mfaDetail,authMethod}',
+                                                         s.second_factor) > 0
+                                       THEN jsonb_build_object(
                                'requirement', s.r ->> 'authenticationRequirement',
                                'factor', coalesce(s.r #>> '{mfaDetail,authMethod}', s.second_factor ->> 'authenticationMethod'),
                                'result', s.second_factor -> 'succeeded') END,
-                           'geo', CASE WHEN num_nonnulls(s.r #>> '{location,countryOrRegion}', s.r #>> '{location,state}', s.r #>> '{location,city}', s.r #>> '{location,geoCoordinates,latitude}', s.r #>> '{location,geoCoordinates,longitude}') > 0 THEN jsonb_build_object(
+                           'geo', CASE WHEN num_nonnulls(s.r #>> '{location,countryOrRegion}',
+                                                         s.r #>> '{location,state}',
+                                                         s.r #>> '{location,city}',
+                                                         s.r #>> '{location,geoCoordinates,latitude}',
+                                                         s.r #>> '{location,geoCoordinates,longitude}') > 0
+                                       THEN jsonb_build_object(
                                'country', s.r #>> '{location,countryOrRegion}',
                                'state', s.r #>> '{location,state}',
                                'city', s.r #>> '{location,city}',

@@ -103,7 +103,8 @@ SELECT actor_id, event_type, outcome, occurred_at, metadata -> 'risk' AS risk, m
 -- Microsoft Entra ID: Graph's list response ({"value": [...]}) with a
 -- signIn as its documentation shows one, a wrong password, an MFA
 -- interrupt and a risky sign-in from an anonymiser; then Azure Monitor's
--- export ({"records": [...]}) of a sign-in and of two directory audits.
+-- export ({"records": [...]}) of a user's and a service principal's
+-- sign-in and of two directory audits.
 -- Its times come in three spellings.
 -- ---------------------------------------------------------------------------
 SELECT * FROM ato.import_events('entra', $${"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#auditLogs/signIns",
@@ -161,6 +162,11 @@ SELECT * FROM ato.import_events('entra', $${"records": [
                              "geoCoordinates": {"latitude": 51.5, "longitude": -0.12}},
                 "correlationId": "a75a10bd-c126-486b-9742-c03110d36262", "conditionalAccessStatus": "notApplied",
                 "riskDetail": "none", "riskLevelAggregated": "none", "riskLevelDuringSignIn": "none", "riskState": "none"}},
+{"time": "2019-03-12T16:10:00Z", "category": "ServicePrincipalSignInLogs", "resultType": "0",
+ "callerIpAddress": "81.2.69.160",
+ "properties": {"id": "1b2c3d4e-0000-0000-0000-00000000sp01", "createdDateTime": "2019-03-12T16:10:00Z",
+                "servicePrincipalId": "9f8e7d6c-0000-0000-0000-0000000000sp", "servicePrincipalName": "backup-job",
+                "appId": "0a1b2c3d-0000-0000-0000-000000000app", "ipAddress": "81.2.69.160", "status": {"errorCode": 0}}},
 {"time": "2019-03-12T16:20:00.0000000Z", "category": "AuditLogs", "operationName": "Add member to role",
  "resultType": "", "correlationId": "b86b21ce-0000-486b-9742-c03110d36263",
  "properties": {"id": "Directory_b86b21ce", "category": "RoleManagement", "correlationId": "b86b21ce-0000-486b-9742-c03110d36263",
