@@ -22,7 +22,8 @@ OBJS = \
 	src/revoke.o \
 	src/workers.o \
 	src/incident_worker.o \
-	src/detection_worker.o
+	src/detection_worker.o \
+	src/import.o
 PGFILEDESC = "ato_response - account-takeover detection and response"
 
 # Install and upgrade scripts live in install/ (sql/ belongs to pg_regress).
@@ -32,7 +33,7 @@ ATO_INSTALL_SQL = install/$(EXTENSION)--$(EXTVERSION).sql
 ATO_INSTALL_PIECES = install/header.sql $(sort $(wildcard install/sections/*.sql))
 DATA = $(sort $(ATO_INSTALL_SQL) $(wildcard install/$(EXTENSION)--*.sql))
 
-REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection detection_kit response alerts late_alerts error_codes roles
+REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection detection_kit response alerts late_alerts error_codes roles import
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
 ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance partition_writers
 ISOLATION_OPTS = --load-extension=$(EXTENSION)

@@ -10,6 +10,7 @@
 #   detect         bench/detect/detect.sql        the detection functions against seed 004 and plain SQL
 #   response       bench/response/response.sql    ato.revoke_incident() against seed 004's loop
 #   worker         bench/worker/worker.sql        the detection worker beside pgbench's ingest
+#   import         bench/import/import.sql        JSON lines through ato.okta_import against plain COPY
 #   login_latency  bench/login_latency/login_latency.sql
 #                                                 ato.record_login() alone and beside refreshes
 #
@@ -34,7 +35,7 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 what=${1:-all}
 case $what in
-    all | ingest | geoip | breakdown | window | detect | response | worker | login_latency) ;;
+    all | ingest | geoip | breakdown | window | detect | response | worker | login_latency | import) ;;
     *)
         echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency]" >&2
         exit 2
@@ -253,5 +254,8 @@ case $what in
         ;;
     login_latency)
         bench_login_latency
+        ;;
+    import) # bench/import/import.sql: JSON lines through ato.okta_import against plain COPY of the same rows
+        bench_psql -v dir="$work" -v events="${ATO_BENCH_IMPORT_EVENTS:-200000}" -v runs="$runs" -f "$bench_dir/import/import.sql"
         ;;
 esac
