@@ -213,6 +213,12 @@ bench_login_latency() {
     while kill -0 "$pgbench" 2>/dev/null; do
         bench_psql -v step=import -v late_events="$late" -f "$sql" >/dev/null
         imports=$((imports + 1))
+        # the next import once the worker has folded this one in (or 20 s)
+        for _ in $(seq 40); do
+            kill -0 "$pgbench" 2>/dev/null || break
+            [[ $(bench_psql -c 'SELECT count(*) FROM ato.summary_late_days') == 0 ]] && break
+            sleep 0.5
+        done
     done
     wait "$pgbench"
     load_latencies beside

@@ -24,6 +24,9 @@
  *      The steps besides the rules record how they went in
  *      ato.worker_steps: one that fails is recorded and skipped, and the
  *      cycle goes on;
+ *   The worker runs at a lower CPU priority than the backends (nice
+ *   DETECTION_WORKER_NICE), so a refresh beside the application's logins
+ *   takes the CPU they leave.
  *   4. sleeping until ato_response.detection_interval after the last cycle
  *      began, woken early by SIGHUP (new settings, a new interval counting
  *      from the last cycle; the GeoIP file is reopened by the next lookup
@@ -35,6 +38,8 @@
  * time, so the postmaster starts it again.
  */
 #include "postgres.h"
+
+#include <sys/resource.h>
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -67,6 +72,9 @@ PGDLLEXPORT void ato_detection_worker_main(Datum arg);
 
 
 /* work_mem of the detection worker, at least (kB) */
+/* The worker's nice value: a tenth of the CPU share of a backend, under contention. */
+#define DETECTION_WORKER_NICE 10
+
 #define DETECTION_WORK_MEM_KB 65536
 
 /* Reads the rows of a statement, in the caller's memory context. */
@@ -293,6 +301,19 @@ ato_detection_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+
+	/*
+	 * Background work yields the CPU to the application: where logins and
+	 * a refresh compete for the cores, the logins go first.  No backend
+	 * ever waits for a lock this worker holds long (the refresh takes none
+	 * that writers need, partition upkeep takes its strong locks NOWAIT),
+	 * so running it slower cannot hold a login up.
+	 */
+	errno = 0;
+	if (setpriority(PRIO_PROCESS, 0, DETECTION_WORKER_NICE) != 0)
+		ereport(LOG,
+				(errmsg("ato_response detection worker: could not lower its CPU priority: %m")));
+
 	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
 	/* no SET clause protects a worker's own statements */
 	ato_pin_session_search_path();

@@ -12,8 +12,9 @@
 --                         (ALTER SYSTEM, as for the second phase)
 --   psql -v step=import   a late import: :late_events successful logins
 --                         spread over the last three days, stored in one
---                         transaction, then ato.refresh_summaries() (which
---                         folds them in again from their first late day)
+--                         transaction; the worker's next cycle (every 5 s
+--                         here) folds them in again from their first late
+--                         day, as it would in production
 --   psql -v step=report   p50, p99 and the slowest login of each phase
 --                         from bench.login_latency, and their ratios
 --                         (-v imports=N: how many imports ran beside)
@@ -54,7 +55,6 @@ SELECT 'user-' || (a::bigint * 7919) % 50000, '81.2.69.0'::inet + a % 256, 'succ
        now() - interval '3 days' + (a::bigint * 104729 % :late_events) * (interval '3 days' / :late_events), 'import'
   FROM generate_series(1, :late_events) a;
 COMMIT;
-SELECT ato.refresh_summaries() >= 0 AS refreshed;
 \endif
 
 \if :report
@@ -72,7 +72,7 @@ SELECT format('%s: %s logins; p50 %s ms, p99 %s ms, slowest %s ms; slower than 1
 SELECT format('p99 beside / alone: %s (target <= 2); slowest beside / alone: %s; logins slower than 100 ms beside: %s, alone: %s (target: none that is not slow alone)',
               round((b.p99 / a.p99)::numeric, 2), round((b.slowest / a.slowest)::numeric, 1), b.over_100ms, a.over_100ms)
   FROM p a, p b WHERE a.phase = 'alone' AND b.phase = 'beside';
-SELECT format('beside the logins: %s late imports of %s events, each followed by a refresh; the summaries at the end: watermark %s, late days pending %s',
+SELECT format('beside the logins: %s late imports of %s events, folded in by the worker''s refreshes; the summaries at the end: watermark %s, late days pending %s',
               :imports, :late_events,
               (SELECT summarised_until FROM ato.summary_status), (SELECT count(*) FROM ato.summary_late_days))
 \endif
