@@ -5,8 +5,9 @@
  *     the functions return, the per-account calls (run on the shard of the
  *     account), the detections that are exact as a union of the shards'
  *     answers (run on every shard), the two re-aggregated at the proxy, and
- *     revoke_incident (the accounts checked here, then split by shard).  Every shard runs
- *     ato_response; the cluster is the foreign server ato_cluster.
+ *     revoke_incident (the accounts checked here, then split by shard).
+ *     Every shard runs ato_response; the cluster is the foreign server
+ *     ato_cluster.
  */
 \echo Use "CREATE EXTENSION ato_response_proxy" to load this file. \quit
 
