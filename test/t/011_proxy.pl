@@ -4,8 +4,9 @@
 # (ato_response_proxy): the same events loaded into one reference node and,
 # split by ato.shard_hash(), into the shards; every function of the proxy
 # checked against the reference node, a credential-stuffing source spread
-# over the shards under the threshold on each, and a revocation whose
-# accounts are split by shard.  Skipped when plproxy is not installed.
+# over the shards under the threshold on each, a revocation whose accounts
+# are split by shard, and one with a shard down, retried for that shard's
+# accounts.  Skipped when plproxy is not installed.
 
 use strict;
 use warnings;
@@ -261,6 +262,53 @@ for my $call ("ato.complete_step('u017', 'reauth_required', 'totp', 'user')",
 }
 is( $proxy->safe_psql('postgres', "SELECT step FROM ato.login_gate('u017')"),
 	'ok', 'login_gate: the completed step is cleared on the account\'s shard');
+
+# ---------------------------------------------------------------------------
+# A revocation with one shard down: no atomic commit across shards
+# ---------------------------------------------------------------------------
+
+# Accounts of each shard not revoked so far: two for a shard that is down,
+# two for a shard that answers with an error.
+my (@down, @failing);
+for my $k (0 .. 1)
+{
+	my @left = grep { !/^u0(0[123]|17|40)$/ } @{ $of_shard[$k] };
+	$down[$k] = [ @left[ 0, 1 ] ];
+	$failing[$k] = [ @left[ 2, 3 ] ];
+}
+my $incidents_of = sub {
+	my ($k, $accounts) = @_;
+	return $shards[$k]->safe_psql('postgres',
+		"SELECT count(*) FROM ato.incidents WHERE user_ids && '{" . join(',', @$accounts) . "}'");
+};
+my $revoke_sql = sub { "SELECT * FROM ato.revoke_incident('{" . join(',', @_) . "}', 'shard trouble')" };
+
+# Shard 1 down: the call fails.  Whether shard 0 ran it depends on whether the
+# proxy's connection to it was open already, so only shard 1 is retried.
+$shards[1]->stop;
+($rc, $out, $err) = $proxy->psql('postgres', $revoke_sql->(@{ $down[0] }, @{ $down[1] }));
+isnt($rc, 0, 'revoke_incident with a shard down fails');
+like($err, qr/connection to server/, 'the error says the proxy could not reach the shard');
+$shards[1]->start;
+is($proxy->safe_psql('postgres', 'SELECT count(*) FROM (' . $revoke_sql->(@{ $down[1] }) . ') r'),
+	'1', 'retried for the down shard\'s accounts, once it is back: one incident');
+is($incidents_of->(1, $down[1]), '1', 'shard 1 revoked its accounts on the retry');
+
+# Shard 1 answers with an error (read-only, as after a failover): shard 0
+# has committed its part all the same.
+$shards[1]->safe_psql('postgres',
+	'ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf()');
+($rc, $out, $err) = $proxy->psql('postgres', $revoke_sql->(@{ $failing[0] }, @{ $failing[1] }));
+isnt($rc, 0, 'revoke_incident with a failing shard fails');
+like($err, qr/read-only transaction/, 'the error is the failing shard\'s');
+is($incidents_of->(0, $failing[0]), '1', 'shard 0 revoked its accounts all the same: no atomic commit across shards');
+is($incidents_of->(1, $failing[1]), '0', 'the failing shard revoked nothing');
+$shards[1]->safe_psql('postgres',
+	'SET default_transaction_read_only = off; ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()');
+is($proxy->safe_psql('postgres', 'SELECT count(*) FROM (' . $revoke_sql->(@{ $failing[1] }) . ') r'),
+	'1', 'retried for the failing shard\'s accounts: one incident');
+is($incidents_of->(0, $failing[0]) . ' ' . $incidents_of->(1, $failing[1]), '1 1',
+	'each shard has revoked its accounts once');
 
 # ---------------------------------------------------------------------------
 # Recording: on the account's shard only
