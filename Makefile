@@ -63,6 +63,15 @@ check-install-script:
 	@cat $(ATO_INSTALL_PIECES) | cmp -s - $(ATO_INSTALL_SQL) || { echo "$(ATO_INSTALL_SQL) is not what install/header.sql and install/sections/ assemble to: run make and commit it" >&2; exit 1; }
 	@echo "$(ATO_INSTALL_SQL) is assembled from its $(words $(ATO_INSTALL_PIECES)) pieces"
 
+# The companion extension of a PL/Proxy node (proxy/, SQL only) is built,
+# installed and removed with this one.
+.PHONY: all-proxy install-proxy uninstall-proxy
+all: all-proxy
+install: install-proxy
+uninstall: uninstall-proxy
+all-proxy install-proxy uninstall-proxy:
+	$(MAKE) -C proxy PG_CONFIG='$(PG_CONFIG)' $(patsubst %-proxy,%,$@)
+
 # The bundled GeoIP database (fetched, never committed) goes beside the
 # extension's SQL scripts, where ato_response.geoip_database points by default.
 GEOIP_FILE = geoip/geo-whois-asn-country.mmdb
