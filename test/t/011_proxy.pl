@@ -36,7 +36,9 @@ for my $name (qw(reference shard0 shard1 proxy))
 	$n->init;
 	$n->append_conf('postgresql.conf', "fsync = off\n");
 	$n->append_conf('postgresql.conf',
-		"ato_response.geoip_database = '$geo/city.mmdb'\nato_response.asn_database = '$geo/asn.mmdb'\n")
+		"ato_response.geoip_database = '$geo/city.mmdb'\nato_response.asn_database = '$geo/asn.mmdb'\n"
+		  # the fixtures map documentation ranges: look them up (the default skips them)
+		  . "ato_response.locate_special_addresses = on\n")
 	  unless $name eq 'proxy';
 	$n->start;
 	$node{$name} = $n;
