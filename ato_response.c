@@ -35,6 +35,7 @@ char	   *ato_asn_database_path = NULL;
 bool		ato_locate_special_addresses = false;
 int			ato_max_user_agent_length = 1024;
 int			ato_max_future_skew = 300;
+int			ato_revocation_fence_timeout = 10000;
 int			ato_revocation_batch_size = 500;
 int			ato_inline_marking_limit = 10000;
 char	   *ato_revocation_channel = NULL;
@@ -131,6 +132,17 @@ _PG_init(void)
 							INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ato_response.revocation_fence_timeout",
+							"How long a revocation waits for the logins of its accounts that are still in their transaction.",
+							"It then fails with 55P03, naming how to find them; 0 waits without limit. See src/fence.c.",
+							&ato_revocation_fence_timeout,
+							10000,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ato_response.revocation_batch_size",

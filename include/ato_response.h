@@ -25,6 +25,9 @@ extern int	ato_max_user_agent_length;
 /* ato_response.max_future_skew: seconds an event may be dated ahead of the clock */
 extern int	ato_max_future_skew;
 
+/* ato_response.revocation_fence_timeout: ms a revocation waits for logins in flight */
+extern int	ato_revocation_fence_timeout;
+
 /* ato_response.revocation_batch_size: accounts an incident marks per batch */
 extern int	ato_revocation_batch_size;
 

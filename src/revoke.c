@@ -535,10 +535,14 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 	run.channel = ato_revocation_channel;
 	run.batch_size = ato_revocation_batch_size;
 	run.batches = (run.accounts + run.batch_size - 1) / run.batch_size;
-	/* only now: every login that passed the gate before has issued its sessions */
-	ato_fence_accounts(run.user_ids, run.accounts);
+	/*
+	 * Only now: every login that passed the gate before has issued its
+	 * sessions.  Fenced by bucket, this transaction holds up about every
+	 * login until it commits, so it leaves the marking to the worker.
+	 */
+	in_background = ato_fence_accounts(run.user_ids, run.accounts) ||
+		run.accounts > ato_inline_marking_limit;
 	run.revoked_at = GetCurrentTimestamp();
-	in_background = run.accounts > ato_inline_marking_limit;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
