@@ -385,6 +385,7 @@ AS $$
 DECLARE
     parent   text;
     month    timestamptz;
+    live_month timestamptz := date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     created  integer := 0;
 BEGIN
     IF from_time IS NULL OR to_time IS NULL THEN
@@ -408,15 +409,26 @@ BEGIN
                   HINT = 'Create at most 10 years of monthly partitions in one call.';
     END IF;
 
+    -- The month of now() last, for both tables: attaching it holds the
+    -- table in ACCESS EXCLUSIVE until this transaction commits, which must
+    -- then come at once, not after the other months' rows are moved.
     FOREACH parent IN ARRAY ARRAY['login_events', 'audit_events'] LOOP
         month := date_trunc('month', from_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
         WHILE month <= to_time LOOP
-            IF ato.attach_event_month(parent, month) IS NOT NULL THEN
+            IF month <> live_month AND ato.attach_event_month(parent, month) IS NOT NULL THEN
                 created := created + 1;
             END IF;
             month := month + interval '1 month';
         END LOOP;
     END LOOP;
+    IF live_month >= date_trunc('month', from_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+       AND live_month <= to_time THEN
+        FOREACH parent IN ARRAY ARRAY['login_events', 'audit_events'] LOOP
+            IF ato.attach_event_month(parent, live_month) IS NOT NULL THEN
+                created := created + 1;
+            END IF;
+        END LOOP;
+    END IF;
     RETURN created;
 END
 $$;
@@ -2578,7 +2590,8 @@ RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE jsonb_typeof(value)
-           WHEN 'string' THEN nullif(value #>> '{}', '')::timestamptz
+           -- ISO 8601 only: 'now', 'epoch' or 'tomorrow' are no provider's time
+           WHEN 'string' THEN CASE WHEN value #>> '{}' ~ '^\d{4}-\d{2}-\d{2}' THEN (value #>> '{}')::timestamptz END
            WHEN 'number' THEN to_timestamp(CASE WHEN abs((value #>> '{}')::numeric) >= 100000000000
                                                 THEN (value #>> '{}')::numeric / 1000
                                                 ELSE (value #>> '{}')::numeric END::double precision)
@@ -3050,6 +3063,12 @@ BEGIN
         RETURN;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+        -- a conflict, a lock timeout, a lack of resources, a cancel or an
+        -- internal error says nothing about the events: the import fails,
+        -- to be run again, rather than rejecting good events for it
+        IF state ~ '^(40|53|55P03|57|58|XX)' THEN
+            RAISE;
+        END IF;
     END;
 
     IF given = 1 THEN

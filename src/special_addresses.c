@@ -80,6 +80,15 @@ in_any(const unsigned char *addr, const SpecialRange *ranges, int n)
 	return false;
 }
 
+/* 192.0.0.9 and 192.0.0.10 (PCP and TURN anycast) are globally reachable. */
+static bool
+special_v4_address(const unsigned char *bytes)
+{
+	if (bytes[0] == 192 && bytes[1] == 0 && bytes[2] == 0 && (bytes[3] == 9 || bytes[3] == 10))
+		return false;
+	return in_any(bytes, special_v4, lengthof(special_v4));
+}
+
 bool
 ato_special_purpose_address(const inet *addr)
 {
@@ -87,10 +96,10 @@ ato_special_purpose_address(const inet *addr)
 	static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	if (ip_family(addr) == PGSQL_AF_INET)
-		return in_any(bytes, special_v4, lengthof(special_v4));
+		return special_v4_address(bytes);
 	/* ::ffff:a.b.c.d is looked up as a.b.c.d, and judged as it */
 	if (memcmp(bytes, v4_mapped, sizeof(v4_mapped)) == 0)
-		return in_any(bytes + 12, special_v4, lengthof(special_v4));
+		return special_v4_address(bytes + 12);
 	return in_any(bytes, special_v6, lengthof(special_v6));
 }
 

@@ -138,6 +138,7 @@ AS $$
 DECLARE
     parent   text;
     month    timestamptz;
+    live_month timestamptz := date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     created  integer := 0;
 BEGIN
     IF from_time IS NULL OR to_time IS NULL THEN
@@ -161,15 +162,26 @@ BEGIN
                   HINT = 'Create at most 10 years of monthly partitions in one call.';
     END IF;
 
+    -- The month of now() last, for both tables: attaching it holds the
+    -- table in ACCESS EXCLUSIVE until this transaction commits, which must
+    -- then come at once, not after the other months' rows are moved.
     FOREACH parent IN ARRAY ARRAY['login_events', 'audit_events'] LOOP
         month := date_trunc('month', from_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
         WHILE month <= to_time LOOP
-            IF ato.attach_event_month(parent, month) IS NOT NULL THEN
+            IF month <> live_month AND ato.attach_event_month(parent, month) IS NOT NULL THEN
                 created := created + 1;
             END IF;
             month := month + interval '1 month';
         END LOOP;
     END LOOP;
+    IF live_month >= date_trunc('month', from_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+       AND live_month <= to_time THEN
+        FOREACH parent IN ARRAY ARRAY['login_events', 'audit_events'] LOOP
+            IF ato.attach_event_month(parent, live_month) IS NOT NULL THEN
+                created := created + 1;
+            END IF;
+        END LOOP;
+    END IF;
     RETURN created;
 END
 $$;

@@ -73,7 +73,8 @@ RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE jsonb_typeof(value)
-           WHEN 'string' THEN nullif(value #>> '{}', '')::timestamptz
+           -- ISO 8601 only: 'now', 'epoch' or 'tomorrow' are no provider's time
+           WHEN 'string' THEN CASE WHEN value #>> '{}' ~ '^\d{4}-\d{2}-\d{2}' THEN (value #>> '{}')::timestamptz END
            WHEN 'number' THEN to_timestamp(CASE WHEN abs((value #>> '{}')::numeric) >= 100000000000
                                                 THEN (value #>> '{}')::numeric / 1000
                                                 ELSE (value #>> '{}')::numeric END::double precision)
@@ -545,6 +546,12 @@ BEGIN
         RETURN;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+        -- a conflict, a lock timeout, a lack of resources, a cancel or an
+        -- internal error says nothing about the events: the import fails,
+        -- to be run again, rather than rejecting good events for it
+        IF state ~ '^(40|53|55P03|57|58|XX)' THEN
+            RAISE;
+        END IF;
     END;
 
     IF given = 1 THEN

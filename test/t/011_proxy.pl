@@ -241,10 +241,13 @@ for my $k (0 .. 1)
 }
 
 my $everyone = "unnest('{" . join(',', @users) . "}'::text[]) u";
+# A login's transaction gates one account (at most 16): each account's gate
+# in a statement, and a transaction, of its own (psql's \gexec).
 my @per_account = (
-	"SELECT u, g.step, g.message, g.steps, g.incident_id IS NOT NULL, g.issued_at IS NOT NULL"
-	  . " FROM $everyone, LATERAL ato.login_gate(u, '198.51.100.1') g ORDER BY u",
-	"SELECT u, g.step, g.steps FROM $everyone, LATERAL ato.login_gate(u, '203.0.113.5') g ORDER BY u",
+	"SELECT format('SELECT %L, g.step, g.message, g.steps, g.incident_id IS NOT NULL, g.issued_at IS NOT NULL"
+	  . " FROM ato.login_gate(%L, ''198.51.100.1'') g', u, u) FROM $everyone ORDER BY u \\gexec",
+	"SELECT format('SELECT %L, g.step, g.steps FROM ato.login_gate(%L, ''203.0.113.5'') g', u, u)"
+	  . " FROM $everyone ORDER BY u \\gexec",
 	"SELECT u, s.refused, s.verdict, s.incident_id IS NOT NULL, s.revoked_at IS NOT NULL, s.reason"
 	  . " FROM $everyone, LATERAL ato.session_status(u, $B - interval '1 hour', 's-1') s ORDER BY u",
 	"SELECT u, ato.session_revoked(u, $B - interval '1 hour'), ato.session_revoked(u, now() + interval '1 hour')"
