@@ -9,13 +9,15 @@
  * before it) and the account flags (suspension among them), so that they
  * commit together.  The revocation time is taken after the revocation fence
  * (src/fence.c): every login that passed ato.login_gate() before has ended,
- * and every later one waits until this transaction commits.  The marking then goes through the accounts in batches of
+ * and every later one waits until this transaction commits.  The marking
+ * then goes through the accounts in batches of
  * ato_response.revocation_batch_size: each batch marks every registered table
  * (src/targets.c), records its accounts in ato.revocation_outbox at the next
  * position, sends that position on ato_response.revocation_channel and advances
  * the incident's progress, all in one transaction.  Up to
- * ato_response.inline_marking_limit accounts this happens in the caller's
- * transaction; beyond it a background worker does one batch per transaction
+ * ato_response.inline_marking_limit accounts (and no more than the fence
+ * holds account by account) this happens in the caller's transaction;
+ * beyond it a background worker does one batch per transaction
  * (src/incident_worker.c), and the call returns as soon as containment is
  * done.
  *
