@@ -12,9 +12,7 @@ Prints what it checks and the cost of a session check; exits 1 if anything is wr
 import sys
 import time
 
-import psycopg
-
-from shop import RevocationCache, Shop
+from shop import RevocationCache, Shop, connect
 
 USERS, VICTIMS = 300, 40
 ATTACKER = "5.188.10.{}"
@@ -54,7 +52,7 @@ def main(app_dsn, cache_dsn, oncall_dsn):
     cache = RevocationCache(cache_dsn)
     cache.close()                   # away during the incident: it must catch up
 
-    oncall = psycopg.connect(oncall_dsn, autocommit=True)
+    oncall = connect(oncall_dsn, autocommit=True)
     accounts = [r[0] for r in oncall.execute(
         "SELECT user_id FROM ato.cidr_scope('{5.188.10.0/24}', now() - interval '1 hour')"
         " ORDER BY 1").fetchall()]

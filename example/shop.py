@@ -22,13 +22,19 @@ import psycopg
 from psycopg import sql
 
 
+def connect(dsn, **kwargs):
+    # text comes back as str whatever the database's encoding (psycopg returns bytes from an
+    # SQL_ASCII database unless the client encoding is set)
+    return psycopg.connect(dsn, client_encoding="utf8", **kwargs)
+
+
 def password_hash(password):
     return hashlib.sha256(password.encode()).hexdigest()
 
 
 class Shop:
     def __init__(self, dsn):
-        self.db = psycopg.connect(dsn)
+        self.db = connect(dsn)
 
     def sign_up(self, login, password):
         with self.db.transaction():
@@ -99,7 +105,7 @@ class RevocationCache:
         self.connect()
 
     def connect(self):
-        self.db = psycopg.connect(self.dsn, autocommit=True)
+        self.db = connect(self.dsn, autocommit=True)
         self.notified = []
         self.db.add_notify_handler(lambda n: self.notified.append(n.payload))
         self.db.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
