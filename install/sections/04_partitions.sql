@@ -87,6 +87,8 @@ BEGIN
          WHERE p.upper_bound IS NOT NULL AND p.upper_bound <= older_than
          ORDER BY p.upper_bound
     LOOP
+        -- kept while an open incident's window reaches into it (12_evidence.sql)
+        CONTINUE WHEN ato.partition_held(part.partition, part.upper_bound);
         EXECUTE format('DROP TABLE %s', part.partition);
         dropped := dropped + 1;
     END LOOP;
@@ -94,7 +96,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ato.drop_event_partitions(timestamptz) IS
-    'Drops every monthly partition of the event tables that ends at or before older_than: retention at the cost of dropping tables; returns how many it dropped';
+    'Drops every monthly partition of the event tables that ends at or before older_than, but those an open incident''s window reaches into (a NOTICE says which: see ato.partition_held()): retention at the cost of dropping tables; returns how many it dropped';
 REVOKE ALL ON FUNCTION ato.drop_event_partitions(timestamptz) FROM PUBLIC;
 
 CREATE VIEW ato.event_partitions AS
