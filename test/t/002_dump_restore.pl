@@ -4,7 +4,8 @@
 # 002_dump_restore.pl -- pg_dump and restore keep every event: rows in the
 # monthly partitions ato.create_event_partitions() made, rows in the default
 # partitions (extension configuration tables, dumped through
-# pg_extension_config_dump), and the id sequence.
+# pg_extension_config_dump), the id sequence, and an incident's evidence (which
+# still verifies).
 
 use strict;
 use warnings;
@@ -125,8 +126,8 @@ my $indexes = q{
 	 ORDER BY 1
 };
 my $src_indexes = $node->safe_psql('src', $indexes);
-is(scalar(() = $src_indexes =~ /\n/g) + 1, 43,
-	'source: 1 index on each of the 5 login partitions, 2 on each of the 5 audit partitions, 28 on the other tables');
+is(scalar(() = $src_indexes =~ /\n/g) + 1, 46,
+	'source: 1 index on each of the 5 login partitions, 2 on each of the 5 audit partitions, 31 on the other tables');
 
 # The per-account summaries, folded up to a minute ago.
 $node->safe_psql('src', q{SELECT ato.refresh_summaries('2010-01-01')});
@@ -147,6 +148,7 @@ $node->safe_psql(
 	SET client_min_messages = warning;
 	SELECT ato.revoke_incident(ARRAY['alice'], 'dump test', suspend => true);
 	SELECT ato.block_network('192.0.2.0/24', 'dump test');
+	SELECT ato.preserve_evidence(id, since => '2000-01-01') FROM ato.incidents;
 });
 my $response = q{
 	SELECT (SELECT string_agg(target::text || ':' || action, ',') FROM ato.revocation_targets),
@@ -156,11 +158,13 @@ my $response = q{
 	       (SELECT string_agg(network::text, ',') FROM ato.blocked_networks),
 	       (SELECT count(*) FROM ato.response_log),
 	       (SELECT string_agg(position || ':' || batch || ':' || user_ids::text, ',') FROM ato.revocation_outbox),
-	       (SELECT last_position FROM ato.revocation_outbox_state)
+	       (SELECT last_position FROM ato.revocation_outbox_state),
+	       (SELECT string_agg(v.ok || ':' || v.rows || ':' || encode(m.hash, 'hex'), ',')
+	          FROM ato.evidence_manifests m, ato.verify_evidence(m.incident_id) v)
 };
 my $src_response = $node->safe_psql('src', $response);
-like($src_response, qr/^app_sessions:end\|dump test:contained:\{alice\}:.*\|alice:.*\|alice:true\|192\.0\.2\.0\/24\|2\|1:1:\{alice\}\|1$/,
-	'source: a registered table, an incident, its revocation and flags, a blocked network, the outbox');
+like($src_response, qr/^app_sessions:end\|dump test:contained:\{alice\}:.*\|alice:.*\|alice:true\|192\.0\.2\.0\/24\|3\|1:1:\{alice\}\|1\|true:[1-9][0-9]*:[0-9a-f]{64}$/,
+	'source: a registered table, an incident, its revocation and flags, a blocked network, the outbox, the evidence');
 
 my $src_last = $node->safe_psql('src',
 	'SELECT greatest((SELECT max(id) FROM ato.login_events), (SELECT max(id) FROM ato.audit_events))');
@@ -250,7 +254,7 @@ sub check_restored
 	is($node->safe_psql($db, $summaries), $src_summaries,
 		"$how: folding the restored store in again changes no summary");
 	is($node->safe_psql($db, $response), $src_response,
-		"$how: the response's tables are restored: targets, incidents, revocations, flags, blocked networks, the outbox and its position");
+		"$how: the response's tables are restored: targets, incidents, revocations, flags, blocked networks, the outbox and its position, the evidence (still verifying)");
 	is( $node->safe_psql(
 			$db, q{
 			SET client_min_messages = warning;

@@ -4,9 +4,10 @@
 # 012_evidence.pl -- chain of custody from the outside: an incident's
 # evidence exported with psql (as the README says) is checked by
 # example/verify_evidence.py, which knows nothing of the extension; a body
-# with non-ASCII text hashes as its UTF-8 bytes; a line changed, removed or
-# moved in the file, a wrong expected manifest hash, and a row changed in
-# the database by a superuser behind disabled triggers are each caught.
+# with non-ASCII text hashes as its UTF-8 bytes (in a LATIN1 database too);
+# a line changed, removed or moved in the file, a wrong expected manifest
+# hash, and a row changed in the database by a superuser behind disabled
+# triggers are each caught.
 # And retention says which open incident it keeps a month for.
 
 use strict;
@@ -126,6 +127,30 @@ like($export, qr/"verified": false/, 'the export of tampered evidence says it do
 ($rc, $out) = check("$dir/tampered.jsonl", $manifest_hash);
 is($rc, 1, 'and the outside check fails');
 like($out, qr/^FAILED: line 6: row 4 does not match its hash/m, 'at the changed row');
+
+# In a LATIN1 database the hashes are over the UTF-8 bytes all the same: an
+# export in UTF-8 verifies.
+$node->safe_psql('postgres',
+	q{CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0});
+my $latin_incident;
+{
+	local $ENV{PGCLIENTENCODING} = 'UTF8';
+	$latin_incident = $node->safe_psql('latin', q{
+		SET client_min_messages = warning;
+		CREATE EXTENSION ato_response;
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, user_agent)
+		VALUES ('jörg', '198.51.100.7', 'success', 'Mozilla/5.0 (Käse; Ü)');
+		SELECT ato.revoke_incident('{jörg}', 'takeover of jörg');
+	});
+	is($node->safe_psql('latin', "SELECT ato.preserve_evidence('$latin_incident')"), 1,
+		'LATIN1: the event is preserved');
+	my $latin = $node->safe_psql('latin', "SELECT * FROM ato.export_evidence('$latin_incident')");
+	open(my $fh, '>:raw', "$dir/latin.jsonl") or die "$dir/latin.jsonl: $!";
+	print $fh $latin, "\n";
+	close $fh;
+}
+($rc, $out) = check("$dir/latin.jsonl");
+is($rc, 0, 'LATIN1: the UTF-8 export verifies without the extension') or diag($out);
 
 # Retention keeps the months of the open incident's window, and says why.
 my ($drc, $dout, $derr) = $node->psql('postgres', q{SET timezone = 'UTC'; SELECT ato.drop_event_partitions('2024-07-01')});
