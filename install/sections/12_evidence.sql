@@ -487,6 +487,8 @@ DECLARE
 BEGIN
     incident := ato.check_incident('incident_timeline', incident_id);
     SELECT * INTO scope FROM ato.incident_scope(incident.id);
+    -- (accounts are matched through a hashed IN: = ANY of a variable would
+    -- compare every event with every account)
     RETURN QUERY
     WITH events AS (
         -- preserved events, as preserved (they outlive retention), then the
@@ -497,14 +499,15 @@ BEGIN
         SELECT 'login_events', l.id, to_jsonb(l)
           FROM ato.login_events l
          WHERE l.occurred_at >= scope.window_from AND l.occurred_at <= scope.window_to
-           AND (l.user_id = ANY (scope.accounts) OR l.ip_address <<= ANY (scope.attacker_networks))
+           AND (l.user_id IN (SELECT u FROM unnest(scope.accounts) u) OR l.ip_address <<= ANY (scope.attacker_networks))
            AND NOT EXISTS (SELECT FROM ato.evidence_rows r
                             WHERE r.incident_id = incident.id AND r.event_table = 'login_events' AND r.event_id = l.id)
         UNION ALL
         SELECT 'audit_events', a.id, to_jsonb(a)
           FROM ato.audit_events a
          WHERE a.occurred_at >= scope.window_from AND a.occurred_at <= scope.window_to
-           AND (a.actor_id = ANY (scope.accounts) OR a.target_id = ANY (scope.accounts) OR a.ip_address <<= ANY (scope.attacker_networks))
+           AND (a.actor_id IN (SELECT u FROM unnest(scope.accounts) u) OR a.target_id IN (SELECT u FROM unnest(scope.accounts) u)
+                OR a.ip_address <<= ANY (scope.attacker_networks))
            AND NOT EXISTS (SELECT FROM ato.evidence_rows r
                             WHERE r.incident_id = incident.id AND r.event_table = 'audit_events' AND r.event_id = a.id)),
     items AS (
