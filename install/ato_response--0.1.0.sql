@@ -2394,8 +2394,6 @@ CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.evidence_rows
 -- (10_privileges.sql ran before these tables existed)
 REVOKE ALL ON ato.evidence_manifests, ato.evidence_rows FROM PUBLIC;
 
--- The window and scope of an incident, one definition for preserving,
--- holding retention off and the timeline.
 -- The one check of an incident argument: NULL 22004, unknown P0002.
 CREATE FUNCTION ato.check_incident(caller text, incident_id uuid)
 RETURNS ato.incidents
@@ -2423,6 +2421,8 @@ COMMENT ON FUNCTION ato.check_incident(text, uuid) IS
     'The incident of that id, for the evidence functions: an error naming the caller when it is NULL (22004) or unknown (P0002)';
 REVOKE ALL ON FUNCTION ato.check_incident(text, uuid) FROM PUBLIC;
 
+-- The window and scope of an incident, one definition for preserving,
+-- holding retention off and the timeline.
 CREATE FUNCTION ato.incident_scope(incident_id uuid, since timestamptz DEFAULT NULL, networks cidr[] DEFAULT NULL,
                                    OUT window_from timestamptz, OUT window_to timestamptz,
                                    OUT accounts text[], OUT attacker_networks cidr[], OUT is_open boolean)
