@@ -8,6 +8,7 @@ OBJS = \
 	src/geoip_json.o \
 	src/geoip_load.o \
 	src/ingest.o \
+	src/special_addresses.o \
 	src/owner.o \
 	src/contained.o \
 	src/summary.o \
@@ -21,7 +22,8 @@ OBJS = \
 	src/revoke.o \
 	src/workers.o \
 	src/incident_worker.o \
-	src/detection_worker.o
+	src/detection_worker.o \
+	src/import.o
 PGFILEDESC = "ato_response - account-takeover detection and response"
 
 # Install and upgrade scripts live in install/ (sql/ belongs to pg_regress).
@@ -31,9 +33,9 @@ ATO_INSTALL_SQL = install/$(EXTENSION)--$(EXTVERSION).sql
 ATO_INSTALL_PIECES = install/header.sql $(sort $(wildcard install/sections/*.sql))
 DATA = $(sort $(ATO_INSTALL_SQL) $(wildcard install/$(EXTENSION)--*.sql))
 
-REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection detection_kit response alerts late_alerts error_codes roles evidence
+REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection detection_kit response alerts late_alerts error_codes roles import evidence
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
-ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance evidence_preservation
+ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance partition_writers evidence_preservation
 ISOLATION_OPTS = --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
@@ -60,6 +62,15 @@ $(ATO_INSTALL_SQL): $(ATO_INSTALL_PIECES)
 check-install-script:
 	@cat $(ATO_INSTALL_PIECES) | cmp -s - $(ATO_INSTALL_SQL) || { echo "$(ATO_INSTALL_SQL) is not what install/header.sql and install/sections/ assemble to: run make and commit it" >&2; exit 1; }
 	@echo "$(ATO_INSTALL_SQL) is assembled from its $(words $(ATO_INSTALL_PIECES)) pieces"
+
+# The companion extension of a PL/Proxy node (proxy/, SQL only) is built,
+# installed and removed with this one.
+.PHONY: all-proxy install-proxy uninstall-proxy
+all: all-proxy
+install: install-proxy
+uninstall: uninstall-proxy
+all-proxy install-proxy uninstall-proxy:
+	$(MAKE) -C proxy PG_CONFIG='$(PG_CONFIG)' $(patsubst %-proxy,%,$@)
 
 # The bundled GeoIP database (fetched, never committed) goes beside the
 # extension's SQL scripts, where ato_response.geoip_database points by default.

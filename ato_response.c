@@ -32,8 +32,10 @@ void		_PG_init(void);
 
 char	   *ato_geoip_database_path = NULL;
 char	   *ato_asn_database_path = NULL;
+bool		ato_locate_special_addresses = false;
 int			ato_max_user_agent_length = 1024;
 int			ato_max_future_skew = 300;
+int			ato_revocation_fence_timeout = 10000;
 int			ato_revocation_batch_size = 500;
 int			ato_inline_marking_limit = 10000;
 char	   *ato_revocation_channel = NULL;
@@ -91,6 +93,16 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("ato_response.locate_special_addresses",
+							 "Look up special-purpose addresses (private, shared, documentation, ...) in the GeoIP databases too.",
+							 "Off: events from them get no GeoIP fields, whatever a public database says. "
+							 "On for a database of your own that maps your private networks to your offices.",
+							 &ato_locate_special_addresses,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomStringVariable("ato_response.asn_database",
 							   "Path of an optional MaxMind DB file with autonomous system numbers and organisations.",
 							   "For example GeoLite2-ASN. Empty means the ASN fields come from ato_response.geoip_database when it has them.",
@@ -120,6 +132,17 @@ _PG_init(void)
 							INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ato_response.revocation_fence_timeout",
+							"How long a revocation waits for the logins of its accounts that are still in their transaction.",
+							"It then fails with 55P03, naming how to find them; 0 waits without limit. See src/fence.c.",
+							&ato_revocation_fence_timeout,
+							10000,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ato_response.revocation_batch_size",

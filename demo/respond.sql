@@ -80,9 +80,9 @@ SELECT user_id AS victim FROM affected ORDER BY user_id LIMIT 1 \gset
 SELECT user_id AS bystander FROM demo.accounts
  WHERE user_id NOT IN (SELECT user_id FROM demo.staged) ORDER BY user_id LIMIT 1 \gset
 \pset title '(h) ato.login_gate(): the victim, the victim from the attacker network, a bystander'
-SELECT 'victim' AS who, g.* FROM ato.login_gate(:'victim', '81.2.69.160') g
-UNION ALL SELECT 'victim, from ' || :'attacker_cidr', g.* FROM ato.login_gate(:'victim', host(set_masklen(:'attacker_cidr'::cidr, 32))::inet + 9) g
-UNION ALL SELECT 'bystander', g.* FROM ato.login_gate(:'bystander', '81.2.69.160') g;
+SELECT 'victim' AS who, g.step, g.steps, g.message FROM ato.login_gate(:'victim', '81.2.69.160') g
+UNION ALL SELECT 'victim, from ' || :'attacker_cidr', g.step, g.steps, g.message FROM ato.login_gate(:'victim', host(set_masklen(:'attacker_cidr'::cidr, 32))::inet + 9) g
+UNION ALL SELECT 'bystander', g.step, g.steps, g.message FROM ato.login_gate(:'bystander', '81.2.69.160') g;
 \pset title '(h) ato.session_revoked(): a session the victim opened yesterday, and one opened from now on'
 SELECT ato.session_revoked(:'victim', now() - interval '1 day') AS yesterdays_session_revoked,
        ato.session_revoked(:'victim', clock_timestamp() + interval '1 second') AS new_session_revoked;

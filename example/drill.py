@@ -1,5 +1,5 @@
 """example/drill.py: an incident drill against the example shop (example/shop.py), run by the
-test suite (test/t/009_example_app.pl).
+test suite (test/t/010_example_app.pl).
 
 300 users sign in from home; an attacker from 5.188.10.0/24 takes over 40 of them (50 sessions);
 a responder finds them with ato.cidr_scope() and revokes them in one call, while logins go on;

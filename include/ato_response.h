@@ -16,11 +16,17 @@ extern char *ato_geoip_database_path;
 /* ato_response.asn_database: path of an optional ASN MaxMind DB file */
 extern char *ato_asn_database_path;
 
+/* ato_response.locate_special_addresses: look up private, documentation ... addresses too */
+extern bool ato_locate_special_addresses;
+
 /* ato_response.max_user_agent_length: longer user agents are cut (bytes) */
 extern int	ato_max_user_agent_length;
 
 /* ato_response.max_future_skew: seconds an event may be dated ahead of the clock */
 extern int	ato_max_future_skew;
+
+/* ato_response.revocation_fence_timeout: ms a revocation waits for logins in flight */
+extern int	ato_revocation_fence_timeout;
 
 /* ato_response.revocation_batch_size: accounts an incident marks per batch */
 extern int	ato_revocation_batch_size;

@@ -8,11 +8,14 @@
 
 #include "postgres.h"
 
-/* Buckets the accounts are spread over: the most locks one revocation holds. */
+/* Buckets the accounts are spread over (the most locks a large revocation holds). */
 #define ATO_GATE_BUCKETS 1024
 
-/* For a revocation, before it takes its time: see src/fence.c. */
-extern void ato_fence_accounts(Datum *user_ids, int naccounts);
+/*
+ * For a revocation, before it takes its time: see src/fence.c.  True when
+ * it fenced by bucket (a large incident), holding about every login.
+ */
+extern bool ato_fence_accounts(Datum *user_ids, int naccounts);
 
 /* For a login: the account's bucket, held to the end of the transaction. */
 extern void ato_fence_gate(text *user_id);

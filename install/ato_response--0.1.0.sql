@@ -104,6 +104,13 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION ato.geoip_status() IS
     'The GeoIP databases as this session sees them: the verified private copy in use (type, build time, when loaded, size and mtime of the file it was read from, milliseconds to read and verify it), the last file refused and why, any problem, and this session''s lookup counts';
 REVOKE ALL ON FUNCTION ato.geoip_status() FROM PUBLIC;
+
+CREATE FUNCTION ato.is_special_purpose(address inet)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'ato_is_special_purpose'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ato.is_special_purpose(inet) IS
+    'True for an address of the IANA special-purpose registries that is not globally reachable, or for documentation or benchmarking (private, CGNAT, loopback, link-local, unique-local, multicast, ...): stored events from it get no GeoIP fields, whatever the database says (ato.geoip() still says what the database says)';
 -- install/sections/03_event_store.sql: ato.login_events and ato.audit_events, their trigger (src/ingest.c), default partitions and indexes.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
@@ -143,18 +150,22 @@ CREATE TABLE ato.login_events (
     as_org       text,
     latitude     double precision,
     longitude    double precision,
-    recorded_at  timestamptz
+    recorded_at  timestamptz,
+    session_id   text
 ) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE ato.event_id_seq OWNED BY ato.login_events.id;
 
 COMMENT ON TABLE ato.login_events IS
     'Login attempts, one row each, partitioned by month of occurred_at; GeoIP columns are filled on insert';
-COMMENT ON COLUMN ato.login_events.outcome IS 'success, failure or challenge (see ato.login_outcomes())';
+COMMENT ON COLUMN ato.login_events.outcome IS
+    'success, failure, challenge or unknown (see ato.login_outcomes()); unknown: the identity provider did not say (Okta''s UNKNOWN, SKIPPED)';
 COMMENT ON COLUMN ato.login_events.source IS 'Free label of where the event came from (application, IdP, import)';
 COMMENT ON COLUMN ato.login_events.country_code IS 'ISO 3166 alpha-2 country of ip_address, from GeoIP at insert time';
 COMMENT ON COLUMN ato.login_events.asn IS 'Autonomous system number of ip_address, where a GeoIP database has it';
 COMMENT ON COLUMN ato.login_events.recorded_at IS
     'When the event was stored (set on insert); a row loaded with it set (a restore) is kept as recorded, not enriched again';
+COMMENT ON COLUMN ato.login_events.session_id IS
+    'The session the login opened or belongs to, where the writer knows it (Okta''s externalSessionId, Entra''s sessionId)';
 
 CREATE TABLE ato.audit_events (
     id           bigint      NOT NULL DEFAULT nextval('ato.event_id_seq'),
@@ -172,7 +183,9 @@ CREATE TABLE ato.audit_events (
     as_org       text,
     latitude     double precision,
     longitude    double precision,
-    recorded_at  timestamptz
+    recorded_at  timestamptz,
+    outcome      text,
+    session_id   text
 ) PARTITION BY RANGE (occurred_at);
 
 COMMENT ON TABLE ato.audit_events IS
@@ -182,6 +195,10 @@ COMMENT ON COLUMN ato.audit_events.target_type IS 'Kind of object acted on (user
 COMMENT ON COLUMN ato.audit_events.target_id IS 'Id of the object acted on';
 COMMENT ON COLUMN ato.audit_events.recorded_at IS
     'When the event was stored (set on insert); a row loaded with it set (a restore) is kept as recorded, not enriched again';
+COMMENT ON COLUMN ato.audit_events.outcome IS
+    'Whether the action happened: success, failure, challenge or unknown (as ato.login_outcomes()); NULL: not said, taken as done. A denied grant is a failure, not a grant';
+COMMENT ON COLUMN ato.audit_events.session_id IS
+    'The session the action was taken in, where the writer knows it';
 
 -- The trigger is the one place events are checked (there are no CHECK
 -- constraints repeating it, which would cost every COPY a second pass over
@@ -193,14 +210,16 @@ CREATE TRIGGER enrich_event BEFORE INSERT OR UPDATE ON ato.audit_events
     FOR EACH ROW EXECUTE FUNCTION ato.enrich_event('audit');
 
 -- Rows outside every monthly partition are kept here, never rejected;
--- ato.create_event_partitions() moves them into their month.
+-- ato.add_event_partition() (the detection worker's, every cycle) and
+-- ato.create_event_partitions() move them into their month (see
+-- 04_partitions.sql).
 CREATE TABLE ato.login_events_default PARTITION OF ato.login_events DEFAULT;
 CREATE TABLE ato.audit_events_default PARTITION OF ato.audit_events DEFAULT;
 
 -- The indexes live on the partitions, not on the partitioned tables: an
 -- index the extension script put on a partitioned table would be added again
 -- to every partition a restore attaches, and collide with the partition's own
--- dumped index.  The default partitions carry them, and ato.create_event_partitions()
+-- dumped index.  The default partitions carry them, and ato.attach_event_month()
 -- copies them (LIKE ... INCLUDING INDEXES) to every month it creates.
 --
 -- Time windows are read through BRIN: events arrive in time order, the index
@@ -233,17 +252,140 @@ SELECT pg_catalog.pg_extension_config_dump('ato.event_id_seq', '');
 -- Partitions
 -- ---------------------------------------------------------------------------
 
+-- Lock rules (PostgreSQL 15) that shape everything here.  An INSERT or
+-- COPY into an event table takes ROW EXCLUSIVE on the table and on each
+-- partition a row is routed to, nothing else.  ATTACH PARTITION takes SHARE
+-- UPDATE EXCLUSIVE on the table (which no writer conflicts with) but ACCESS
+-- EXCLUSIVE on the default partition, which it scans.  DROP TABLE (and plain
+-- DETACH) of a partition takes ACCESS EXCLUSIVE on the table and on the
+-- default partition; DETACH ... CONCURRENTLY is refused while a default
+-- partition exists.  So every strong lock below is asked for with NOWAIT:
+-- it is granted only when no transaction holds any lock on the table, and
+-- never joins a queue that writers would then wait behind; when refused,
+-- the step is left for the next call.
+
+-- Creates the month of parent beginning at month, moving into it the rows
+-- the default partition holds for it.  First, under ROW EXCLUSIVE on the
+-- default partition only (writers go on), the month is built apart and the
+-- rows moved; then SHARE UPDATE EXCLUSIVE on the table and ACCESS EXCLUSIVE
+-- on the default partition, both NOWAIT, the rows stored meanwhile are
+-- moved too and the month attached (a scan of the default partition).  All
+-- in one transaction: a reader sees the rows in the default partition or
+-- in their month, never in neither.  Returns NULL when it cannot without
+-- waiting (then nothing is done), or when the month exists.
+--
+-- A statement that routed its first row before the attach but stores a row
+-- of the month in the default partition after it fails ("violates partition
+-- constraint": PostgreSQL checks the default partition's bounds again).
+-- Hence: the months ahead are created before any row can be routed to them;
+-- a past month, when settled is given, only once no row of it was stored
+-- for that long (not in the middle of an import of it); and the month of
+-- now(), whose live events would be such statements, under ACCESS EXCLUSIVE
+-- on the table, so that they wait for the attach and are then routed anew.
+CREATE FUNCTION ato.attach_event_month(parent text, month timestamptz, settled interval DEFAULT NULL)
+RETURNS regclass
+LANGUAGE plpgsql
+-- months are UTC months: + interval '1 month' must not be taken in the
+-- caller's time zone
+SET TimeZone = 'UTC'
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part     text := format('%s_p%s', parent, to_char(month AT TIME ZONE 'UTC', 'YYYY_MM'));
+    dflt     text := parent || '_default';
+    live     boolean := month = date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    waiting  text := current_setting('lock_timeout');
+    move_sql text;
+    busy     boolean;
+BEGIN
+    IF parent IS NULL OR parent NOT IN ('login_events', 'audit_events') THEN
+        RAISE EXCEPTION 'parent must be login_events or audit_events, not %', coalesce(parent, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name one of the event tables.';
+    END IF;
+    IF month IS NULL OR NOT isfinite(month)
+       OR month <> date_trunc('month', month AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' THEN
+        RAISE EXCEPTION 'month must be the finite beginning of a UTC month, not %', coalesce(month::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give date_trunc(''month'', t AT TIME ZONE ''UTC'') AT TIME ZONE ''UTC''.';
+    END IF;
+    IF to_regclass(format('ato.%I', part)) IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    IF NOT live THEN
+        -- Someone holds a lock on the default partition (a transaction
+        -- storing rows there, a reader of the whole table): the NOWAIT
+        -- below would fail, so do not move a month of rows only to roll
+        -- it back.
+        IF EXISTS (SELECT FROM pg_catalog.pg_locks l
+                    WHERE l.locktype = 'relation'
+                      AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+                      AND l.relation = format('ato.%I', dflt)::regclass
+                      AND l.pid <> pg_backend_pid()) THEN
+            RETURN NULL;
+        END IF;
+        IF settled IS NOT NULL THEN
+            EXECUTE format('SELECT EXISTS (SELECT FROM ONLY ato.%I WHERE occurred_at >= $1 AND occurred_at < $2 AND recorded_at > now() - $3)',
+                           dflt)
+               INTO busy USING month, month + interval '1 month', settled;
+            IF busy THEN
+                RETURN NULL;
+            END IF;
+        END IF;
+    END IF;
+    move_sql := format('WITH moved AS (DELETE FROM ONLY ato.%I WHERE occurred_at >= $1 AND occurred_at < $2 RETURNING *) '
+                       'INSERT INTO ato.%I SELECT * FROM moved', dflt, part);
+    BEGIN
+        -- its indexes are those of the default partition; the table's row
+        -- triggers come with ATTACH (none fires on the rows moved)
+        EXECUTE format('CREATE TABLE ato.%I (LIKE ato.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)',
+                       part, dflt);
+        EXECUTE move_sql USING month, month + interval '1 month';
+        IF live THEN
+            -- Live events keep the table locked, one short transaction
+            -- after another, so NOWAIT would never succeed: wait for those
+            -- in progress, but no more than 20 ms (the writers that come
+            -- meanwhile queue behind this request for that long).
+            PERFORM set_config('lock_timeout', '20ms', true);
+            EXECUTE format('LOCK TABLE ONLY ato.%I IN ACCESS EXCLUSIVE MODE', parent);
+            PERFORM set_config('lock_timeout', waiting, true);
+        ELSE
+            EXECUTE format('LOCK TABLE ONLY ato.%I IN SHARE UPDATE EXCLUSIVE MODE NOWAIT', parent);
+        END IF;
+        EXECUTE format('LOCK TABLE ato.%I IN ACCESS EXCLUSIVE MODE NOWAIT', dflt);
+        -- nobody else holds the default partition now: what was stored for
+        -- the month since the first move is committed, and moves now
+        EXECUTE move_sql USING month, month + interval '1 month';
+        EXECUTE format('ALTER TABLE ato.%I ATTACH PARTITION ato.%I FOR VALUES FROM (%L) TO (%L)',
+                       parent, part, month, month + interval '1 month');
+        RETURN format('ato.%I', part)::regclass;
+    EXCEPTION
+        -- not free; another session creating it at the same time; a row
+        -- this snapshot did not see (a caller in REPEATABLE READ); a
+        -- partition under another name covering part of the month
+        WHEN lock_not_available OR duplicate_table OR check_violation OR invalid_object_definition THEN
+            RETURN NULL;
+    END;
+END
+$$;
+COMMENT ON FUNCTION ato.attach_event_month(text, timestamptz, interval) IS
+    'Creates the monthly partition of one event table (login_events or audit_events) beginning at month, moving in the rows its default partition holds for it, without waiting for a lock (see the README''s section on partitions); with settled, a past month only if none of its rows was stored for that long; returns the partition, or NULL when it exists or cannot be created now';
+REVOKE ALL ON FUNCTION ato.attach_event_month(text, timestamptz, interval) FROM PUBLIC;
+
 CREATE FUNCTION ato.create_event_partitions(
     from_time timestamptz,
     to_time   timestamptz DEFAULT now() + interval '3 months')
 RETURNS integer
 LANGUAGE plpgsql
+-- months are UTC months: + interval '1 month' must not be taken in the
+-- caller's time zone
+SET TimeZone = 'UTC'
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     parent   text;
     month    timestamptz;
-    name     text;
+    live_month timestamptz := date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     created  integer := 0;
 BEGIN
     IF from_time IS NULL OR to_time IS NULL THEN
@@ -267,33 +409,91 @@ BEGIN
                   HINT = 'Create at most 10 years of monthly partitions in one call.';
     END IF;
 
+    -- The month of now() last, for both tables: attaching it holds the
+    -- table in ACCESS EXCLUSIVE until this transaction commits, which must
+    -- then come at once, not after the other months' rows are moved.
     FOREACH parent IN ARRAY ARRAY['login_events', 'audit_events'] LOOP
         month := date_trunc('month', from_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
         WHILE month <= to_time LOOP
-            name := format('%s_p%s', parent, to_char(month AT TIME ZONE 'UTC', 'YYYY_MM'));
-            IF to_regclass(format('ato.%I', name)) IS NULL THEN
-                -- Build the month apart, move in what the default partition
-                -- holds for it, then attach: one transaction, nothing lost.  Its
-                -- indexes are those of the default partition.
-                EXECUTE format('CREATE TABLE ato.%I (LIKE ato.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)',
-                               name, parent || '_default');
-                EXECUTE format('WITH moved AS (DELETE FROM ato.%I WHERE occurred_at >= $1 AND occurred_at < $2 RETURNING *) '
-                               'INSERT INTO ato.%I SELECT * FROM moved',
-                               parent || '_default', name)
-                    USING month, month + interval '1 month';
-                EXECUTE format('ALTER TABLE ato.%I ATTACH PARTITION ato.%I FOR VALUES FROM (%L) TO (%L)',
-                               parent, name, month, month + interval '1 month');
+            IF month <> live_month AND ato.attach_event_month(parent, month) IS NOT NULL THEN
                 created := created + 1;
             END IF;
             month := month + interval '1 month';
         END LOOP;
     END LOOP;
+    IF live_month >= date_trunc('month', from_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+       AND live_month <= to_time THEN
+        FOREACH parent IN ARRAY ARRAY['login_events', 'audit_events'] LOOP
+            IF ato.attach_event_month(parent, live_month) IS NOT NULL THEN
+                created := created + 1;
+            END IF;
+        END LOOP;
+    END IF;
     RETURN created;
 END
 $$;
 COMMENT ON FUNCTION ato.create_event_partitions(timestamptz, timestamptz) IS
-    'Creates the missing monthly partitions of both event tables covering [from_time, to_time] (UTC months), moving in rows the default partitions hold for them; returns how many it created';
+    'Creates the missing monthly partitions of both event tables covering [from_time, to_time] (UTC months), moving in rows the default partitions hold for them; a month it cannot create without waiting for a lock is left (the detection worker creates it later, see ato.add_event_partition()); returns how many it created';
 REVOKE ALL ON FUNCTION ato.create_event_partitions(timestamptz, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.add_event_partition()
+RETURNS regclass
+LANGUAGE plpgsql
+-- months are UTC months: + interval '1 month' must not be taken in the
+-- caller's time zone
+SET TimeZone = 'UTC'
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tbl     text;
+    month   timestamptz;
+    added   regclass;
+    tried   timestamptz[];
+BEGIN
+    FOREACH tbl IN ARRAY ARRAY['login_events', 'audit_events'] LOOP
+        -- the month of now() and the next three, before their events come
+        -- (a month ahead is created while no row can be routed to it:
+        -- ato_response.max_future_skew rejects events from the future)
+        FOR month IN
+            SELECT m FROM generate_series(date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                                          now() + interval '3 months', interval '1 month') m
+             WHERE NOT EXISTS (SELECT FROM ato.event_partitions p
+                                WHERE p.parent = tbl AND NOT p.is_default
+                                  AND p.lower_bound <= m AND p.upper_bound > m)
+             ORDER BY m
+        LOOP
+            added := ato.attach_event_month(tbl, month);
+            IF added IS NOT NULL THEN
+                RETURN added;
+            END IF;
+        END LOOP;
+        -- then a month whose rows wait in the default partition (a history
+        -- loaded before its months existed), once they have stopped coming
+        -- for 10 s: the first row found of a month not tried yet tells
+        -- (not the month of now(), tried above)
+        tried := ARRAY[date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'];
+        FOR attempt IN 1 .. 4 LOOP
+            EXECUTE format('SELECT s.m FROM (SELECT date_trunc(''month'', e.occurred_at AT TIME ZONE ''UTC'') AT TIME ZONE ''UTC'' AS m '
+                           '                   FROM ONLY ato.%I e '
+                           '                  WHERE e.occurred_at >= ''0001-01-01 00:00+00'' AND e.occurred_at < ''10000-01-01 00:00+00'') s '
+                           ' WHERE s.m <> ALL ($2) '
+                           '   AND to_regclass(format(''ato.%%I'', format(''%%s_p%%s'', $1::text, to_char(s.m AT TIME ZONE ''UTC'', ''YYYY_MM'')))) IS NULL '
+                           ' LIMIT 1', tbl || '_default')
+               INTO month USING tbl, tried;
+            EXIT WHEN month IS NULL;
+            added := ato.attach_event_month(tbl, month, interval '10 seconds');
+            IF added IS NOT NULL THEN
+                RETURN added;
+            END IF;
+            tried := tried || month;
+        END LOOP;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ato.add_event_partition() IS
+    'Creates one monthly partition the event store lacks: the month of now() and the next three first, then a month whose rows wait in a default partition, none of them stored in the last 10 s (moving them in), without waiting for a lock; returns it, or NULL when none is missing or none can be created now. The detection worker calls it until NULL every cycle, one transaction each; so does ato.maintain_event_partitions(), once';
+REVOKE ALL ON FUNCTION ato.add_event_partition() FROM PUBLIC;
 
 CREATE FUNCTION ato.drop_event_partitions(older_than timestamptz)
 RETURNS integer
@@ -302,7 +502,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     part     record;
+    dflt     regclass;
     dropped  integer := 0;
+    has_rows boolean;
 BEGIN
     IF older_than IS NULL OR NOT isfinite(older_than) THEN
         RAISE EXCEPTION 'older_than must be a finite time'
@@ -310,21 +512,45 @@ BEGIN
                   HINT = 'Give the time before which whole months of events are dropped.';
     END IF;
     FOR part IN
-        SELECT p.partition, p.upper_bound
+        SELECT p.parent, p.partition, p.upper_bound
           FROM ato.event_partitions p
          WHERE p.upper_bound IS NOT NULL AND p.upper_bound <= older_than
-         ORDER BY p.upper_bound
+         ORDER BY p.upper_bound, p.parent
     LOOP
-        -- kept while an open incident's window reaches into it (12_evidence.sql)
+        -- kept while an open incident's window reaches into it (12_evidence.sql):
+        -- neither dropped nor emptied
         CONTINUE WHEN ato.partition_held(part.partition, part.upper_bound);
-        EXECUTE format('DROP TABLE %s', part.partition);
-        dropped := dropped + 1;
+        BEGIN
+            -- DROP TABLE locks these three (in this order): only if they
+            -- are free, so that no writer waits behind a request
+            EXECUTE format('LOCK TABLE ONLY ato.%I IN ACCESS EXCLUSIVE MODE NOWAIT', part.parent);
+            FOR dflt IN SELECT p.partition FROM ato.event_partitions p WHERE p.parent = part.parent AND p.is_default LOOP
+                EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', dflt);
+            END LOOP;
+            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', part.partition);
+            EXECUTE format('DROP TABLE %s', part.partition);
+            dropped := dropped + 1;
+        EXCEPTION WHEN lock_not_available THEN
+            -- The table is in use (by every transaction storing events, and
+            -- by readers).  Empty the month instead, which locks it alone:
+            -- an old month takes no live events.  It is dropped, empty, by
+            -- a later call that finds the table free.
+            BEGIN
+                EXECUTE format('SELECT EXISTS (SELECT FROM %s)', part.partition) INTO has_rows;
+                IF has_rows THEN
+                    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', part.partition);
+                    EXECUTE format('TRUNCATE %s', part.partition);
+                END IF;
+            EXCEPTION WHEN lock_not_available THEN
+                NULL;               -- being read: the next call
+            END;
+        END;
     END LOOP;
     RETURN dropped;
 END
 $$;
 COMMENT ON FUNCTION ato.drop_event_partitions(timestamptz) IS
-    'Drops every monthly partition of the event tables that ends at or before older_than, but those an open incident''s window reaches into (a NOTICE says which: see ato.partition_held()): retention at the cost of dropping tables; returns how many it dropped';
+    'Drops every monthly partition of the event tables that ends at or before older_than, each only if the table is free of locks (no waiting, so no writer queues behind it); a month it cannot drop now it empties (TRUNCATE, a lock on that month alone), for a later call to drop; a month an open incident''s window reaches into is kept whole (a NOTICE says which: see ato.partition_held()); returns how many it dropped';
 REVOKE ALL ON FUNCTION ato.drop_event_partitions(timestamptz) FROM PUBLIC;
 
 CREATE VIEW ato.event_partitions AS
@@ -343,7 +569,8 @@ SELECT c.relname::text                      AS parent,
 COMMENT ON VIEW ato.event_partitions IS
     'The partitions of the event tables with their time bounds and size; rows in a default partition mean a month has no partition yet (see ato.create_event_partitions())';
 
-CREATE FUNCTION ato.maintain_event_partitions(OUT ranges_summarised integer, OUT partitions_analyzed integer)
+CREATE FUNCTION ato.maintain_event_partitions(OUT ranges_summarised integer, OUT partitions_analyzed integer,
+                                               OUT partition_added regclass)
 LANGUAGE plpgsql
 -- a histogram of ten buckets is enough to tell how many events a window
 -- holds, and its sample of 3,000 rows is cheap to take every minute
@@ -388,10 +615,20 @@ BEGIN
             NULL;
         END;
     END LOOP;
+    -- last, so that the lock it may take on a default partition is held
+    -- only to the commit; whatever goes wrong there must not undo the
+    -- summaries and statistics above
+    BEGIN
+        partition_added := ato.add_event_partition();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'maintain_event_partitions: no month added: %', SQLERRM
+            USING ERRCODE = SQLSTATE,
+                  HINT = 'ato.add_event_partition() alone shows the error with its context.';
+    END;
 END
 $$;
 COMMENT ON FUNCTION ato.maintain_event_partitions() IS
-    'Keeps the event partitions that take live events fast to read: summarises their new BRIN block ranges (a range not yet summarised is read by every time window) and refreshes the planner''s statistics of occurred_at where about a thousand events or more came since the last ANALYZE (windows of the last minutes are then planned for their real size); skips a partition that VACUUM is busy with. The detection worker calls it every cycle';
+    'Keeps the event partitions that take live events fast to read: summarises their new BRIN block ranges (a range not yet summarised is read by every time window) and refreshes the planner''s statistics of occurred_at where about a thousand events or more came since the last ANALYZE (windows of the last minutes are then planned for their real size); skips a partition that VACUUM is busy with; then creates one missing month, as ato.add_event_partition() (partition_added). The detection worker calls it every cycle';
 REVOKE ALL ON FUNCTION ato.maintain_event_partitions() FROM PUBLIC;
 -- install/sections/05_recording.sql: ato.record_login() and ato.record_event(), the application's way in.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
@@ -876,7 +1113,15 @@ INSERT INTO ato.persistence_event_types (pattern, category, builtin) VALUES
     ('%recovery%',                        'recovery_changed',     true),
     ('user.email_changed',                'email_changed',        true),
     ('user.account.update_primary_email', 'email_changed',        true),
-    ('%identity%link%',                   'identity_linked',      true);
+    ('%identity%link%',                   'identity_linked',      true),
+    -- a new account is a way back in that survives the victim's password reset
+    ('user.lifecycle.create',             'account_created',      true),
+    -- the same changes under Microsoft Entra ID's and Auth0's own names (ato.import_events())
+    ('Add user',                          'account_created',      true),
+    ('Add member to role',                'role_granted',         true),
+    ('User registered security info',     'mfa_factor_added',     true),
+    ('gd_enrollment_complete',            'mfa_factor_added',     true),
+    ('sce',                               'email_changed',        true);
 SELECT pg_catalog.pg_extension_config_dump('ato.persistence_event_types', 'WHERE NOT builtin');
 
 CREATE FUNCTION ato.persistence_changes(
@@ -1437,8 +1682,10 @@ BEGIN
         END;
     incident_id := CASE WHEN step NOT IN ('ok', 'blocked_network') THEN flags.incident_id END;
     -- the time to stamp on a session issued in this transaction: the
-    -- database's clock, the one revocation times are taken from
-    issued_at := now();
+    -- database's clock, the one revocation times are taken from, read after
+    -- the gate's lock (a revocation taken before it is visible above; one
+    -- taken after waits for this transaction and is later than it)
+    issued_at := clock_timestamp();
 END;
 $$;
 COMMENT ON FUNCTION ato.login_gate(text, inet) IS
@@ -2271,6 +2518,672 @@ REVOKE ALL ON FUNCTION ato.unschedule_detection(text) FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA ato FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.event_id_seq FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.summary_refresh_bound FROM PUBLIC;
+-- install/sections/11_import.sql: importing identity-provider logs (Okta, Auth0, Microsoft Entra ID): one mapping function per provider, ato.import_events(), ato.import_batch(), the bulk import views and the table of rejected events.
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+-- It comes after 10_privileges.sql, so every object here carries its own REVOKE.
+-- The import runs as its caller (SECURITY INVOKER: a loader stores only what
+-- it may INSERT, and ato.import_rejections records who it was); the pure
+-- mapping functions it calls are therefore PUBLIC, ato.import_events() and
+-- ato.import_batch() are not.
+
+-- ---------------------------------------------------------------------------
+-- Importing identity-provider logs
+--
+-- Each provider's events are mapped by one SQL function, ato.<provider>_event(jsonb),
+-- into one ato.provider_event: a login (ato.login_events) or an audit event
+-- (ato.audit_events), or the reason it cannot be stored.  The mappings are
+-- plain single-SELECT SQL functions without SET clauses, so that the planner
+-- inlines them into the one INSERT that ato.import_batch() runs per batch
+-- (which pins search_path and the time zone); they read no table.
+--
+-- metadata of an imported event (keys without a value are left out):
+--   provider          okta, auth0 or entra
+--   event_id          the provider's id of the event (Okta uuid, Auth0 log_id, Entra id)
+--   event_type        the provider's event type as given (Okta eventType, Auth0 type, Entra
+--                     category or activityDisplayName); audit events have it in event_type too
+--   provider_outcome  the provider's own outcome (Okta outcome.result, Auth0 type, Entra
+--                     status.errorCode or result); outcome_reason its reason
+--   user_name         the account's sign-in name (Okta alternateId, Auth0 user_name, Entra
+--                     userPrincipalName), where user_id holds the provider's id
+--   targets           every target: [{"type", "id", "name"}, ...]; target_type and
+--                     target_id hold the first
+--   risk              the provider's risk and anonymiser signals: level, detail, proxy,
+--                     threat_suspected, behaviors (Okta), event_types, state, aggregated,
+--                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0)
+--   mfa               factor, result (and Entra's requirement): the second factor used
+--   geo               the provider's own geography: country, city, state, latitude,
+--                     longitude; it fills country_code, latitude and longitude only where
+--                     GeoIP has no answer for the address (ato.geoip_coverage())
+--   network           Okta's securityContext: asn, as_org, isp, domain
+--   app, client       the application signed in to
+-- ---------------------------------------------------------------------------
+
+CREATE TYPE ato.provider_event AS (
+    kind         text,              -- 'login', 'audit', or NULL: rejected for reason
+    reason       text,
+    occurred_at  timestamptz,
+    subject      text,              -- user_id of a login, actor_id of an audit event
+    ip_address   inet,
+    outcome      text,
+    event_type   text,
+    user_agent   text,
+    session_id   text,
+    target_type  text,
+    target_id    text,
+    country_code text,              -- the provider's geography, used where GeoIP has no answer
+    latitude     double precision,
+    longitude    double precision,
+    metadata     jsonb
+);
+COMMENT ON TYPE ato.provider_event IS
+    'One identity-provider event mapped for the event store: a login, an audit event, or the reason it cannot be stored';
+
+CREATE FUNCTION ato.geoip_coverage(ip_address inet)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'ato_geoip_coverage'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ato.geoip_coverage(inet) IS
+    'What the GeoIP databases know of an address: 1 its country, 2 its location (a bit mask; 0 also when no database is usable); never raises';
+-- PUBLIC, as the GeoIP look-ups: it reads nothing, and the import needs it as the caller.
+
+-- A provider's time: an ISO 8601 string (a time without a zone is UTC, the
+-- import runs in UTC) or a number of seconds or milliseconds since 1970.
+CREATE FUNCTION ato.import_time(value jsonb)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE jsonb_typeof(value)
+           -- ISO 8601 only: 'now', 'epoch' or 'tomorrow' are no provider's time
+           WHEN 'string' THEN CASE WHEN value #>> '{}' ~ '^\d{4}-\d{2}-\d{2}' THEN (value #>> '{}')::timestamptz END
+           WHEN 'number' THEN to_timestamp(CASE WHEN abs((value #>> '{}')::numeric) >= 100000000000
+                                                THEN (value #>> '{}')::numeric / 1000
+                                                ELSE (value #>> '{}')::numeric END::double precision)
+           END
+$$;
+COMMENT ON FUNCTION ato.import_time(jsonb) IS
+    'A provider''s time: ISO 8601 text (UTC when it has no zone) or seconds or milliseconds since 1970; NULL when absent';
+-- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
+
+-- A provider's coordinate, when it is a number within limit degrees.
+CREATE FUNCTION ato.import_degrees(value jsonb, limit_degrees double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN jsonb_typeof(value) = 'number' AND abs(value::double precision) <= limit_degrees
+                THEN value::double precision END
+$$;
+COMMENT ON FUNCTION ato.import_degrees(jsonb, double precision) IS
+    'A provider''s latitude or longitude: the number if it lies within the limit, otherwise NULL';
+-- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
+
+-- Okta's outcome.result (and any provider's in the same words) as an outcome
+-- of the event store; anything else is passed on, for the trigger to refuse.
+CREATE FUNCTION ato.import_outcome(result text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE upper(result)
+           WHEN 'SUCCESS' THEN 'success' WHEN 'ALLOW' THEN 'success'
+           WHEN 'FAILURE' THEN 'failure' WHEN 'DENY' THEN 'failure'
+           WHEN 'CHALLENGE' THEN 'challenge'
+           WHEN 'SKIPPED' THEN 'unknown' WHEN 'UNKNOWN' THEN 'unknown'
+           ELSE result END
+$$;
+COMMENT ON FUNCTION ato.import_outcome(text) IS
+    'A provider''s outcome as the event store''s: SUCCESS/ALLOW success, FAILURE/DENY failure, CHALLENGE challenge, SKIPPED/UNKNOWN unknown';
+-- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
+
+-- ---------------------------------------------------------------------------
+-- Okta System Log API (/api/v1/logs): LogEvent objects
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION ato.okta_event(event jsonb)
+RETURNS SETOF ato.provider_event
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 1
+AS $$
+SELECT CASE WHEN x.reason IS NULL THEN
+            CASE WHEN x.event_type IN ('user.session.start', 'user.authentication.authenticate')
+                 THEN 'login' ELSE 'audit' END END,
+       x.reason, x.occurred_at, x.subject, x.ip_address, x.outcome, x.event_type, x.user_agent,
+       x.session_id, x.target_type, x.target_id, NULL::text, x.latitude, x.longitude, x.metadata
+  FROM (SELECT f.*,
+               CASE WHEN NOT f.is_object THEN 'the event is not a JSON object'
+                    WHEN f.event_type IS NULL THEN 'the event has no eventType'
+                    WHEN f.occurred_at IS NULL THEN 'the event has no published time'
+                    WHEN f.subject IS NULL THEN 'the event has no actor id'
+               END AS reason
+          FROM (SELECT coalesce(jsonb_typeof(event) = 'object', false) AS is_object,
+                       nullif(event ->> 'eventType', '') AS event_type,
+                       ato.import_time(event -> 'published') AS occurred_at,
+                       CASE WHEN coalesce(event #>> '{actor,id}', '') IN ('', 'unknown')
+                            THEN nullif(nullif(event #>> '{actor,alternateId}', ''), 'unknown')
+                            ELSE event #>> '{actor,id}' END AS subject,
+                       nullif(event #>> '{client,ipAddress}', '')::inet AS ip_address,
+                       ato.import_outcome(event #>> '{outcome,result}') AS outcome,
+                       nullif(event #>> '{client,userAgent,rawUserAgent}', '') AS user_agent,
+                       nullif(nullif(event #>> '{authenticationContext,externalSessionId}', ''), 'unknown') AS session_id,
+                       event #>> '{target,0,type}' AS target_type,
+                       event #>> '{target,0,id}' AS target_id,
+                       ato.import_degrees(event #> '{client,geographicalContext,geolocation,lat}', 90) AS latitude,
+                       ato.import_degrees(event #> '{client,geographicalContext,geolocation,lon}', 180) AS longitude,
+                       jsonb_strip_nulls(jsonb_build_object(
+                           'provider', 'okta',
+                           'event_id', event ->> 'uuid',
+                           'event_type', event ->> 'eventType',
+                           'provider_outcome', event #>> '{outcome,result}',
+                           'outcome_reason', event #>> '{outcome,reason}',
+                           'user_name', event #>> '{actor,alternateId}',
+                           'display_message', event ->> 'displayMessage',
+                           'transaction_id', event #>> '{transaction,id}',
+                           'targets', (SELECT jsonb_agg(jsonb_build_object(
+                                                 'type', t ->> 'type', 'id', t ->> 'id',
+                                                 'name', coalesce(t ->> 'alternateId', t ->> 'displayName')))
+                                         FROM jsonb_array_elements(CASE WHEN jsonb_typeof(event -> 'target') = 'array'
+                                                                        THEN event -> 'target' END) t),
+                           'risk', CASE WHEN num_nonnulls(event #>> '{debugContext,debugData,risk}',
+                                                          event #>> '{securityContext,isProxy}',
+                                                          event #>> '{debugContext,debugData,threatSuspected}',
+                                                          event #>> '{debugContext,debugData,behaviors}') > 0
+                                        THEN jsonb_build_object(
+                               'level', upper(substring(event #>> '{debugContext,debugData,risk}' FROM 'level=([A-Za-z_]+)')),
+                               'detail', event #>> '{debugContext,debugData,risk}',
+                               'proxy', CASE WHEN jsonb_typeof(event #> '{securityContext,isProxy}') = 'boolean'
+                                             THEN event #> '{securityContext,isProxy}' END,
+                               'threat_suspected', CASE lower(event #>> '{debugContext,debugData,threatSuspected}')
+                                                   WHEN 'true' THEN true WHEN 'false' THEN false END,
+                               'behaviors', event #>> '{debugContext,debugData,behaviors}') END,
+                           'mfa', CASE WHEN event #>> '{debugContext,debugData,factor}' IS NOT NULL
+                                         OR event ->> 'eventType' LIKE 'user.authentication.auth\_via\_mfa%'
+                                       THEN jsonb_build_object(
+                                           'factor', coalesce(event #>> '{debugContext,debugData,factor}',
+                                                              event #>> '{authenticationContext,credentialType}'),
+                                           'result', event #>> '{outcome,result}') END,
+                           'geo', CASE WHEN num_nonnulls(event #>> '{client,geographicalContext,country}',
+                                                         event #>> '{client,geographicalContext,state}',
+                                                         event #>> '{client,geographicalContext,city}',
+                                                         event #>> '{client,geographicalContext,geolocation,lat}',
+                                                         event #>> '{client,geographicalContext,geolocation,lon}') > 0
+                                       THEN jsonb_build_object(
+                               'country', event #>> '{client,geographicalContext,country}',
+                               'state', event #>> '{client,geographicalContext,state}',
+                               'city', event #>> '{client,geographicalContext,city}',
+                               'latitude', event #> '{client,geographicalContext,geolocation,lat}',
+                               'longitude', event #> '{client,geographicalContext,geolocation,lon}') END,
+                           'network', CASE WHEN num_nonnulls(event #>> '{securityContext,asNumber}',
+                                                             event #>> '{securityContext,asOrg}',
+                                                             event #>> '{securityContext,isp}',
+                                                             event #>> '{securityContext,domain}') > 0
+                                           THEN jsonb_build_object(
+                               'asn', event #> '{securityContext,asNumber}',
+                               'as_org', event #> '{securityContext,asOrg}',
+                               'isp', event #> '{securityContext,isp}',
+                               'domain', event #> '{securityContext,domain}') END,
+                           'client', event #>> '{client,id}')) AS metadata OFFSET 0) f) x
+$$;
+COMMENT ON FUNCTION ato.okta_event(jsonb) IS
+    'Maps one Okta System Log event: user.session.start and user.authentication.authenticate are logins, every other eventType an audit event under its own name';
+-- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
+
+-- ---------------------------------------------------------------------------
+-- Auth0 Logs API (/api/v2/logs) and log streams: log objects, bare or as a
+-- stream delivers them ({"log_id": ..., "data": {...}})
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION ato.auth0_event(event jsonb)
+RETURNS SETOF ato.provider_event
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 1
+AS $$
+SELECT CASE WHEN x.reason IS NULL THEN
+            CASE WHEN x.event_type IN ('s', 'ssa', 'scoa', 'f', 'fp', 'fu', 'fcoa', 'mfar')
+                 THEN 'login' ELSE 'audit' END END,
+       x.reason, x.occurred_at, x.subject, x.ip_address, x.outcome, x.event_type, x.user_agent,
+       x.session_id, NULL::text, NULL::text, x.country_code, x.latitude, x.longitude, x.metadata
+  FROM (SELECT f.*,
+               CASE WHEN NOT f.is_object THEN 'the event is not a JSON object'
+                    WHEN f.event_type IS NULL THEN 'the event has no type'
+                    WHEN f.occurred_at IS NULL THEN 'the event has no date'
+                    WHEN f.subject IS NULL THEN 'the event has neither user_id nor user_name'
+               END AS reason,
+               CASE WHEN f.event_type IN ('s', 'ssa', 'scoa') THEN 'success'
+                    WHEN f.event_type IN ('f', 'fp', 'fu', 'fcoa') THEN 'failure'
+                    WHEN f.event_type = 'mfar' THEN 'challenge'
+                    WHEN f.attack_protection THEN 'failure'
+                    WHEN f.event_type LIKE 'gd\_%' THEN
+                         CASE WHEN f.event_type ~ '(succeed|success|complete)' THEN 'success'
+                              WHEN f.event_type ~ '(fail|reject|exceed)' THEN 'failure' END
+                    WHEN f.event_type LIKE 's%' THEN 'success'
+                    WHEN f.event_type LIKE 'f%' THEN 'failure'
+               END AS outcome
+          FROM (SELECT e.is_object, e.event_type,
+                       ato.import_time(e.log -> 'date') AS occurred_at,
+                       coalesce(nullif(e.log ->> 'user_id', ''), nullif(e.log ->> 'user_name', '')) AS subject,
+                       nullif(e.log ->> 'ip', '')::inet AS ip_address,
+                       nullif(e.log ->> 'user_agent', '') AS user_agent,
+                       coalesce(nullif(e.log ->> 'session_id', ''), nullif(e.log #>> '{details,session_id}', ''),
+                                nullif(e.log ->> 'sid', '')) AS session_id,
+                       e.event_type IN ('limit_wc', 'limit_sul', 'limit_mu', 'limit_delegation',
+                                        'pwd_leak', 'signup_pwd_leak', 'reset_pwd_leak') AS attack_protection,
+                       CASE WHEN e.log #>> '{location_info,country_code}' ~ '^[A-Za-z]{2}$'
+                            THEN e.log #>> '{location_info,country_code}' END AS country_code,
+                       ato.import_degrees(e.log #> '{location_info,latitude}', 90) AS latitude,
+                       ato.import_degrees(e.log #> '{location_info,longitude}', 180) AS longitude,
+                       jsonb_strip_nulls(jsonb_build_object(
+                           'provider', 'auth0',
+                           'event_id', coalesce(e.log ->> 'log_id', e.log ->> '_id', event ->> 'log_id'),
+                           'event_type', e.event_type,
+                           'provider_outcome', e.event_type,
+                           'outcome_reason', e.log ->> 'description',
+                           'user_name', e.log ->> 'user_name',
+                           'connection', e.log ->> 'connection',
+                           'app', e.log ->> 'client_name',
+                           'client', e.log ->> 'client_id',
+                           'risk', CASE WHEN e.event_type IN ('limit_wc', 'limit_sul', 'limit_mu', 'limit_delegation', 'pwd_leak',
+                                                           'signup_pwd_leak', 'reset_pwd_leak')
+                                      OR e.log #> '{details,riskAssessment}' IS NOT NULL THEN jsonb_build_object(
+                               'attack_protection', CASE WHEN e.event_type IN ('limit_wc', 'limit_sul', 'limit_mu',
+                                                             'limit_delegation', 'pwd_leak', 'signup_pwd_leak',
+                                                             'reset_pwd_leak') THEN e.event_type END,
+                               'confidence', e.log #>> '{details,riskAssessment,confidence}',
+                               'assessments', e.log #> '{details,riskAssessment,assessments}') END,
+                           'mfa', CASE WHEN e.event_type LIKE 'gd\_%' OR e.event_type = 'mfar'
+                                       THEN jsonb_build_object(
+                                           'factor', coalesce(e.log #>> '{details,authenticator,type}',
+                                                              e.log #>> '{details,method}'),
+                                           'result', e.event_type) END,
+                           'geo', CASE WHEN num_nonnulls(e.log #>> '{location_info,country_code}',
+                                                         e.log #>> '{location_info,city_name}',
+                                                         e.log #>> '{location_info,latitude}',
+                                                         e.log #>> '{location_info,longitude}') > 0
+                                       THEN jsonb_build_object(
+                               'country', e.log #>> '{location_info,country_code}',
+                               'city', e.log #>> '{location_info,city_name}',
+                               'latitude', e.log #> '{location_info,latitude}',
+                               'longitude', e.log #> '{location_info,longitude}') END)) AS metadata
+                  FROM (SELECT coalesce(jsonb_typeof(l.log) = 'object', false) AS is_object,
+                               nullif(l.log ->> 'type', '') AS event_type, l.log
+                          FROM (SELECT CASE WHEN jsonb_typeof(event -> 'data') = 'object' AND NOT event ? 'type'
+                                            THEN event -> 'data' ELSE event END AS log) l) e OFFSET 0) f) x
+$$;
+COMMENT ON FUNCTION ato.auth0_event(jsonb) IS
+    'Maps one Auth0 log event: s, ssa, scoa (success), f, fp, fu, fcoa (failure) and mfar (challenge) are logins, every other type an audit event under its own code';
+-- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
+
+-- ---------------------------------------------------------------------------
+-- Microsoft Entra ID: Microsoft Graph signIn and directoryAudit resources,
+-- bare or as Azure Monitor exports them ({"time", "category", "properties": {...}})
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION ato.entra_event(event jsonb)
+RETURNS SETOF ato.provider_event
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 1
+AS $$
+SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
+       x.reason, x.occurred_at, x.subject, x.ip_address, x.outcome, x.event_type, x.user_agent,
+       x.session_id, x.target_type, x.target_id, x.country_code, x.latitude, x.longitude, x.metadata
+  FROM (SELECT f.*,
+               CASE WHEN NOT f.is_object THEN 'the event is not a JSON object'
+                    WHEN f.kind IS NULL THEN 'the event is neither a signIn nor a directoryAudit'
+                    WHEN f.occurred_at IS NULL THEN 'the event has no createdDateTime, activityDateTime or time'
+                    WHEN f.subject IS NULL THEN 'the event names no user (userId, userPrincipalName, servicePrincipalId, initiatedBy)'
+               END AS reason
+          FROM (SELECT s.is_object, s.kind,
+                       ato.import_time(coalesce(s.r -> 'createdDateTime', s.r -> 'activityDateTime',
+                                                event -> 'time')) AS occurred_at,
+                       CASE s.kind
+                       WHEN 'login' THEN coalesce(nullif(s.r ->> 'userId', ''), nullif(s.r ->> 'userPrincipalName', ''),
+                                                  nullif(s.r ->> 'servicePrincipalId', ''))
+                       ELSE coalesce(nullif(s.r #>> '{initiatedBy,user,id}', ''),
+                                     nullif(s.r #>> '{initiatedBy,user,userPrincipalName}', ''),
+                                     nullif(s.r #>> '{initiatedBy,app,servicePrincipalId}', ''),
+                                     nullif(s.r #>> '{initiatedBy,app,appId}', '')) END AS subject,
+                       CASE s.kind
+                       WHEN 'login' THEN coalesce(nullif(s.r ->> 'ipAddress', ''), nullif(event ->> 'callerIpAddress', ''))
+                       ELSE nullif(s.r #>> '{initiatedBy,user,ipAddress}', '') END::inet AS ip_address,
+                       CASE s.kind
+                       WHEN 'login' THEN
+                            CASE WHEN s.error_code IS NULL THEN NULL
+                                 WHEN s.error_code = '0' THEN 'success'
+                                 -- interrupts: a second factor or a prompt asked for, not a failed attempt
+                                 WHEN s.error_code IN ('50072', '50074', '50076', '50079', '50097', '50125',
+                                                       '50140', '50158', '50199') THEN 'challenge'
+                                 ELSE 'failure' END
+                       ELSE CASE lower(s.r ->> 'result')
+                            WHEN 'success' THEN 'success' WHEN 'failure' THEN 'failure'
+                            WHEN 'timeout' THEN 'unknown' END END AS outcome,
+                       CASE s.kind WHEN 'login' THEN coalesce(event ->> 'category', 'signIn')
+                                   ELSE s.r ->> 'activityDisplayName' END AS event_type,
+                       nullif(s.r ->> 'userAgent', '') AS user_agent,
+                       coalesce(nullif(s.r ->> 'sessionId', ''), nullif(s.r ->> 'correlationId', ''),
+                                nullif(event ->> 'correlationId', '')) AS session_id,
+                       s.r #>> '{targetResources,0,type}' AS target_type,
+                       s.r #>> '{targetResources,0,id}' AS target_id,
+                       CASE WHEN s.r #>> '{location,countryOrRegion}' ~ '^[A-Za-z]{2}$'
+                            THEN s.r #>> '{location,countryOrRegion}' END AS country_code,
+                       ato.import_degrees(s.r #> '{location,geoCoordinates,latitude}', 90) AS latitude,
+                       ato.import_degrees(s.r #> '{location,geoCoordinates,longitude}', 180) AS longitude,
+                       jsonb_strip_nulls(jsonb_build_object(
+                           'provider', 'entra',
+                           'event_id', s.r ->> 'id',
+                           'event_type', CASE s.kind WHEN 'login' THEN coalesce(event ->> 'category', 'signIn')
+                                                     ELSE s.r ->> 'activityDisplayName' END,
+                           'provider_outcome', CASE s.kind WHEN 'login' THEN s.error_code ELSE s.r ->> 'result' END,
+                           'outcome_reason', coalesce(s.r #>> '{status,failureReason}', s.r ->> 'resultReason'),
+                           'user_name', coalesce(s.r ->> 'userPrincipalName', s.r #>> '{initiatedBy,user,userPrincipalName}'),
+                           'app', s.r ->> 'appDisplayName',
+                           'client', s.r ->> 'clientAppUsed',
+                           'correlation_id', coalesce(s.r ->> 'correlationId', event ->> 'correlationId'),
+                           'targets', (SELECT jsonb_agg(jsonb_build_object(
+                                                 'type', t ->> 'type', 'id', t ->> 'id',
+                                                 'name', coalesce(t ->> 'userPrincipalName', t ->> 'displayName')))
+                                         FROM jsonb_array_elements(CASE WHEN jsonb_typeof(s.r -> 'targetResources') = 'array'
+                                                                        THEN s.r -> 'targetResources' END) t),
+                           'risk', CASE WHEN num_nonnulls(s.r ->> 'riskLevelDuringSignIn',
+                                                          s.r ->> 'riskLevelAggregated',
+                                                          s.r ->> 'riskState',
+                                                          s.r ->> 'riskDetail',
+                                                          s.r ->> 'riskEventTypes_v2',
+                                                          s.r ->> 'riskEventTypes') > 0
+                                        THEN jsonb_build_object(
+                               'level', s.r ->> 'riskLevelDuringSignIn',
+                               'aggregated', s.r ->> 'riskLevelAggregated',
+                               'state', s.r ->> 'riskState',
+                               'detail', s.r ->> 'riskDetail',
+                               'event_types', coalesce(s.r -> 'riskEventTypes_v2', s.r -> 'riskEventTypes'),
+                               'anonymizer', CASE WHEN jsonb_typeof(coalesce(s.r -> 'riskEventTypes_v2', s.r -> 'riskEventTypes')) = 'array'
+                                                  THEN coalesce(s.r -> 'riskEventTypes_v2', s.r -> 'riskEventTypes')
+                                                       ?| ARRAY['anonymizedIPAddress', 'anonymousIPAddress'] END) END,
+                           'mfa', CASE WHEN num_nonnulls(s.r ->> 'authenticationRequirement',
+                                                         s.r #>> '{mfaDetail,authMethod}',
+                                                         s.second_factor) > 0
+                                       THEN jsonb_build_object(
+                               'requirement', s.r ->> 'authenticationRequirement',
+                               'factor', coalesce(s.r #>> '{mfaDetail,authMethod}', s.second_factor ->> 'authenticationMethod'),
+                               'result', s.second_factor -> 'succeeded') END,
+                           'geo', CASE WHEN num_nonnulls(s.r #>> '{location,countryOrRegion}',
+                                                         s.r #>> '{location,state}',
+                                                         s.r #>> '{location,city}',
+                                                         s.r #>> '{location,geoCoordinates,latitude}',
+                                                         s.r #>> '{location,geoCoordinates,longitude}') > 0
+                                       THEN jsonb_build_object(
+                               'country', s.r #>> '{location,countryOrRegion}',
+                               'state', s.r #>> '{location,state}',
+                               'city', s.r #>> '{location,city}',
+                               'latitude', s.r #> '{location,geoCoordinates,latitude}',
+                               'longitude', s.r #> '{location,geoCoordinates,longitude}') END)) AS metadata
+                  FROM (SELECT p.is_object, p.r,
+                               CASE WHEN p.r ? 'activityDisplayName' THEN 'audit'
+                                    WHEN p.r ? 'createdDateTime' OR p.r ? 'userPrincipalName' OR p.r ? 'userId' THEN 'login'
+                               END AS kind,
+                               coalesce(p.r #>> '{status,errorCode}', nullif(event ->> 'resultType', '')) AS error_code,
+                               (SELECT d FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p.r -> 'authenticationDetails') = 'array'
+                                                                        THEN p.r -> 'authenticationDetails' END) d
+                                 WHERE d ->> 'authenticationMethod' NOT IN ('Password', 'Previously satisfied')
+                                 LIMIT 1) AS second_factor
+                          FROM (SELECT coalesce(jsonb_typeof(event) = 'object', false) AS is_object,
+                                       CASE WHEN jsonb_typeof(event -> 'properties') = 'object'
+                                            THEN event -> 'properties' ELSE event END AS r) p) s OFFSET 0) f) x
+$$;
+COMMENT ON FUNCTION ato.entra_event(jsonb) IS
+    'Maps one Microsoft Entra ID event: a signIn (Graph, or an Azure Monitor SignInLogs record) is a login, a directoryAudit an audit event named by its activityDisplayName';
+-- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
+
+-- ---------------------------------------------------------------------------
+-- Rejected events
+-- ---------------------------------------------------------------------------
+CREATE SEQUENCE ato.import_rejection_id_seq AS bigint;
+COMMENT ON SEQUENCE ato.import_rejection_id_seq IS 'Ids of ato.import_rejections';
+
+CREATE TABLE ato.import_rejections (
+    id          bigint      NOT NULL DEFAULT nextval('ato.import_rejection_id_seq') PRIMARY KEY,
+    rejected_at timestamptz NOT NULL DEFAULT now(),
+    rejected_by text        NOT NULL DEFAULT current_user,
+    provider    text        NOT NULL,
+    reason      text        NOT NULL,
+    sqlstate    text,
+    event       jsonb,
+    line        text
+);
+ALTER SEQUENCE ato.import_rejection_id_seq OWNED BY ato.import_rejections.id;
+COMMENT ON TABLE ato.import_rejections IS
+    'Identity-provider events that could not be stored, each kept whole with why: the rest of their import went on without them';
+COMMENT ON COLUMN ato.import_rejections.reason IS
+    'Why the event was not stored: what the mapping missed, or the error of the check that refused it';
+COMMENT ON COLUMN ato.import_rejections.sqlstate IS
+    'The SQLSTATE of the error that refused the event; NULL when its mapping found it unusable';
+COMMENT ON COLUMN ato.import_rejections.event IS 'The event exactly as given';
+COMMENT ON COLUMN ato.import_rejections.line IS 'A line of a bulk import that is not JSON, as read (event is NULL then)';
+REVOKE ALL ON ato.import_rejections FROM PUBLIC;
+REVOKE ALL ON SEQUENCE ato.import_rejection_id_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('ato.import_rejections', '');
+SELECT pg_catalog.pg_extension_config_dump('ato.import_rejection_id_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- The import
+-- ---------------------------------------------------------------------------
+
+-- The mapping function of a provider, or an error naming the known ones.
+CREATE FUNCTION ato.import_mapping(provider text)
+RETURNS regprocedure
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    CASE lower(provider)
+    WHEN 'okta' THEN RETURN 'ato.okta_event(jsonb)'::regprocedure;
+    WHEN 'auth0' THEN RETURN 'ato.auth0_event(jsonb)'::regprocedure;
+    WHEN 'entra' THEN RETURN 'ato.entra_event(jsonb)'::regprocedure;
+    ELSE
+        RAISE EXCEPTION 'unknown identity provider %', coalesce(quote_literal(provider), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The providers are okta (System Log API), auth0 (Logs API, log streams) and entra (Microsoft Graph signIn and directoryAudit, Azure Monitor exports).';
+    END CASE;
+END
+$$;
+COMMENT ON FUNCTION ato.import_mapping(text) IS
+    'The mapping function of an identity provider (okta, auth0, entra); an error with the list for any other';
+-- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
+
+CREATE FUNCTION ato.import_batch(provider text, events jsonb[], lines text[] DEFAULT NULL,
+                                 OUT logins bigint, OUT audit_events bigint, OUT rejected bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS $$
+DECLARE
+    mapping regprocedure := ato.import_mapping(provider);
+    given integer := coalesce(cardinality(lines), cardinality(events), 0);
+    source text;
+    half integer;
+    l bigint;
+    a bigint;
+    r bigint;
+    message text;
+    state text;
+    event jsonb;
+BEGIN
+    provider := lower(provider);
+    logins := 0;
+    audit_events := 0;
+    rejected := 0;
+    IF given = 0 THEN
+        RETURN;
+    END IF;
+    IF NOT (has_table_privilege('ato.login_events', 'INSERT')
+            AND has_table_privilege('ato.audit_events', 'INSERT')
+            AND has_table_privilege('ato.import_rejections', 'INSERT')
+            AND has_sequence_privilege('ato.event_id_seq', 'USAGE')
+            AND has_sequence_privilege('ato.import_rejection_id_seq', 'USAGE')) THEN
+        RAISE EXCEPTION 'permission denied to import events as %', current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'The importing role needs INSERT on ato.login_events, ato.audit_events and ato.import_rejections and USAGE on ato.event_id_seq and ato.import_rejection_id_seq.';
+    END IF;
+    -- lines (JSON texts) are parsed once each, in the statement (OFFSET 0
+    -- keeps the inlined mapping from parsing a line at every reference)
+    source := CASE WHEN lines IS NOT NULL
+                   THEN '(SELECT line::jsonb AS event FROM unnest($3::text[]) AS line OFFSET 0) i'
+                   ELSE 'unnest($1::jsonb[]) AS i(event)' END;
+
+    -- The whole batch in one statement; an event a check refuses (or a line
+    -- that is not JSON) fails it, and then each half is tried on its own,
+    -- down to the single event, which is kept in ato.import_rejections with
+    -- the error.
+    BEGIN
+        EXECUTE format($sql$
+            WITH m AS MATERIALIZED (
+                SELECT CASE WHEN p.kind IS NULL OR p.kind NOT IN ('login', 'audit') THEN i.event END AS event, p.*,
+                       CASE WHEN p.ip_address IS NOT NULL AND (p.country_code IS NOT NULL OR p.latitude IS NOT NULL)
+                            THEN ato.geoip_coverage(p.ip_address) ELSE 3 END AS covered
+                  FROM %s
+                  LEFT JOIN LATERAL %s(i.event) p ON true),
+            l AS (
+                INSERT INTO ato.login_events (occurred_at, user_id, ip_address, outcome, user_agent, source,
+                                              metadata, country_code, latitude, longitude, session_id)
+                SELECT occurred_at, subject, ip_address, outcome, user_agent, $2, metadata,
+                       CASE WHEN covered & 1 = 0 THEN country_code END,
+                       CASE WHEN covered & 2 = 0 AND longitude IS NOT NULL THEN latitude END,
+                       CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
+                       session_id
+                  FROM m WHERE kind = 'login'
+                RETURNING 1),
+            a AS (
+                INSERT INTO ato.audit_events (occurred_at, actor_id, event_type, ip_address, target_type,
+                                              target_id, user_agent, source, metadata, country_code,
+                                              latitude, longitude, outcome, session_id)
+                SELECT occurred_at, subject, event_type, ip_address, target_type, target_id, user_agent, $2,
+                       metadata,
+                       CASE WHEN covered & 1 = 0 THEN country_code END,
+                       CASE WHEN covered & 2 = 0 AND longitude IS NOT NULL THEN latitude END,
+                       CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
+                       outcome, session_id
+                  FROM m WHERE kind = 'audit'
+                RETURNING 1),
+            r AS (
+                INSERT INTO ato.import_rejections (provider, reason, event)
+                SELECT $2, coalesce(reason, 'the mapping gave no row'), event
+                  FROM m WHERE kind IS NULL OR kind NOT IN ('login', 'audit')
+                RETURNING 1)
+            SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r)
+            $sql$, source, mapping::oid::regproc)
+        INTO logins, audit_events, rejected
+        USING events, provider, lines;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+        -- a conflict, a lock timeout, a lack of resources, a cancel or an
+        -- internal error says nothing about the events: the import fails,
+        -- to be run again, rather than rejecting good events for it
+        IF state ~ '^(40|53|55P03|57|58|XX)' THEN
+            RAISE;
+        END IF;
+    END;
+
+    IF given = 1 THEN
+        IF lines IS NULL THEN
+            event := events[1];
+        ELSE
+            BEGIN
+                event := lines[1]::jsonb;
+            EXCEPTION WHEN OTHERS THEN
+                event := NULL;
+            END;
+        END IF;
+        INSERT INTO ato.import_rejections (provider, reason, sqlstate, event, line)
+        VALUES (provider, message, state, event, CASE WHEN event IS NULL THEN lines[1] END);
+        rejected := 1;
+        RETURN;
+    END IF;
+    half := given / 2;
+    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+      FROM ato.import_batch(provider, events[1:half], lines[1:half]) b;
+    logins := l; audit_events := a; rejected := r;
+    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+      FROM ato.import_batch(provider, events[half + 1:], lines[half + 1:]) b;
+    logins := logins + l; audit_events := audit_events + a; rejected := rejected + r;
+END
+$$;
+COMMENT ON FUNCTION ato.import_batch(text, jsonb[], text[]) IS
+    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text): what ato.import_events() and the import views run';
+REVOKE ALL ON FUNCTION ato.import_batch(text, jsonb[], text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.import_events(provider text, events jsonb)
+RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ato.import_mapping(provider);
+    IF events IS NULL THEN
+        RAISE EXCEPTION 'events is NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the provider''s events as a JSON array, ''[]'' for none.';
+    END IF;
+    -- the envelopes the providers' APIs and exports wrap their arrays in:
+    -- Microsoft Graph {"value": [...]}, Azure Monitor {"records": [...]}
+    IF jsonb_typeof(events) = 'object' AND jsonb_typeof(events -> 'value') = 'array' THEN
+        events := events -> 'value';
+    ELSIF jsonb_typeof(events) = 'object' AND jsonb_typeof(events -> 'records') = 'array' THEN
+        events := events -> 'records';
+    END IF;
+    IF jsonb_typeof(events) <> 'array' THEN
+        RAISE EXCEPTION 'events is a JSON %, not an array', jsonb_typeof(events)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the provider''s events as a JSON array, as its API returns them; put a single event in [ ].';
+    END IF;
+    RETURN QUERY
+        SELECT b.logins, b.audit_events, b.rejected
+          FROM ato.import_batch(provider, ARRAY(SELECT jsonb_array_elements(events))) b;
+END
+$$;
+COMMENT ON FUNCTION ato.import_events(text, jsonb) IS
+    'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others';
+REVOKE ALL ON FUNCTION ato.import_events(text, jsonb) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The bulk path: JSON lines through COPY
+-- ---------------------------------------------------------------------------
+
+
+CREATE FUNCTION ato.import_line()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'ato_import_line'
+LANGUAGE C;
+COMMENT ON FUNCTION ato.import_line() IS
+    'INSTEAD OF INSERT row trigger of the import views: keeps the line for the next batch (argument: the provider)';
+REVOKE ALL ON FUNCTION ato.import_line() FROM PUBLIC;
+
+CREATE FUNCTION ato.import_lines_end()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'ato_import_lines_end'
+LANGUAGE C;
+COMMENT ON FUNCTION ato.import_lines_end() IS
+    'AFTER INSERT statement trigger of the import views: stores the last batch and reports what was imported (argument: the provider)';
+REVOKE ALL ON FUNCTION ato.import_lines_end() FROM PUBLIC;
+
+-- One view per provider, one event (a JSON text) per row:
+--   \copy ato.okta_import FROM 'okta.jsonl' (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')
+-- (JSON text never holds the control characters \x01 and \x02 unescaped, so
+-- CSV with them as quote and delimiter reads each line whole, backslashes
+-- and all.)  Nothing is stored in the view: the lines go to the event
+-- tables and ato.import_rejections, in batches of 10,000.
+CREATE VIEW ato.okta_import AS SELECT NULL::text AS event WHERE false;
+CREATE VIEW ato.auth0_import AS SELECT NULL::text AS event WHERE false;
+CREATE VIEW ato.entra_import AS SELECT NULL::text AS event WHERE false;
+COMMENT ON VIEW ato.okta_import IS
+    'Bulk import of Okta System Log events: COPY or INSERT one JSON event per row (a JSON-lines file); reads back nothing';
+COMMENT ON VIEW ato.auth0_import IS
+    'Bulk import of Auth0 log events: COPY or INSERT one JSON event per row (a JSON-lines file); reads back nothing';
+COMMENT ON VIEW ato.entra_import IS
+    'Bulk import of Microsoft Entra ID sign-in and audit events: COPY or INSERT one JSON event per row (a JSON-lines file); reads back nothing';
+CREATE TRIGGER import_line INSTEAD OF INSERT ON ato.okta_import
+    FOR EACH ROW EXECUTE FUNCTION ato.import_line('okta');
+CREATE TRIGGER import_line INSTEAD OF INSERT ON ato.auth0_import
+    FOR EACH ROW EXECUTE FUNCTION ato.import_line('auth0');
+CREATE TRIGGER import_line INSTEAD OF INSERT ON ato.entra_import
+    FOR EACH ROW EXECUTE FUNCTION ato.import_line('entra');
+CREATE TRIGGER import_lines_end AFTER INSERT ON ato.okta_import
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.import_lines_end('okta');
+CREATE TRIGGER import_lines_end AFTER INSERT ON ato.auth0_import
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.import_lines_end('auth0');
+CREATE TRIGGER import_lines_end AFTER INSERT ON ato.entra_import
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.import_lines_end('entra');
+REVOKE ALL ON ato.okta_import, ato.auth0_import, ato.entra_import FROM PUBLIC;
 -- install/sections/12_evidence.sql: an incident's evidence: its window and scope, an append-only copy of its events chained by SHA-256, verification, the export for chain of custody, the hold on retention, the timeline.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 

@@ -62,3 +62,17 @@ SELECT ato.record_login('geo-dir', '8.8.8.8', 'success') > 0 AS stored;
 SET ato_response.geoip_database = :'bundled_path';
 SELECT ato.geoip_country('8.8.8.8') AS back_to_bundled;
 SELECT (SELECT count(*) FROM ato.login_events) - n AS new_events FROM before_count;
+-- The bundled file gives special-purpose addresses countries (a NAT'd office
+-- "in Australia"); stored events from them get none, and so are never a new
+-- country or a leg of a journey.  Globally reachable special ranges (6to4,
+-- NAT64's well-known prefix) and ordinary addresses are looked up as usual.
+SELECT a.address, ato.geoip_country(a.address) AS database_says, ato.is_special_purpose(a.address) AS special
+  FROM unnest('{192.168.1.1, 10.1.2.3, 172.16.5.4, 100.64.1.1, 127.0.0.1, 169.254.1.1, 192.0.2.1,
+                198.51.100.7, 203.0.113.9, 198.18.0.1, 224.0.0.1, 255.255.255.255, ::ffff:192.168.1.1,
+                ::1, 2001:db8::1, 3fff::1, fd00::1, fe80::1, ff02::1, 100::1,
+                8.8.8.8, 81.2.69.160, 2001:4860:4860::8888, 64:ff9b::808:808, 2002:808:808::1}'::inet[])
+       AS a(address);
+SELECT ato.record_login('office', a, 'success') > 0 AS stored
+  FROM unnest('{192.168.1.1, 203.0.113.9, 2001:db8::1, 8.8.8.8}'::inet[]) AS a;
+SELECT ip_address, country_code, asn, latitude FROM ato.login_events WHERE user_id = 'office' ORDER BY ip_address;
+SELECT ato.is_special_purpose(NULL);

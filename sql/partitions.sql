@@ -37,6 +37,14 @@ SELECT partition FROM ato.event_partitions WHERE lower_bound < '2023-08-01' ORDE
 SELECT occurred_at FROM ato.login_events WHERE user_id = 'part-user' ORDER BY 1;
 SELECT ato.drop_event_partitions('2023-06-01') AS nothing_left_to_drop;
 
+-- Months are UTC months whatever the caller's time zone.
+SET timezone = 'America/Los_Angeles';
+SELECT ato.create_event_partitions('2021-01-15 00:00+00', '2021-03-01 00:00+00');
+SET timezone = 'UTC';
+SELECT partition, lower_bound, upper_bound FROM ato.event_partitions
+ WHERE parent = 'login_events' AND lower_bound >= '2021-01-01' AND upper_bound <= '2021-04-01' ORDER BY 2;
+SELECT ato.drop_event_partitions('2021-04-01');
+
 -- Bad arguments.
 SELECT ato.create_event_partitions(NULL, '2024-01-01');
 SELECT ato.create_event_partitions('2024-01-01', NULL);
@@ -65,5 +73,43 @@ SELECT reltuples >= 3000 AS counted FROM pg_class WHERE oid = :'live_partition':
 SELECT histogram_bounds::text::timestamptz[] IS NOT NULL AS occurred_at_histogram
   FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename
  WHERE s.schemaname = 'ato' AND c.oid = :'live_partition'::regclass AND s.attname = 'occurred_at';
-SELECT * FROM ato.maintain_event_partitions() AS nothing_new;
+SELECT ranges_summarised, partitions_analyzed FROM ato.maintain_event_partitions() AS nothing_new;
 DELETE FROM ato.login_events WHERE user_id = 'range-user';
+
+-- Nobody has to call create_event_partitions(): ato.add_event_partition(),
+-- which the detection worker calls until it returns NULL (one transaction
+-- each) and ato.maintain_event_partitions() once, creates the month of now()
+-- and the three ahead, then each month whose rows wait in the default
+-- partition, once none of them was stored in the last 10 s (not in the
+-- middle of an import of it).  A history restored with its recorded_at
+-- moves at once; a month being stored now waits.  (In one transaction,
+-- rolled back, without the rows earlier tests left in the default
+-- partitions.)
+BEGIN;
+DELETE FROM ONLY ato.login_events_default;
+DELETE FROM ONLY ato.audit_events_default;
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, recorded_at)
+SELECT 'history-user', '8.8.8.8', 'success', '2022-02-01 00:00+00'::timestamptz + i * interval '1 hour',
+       now() - interval '1 hour'
+  FROM generate_series(0, 27 * 24) i;
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+SELECT 'history-user', '8.8.8.8', 'failure', '2022-04-01 00:00+00'::timestamptz + i * interval '1 day'
+  FROM generate_series(0, 29) i;
+SELECT count(*) AS events, sum(id) AS ids FROM ato.login_events WHERE user_id = 'history-user' \gset before_
+-- (the months ahead are there already, for an output that does not depend
+-- on the date)
+SELECT ato.create_event_partitions(now(), now() + interval '3 months') >= 0 AS months_ahead;
+SELECT ato.add_event_partition() AS added;
+SELECT ato.add_event_partition() AS april_still_coming;
+SELECT tableoid::regclass, min(occurred_at), max(occurred_at), count(*)
+  FROM ato.login_events WHERE user_id = 'history-user' GROUP BY 1 ORDER BY 2;
+-- ten seconds later, as it were
+UPDATE ato.login_events SET recorded_at = recorded_at - interval '1 minute'
+ WHERE user_id = 'history-user' AND occurred_at >= '2022-04-01';
+SELECT ato.add_event_partition() AS added;
+SELECT ato.add_event_partition() AS nothing_more;
+SELECT tableoid::regclass, min(occurred_at), max(occurred_at), count(*)
+  FROM ato.login_events WHERE user_id = 'history-user' GROUP BY 1 ORDER BY 2;
+SELECT count(*) = :before_events AS same_count, sum(id) = :before_ids AS same_ids
+  FROM ato.login_events WHERE user_id = 'history-user';
+ROLLBACK;

@@ -45,7 +45,8 @@
  * summaries lag behind it) are checked against the summaries and the
  * unsummarised stretch, in one pass (a login without a country passes: it
  * is never familiar).  Logins without a country are always returned.  The actions are counted by joining the
- * window's audit events of the given types, read once.
+ * window's audit events of the given types, read once (failed ones, such as
+ * a denied change, are not actions taken).
  */
 static const char new_country_logins_sql[] =
 "WITH new_logins AS ("
@@ -68,7 +69,7 @@ static const char new_country_logins_sql[] =
 "       AND " UNFAMILIAR_COUNTRY("w.user_id", "w.country_code", "$1", "$5") "),"
 " actions AS ("
 "    SELECT actor_id, occurred_at FROM ato.audit_events"
-"     WHERE occurred_at >= $1 AND event_type = ANY ($3))"
+"     WHERE occurred_at >= $1 AND event_type = ANY ($3) AND outcome IS DISTINCT FROM 'failure')"
 "SELECT n.user_id, n.ip_address, n.country_code, n.occurred_at, count(a.actor_id)"
 "  FROM new_logins n"
 "  LEFT JOIN actions a ON a.actor_id = n.user_id"

@@ -217,7 +217,8 @@ ato_listed_network_logins(PG_FUNCTION_ARGS)
 /*
  * $1 user_ids (NULL: every account), $2 since.  Each audit event is
  * classified by the most specific pattern of ato.persistence_event_types
- * it matches.
+ * it matches.  A failed one (a denied grant, an identity provider's DENY)
+ * gave nobody a way back in and is left out.
  */
 static const char persistence_changes_sql[] =
 "SELECT DISTINCT ON (a.occurred_at, a.id)"
@@ -226,6 +227,7 @@ static const char persistence_changes_sql[] =
 "  FROM ato.audit_events a"
 "  JOIN ato.persistence_event_types p ON a.event_type LIKE p.pattern"
 " WHERE a.occurred_at >= $2 AND ($1::text[] IS NULL OR a.actor_id = ANY ($1))"
+"   AND a.outcome IS DISTINCT FROM 'failure'"
 " ORDER BY a.occurred_at, a.id, length(p.pattern) DESC, p.pattern";
 
 PG_FUNCTION_INFO_V1(ato_persistence_changes);

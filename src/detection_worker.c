@@ -10,7 +10,10 @@
  *   2. waiting for the extension, if it is not installed yet: it looks again
  *      every interval;
  *   3. a cycle: ato.maintain_event_partitions(), so that the rules'
- *      windows read only their own blocks and are planned for their size;
+ *      windows read only their own blocks and are planned for their size,
+ *      then ato.add_event_partition() until it has nothing to add, one
+ *      month per transaction (the months ahead, and those whose rows wait
+ *      in a default partition);
  *      ato.refresh_summaries() up to the last cycle's start less a minute
  *      (where the next windows of the rules begin; skipped when a long
  *      transaction storing events keeps it waiting); each enabled rule of
@@ -21,6 +24,9 @@
  *      The steps besides the rules record how they went in
  *      ato.worker_steps: one that fails is recorded and skipped, and the
  *      cycle goes on;
+ *   The worker runs at a lower CPU priority than the backends (nice
+ *   DETECTION_WORKER_NICE), so a refresh beside the application's logins
+ *   takes the CPU they leave.
  *   4. sleeping until ato_response.detection_interval after the last cycle
  *      began, woken early by SIGHUP (new settings, a new interval counting
  *      from the last cycle; the GeoIP file is reopened by the next lookup
@@ -32,6 +38,8 @@
  * time, so the postmaster starts it again.
  */
 #include "postgres.h"
+
+#include <sys/resource.h>
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -64,6 +72,9 @@ PGDLLEXPORT void ato_detection_worker_main(Datum arg);
 
 
 /* work_mem of the detection worker, at least (kB) */
+/* The worker's nice value: a tenth of the CPU share of a backend, under contention. */
+#define DETECTION_WORKER_NICE 10
+
 #define DETECTION_WORK_MEM_KB 65536
 
 /* Reads the rows of a statement, in the caller's memory context. */
@@ -227,6 +238,21 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 			 "SELECT ato.maintain_event_partitions()", 0, NULL, NULL);
 
 	/*
+	 * Then the months the event store still lacks (those ahead, those whose
+	 * rows wait in a default partition), one per transaction: each holds the
+	 * lock it takes on a default partition only from its attach to its
+	 * commit.  It stops at the first that cannot be created without waiting
+	 * (the next cycle tries again), and after two years of them.
+	 */
+	pgstat_report_activity(STATE_RUNNING, "creating the missing months of the event store");
+	for (int month = 0; month < 24; month++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!query_bool("SELECT ato.add_event_partition() IS NOT NULL"))
+			break;
+	}
+
+	/*
 	 * The refresh waits for the transactions storing events that began
 	 * before it (never the other way round): for a long import, at most a
 	 * quarter of the interval and 15 s (lock_timeout, set first by the FROM
@@ -275,6 +301,19 @@ ato_detection_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+
+	/*
+	 * Background work yields the CPU to the application: where logins and
+	 * a refresh compete for the cores, the logins go first.  No backend
+	 * ever waits for a lock this worker holds long (the refresh takes none
+	 * that writers need, partition upkeep takes its strong locks NOWAIT),
+	 * so running it slower cannot hold a login up.
+	 */
+	errno = 0;
+	if (setpriority(PRIO_PROCESS, 0, DETECTION_WORKER_NICE) != 0)
+		ereport(LOG,
+				(errmsg("ato_response detection worker: could not lower its CPU priority: %m")));
+
 	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
 	/* no SET clause protects a worker's own statements */
 	ato_pin_session_search_path();

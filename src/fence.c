@@ -2,101 +2,249 @@
  * fence.c
  *     The revocation fence: no session that an application issues in the
  *     transaction of a login_gate() that said "ok" can outlive a revocation
- *     of its account that was in flight meanwhile.
+ *     of its account that was in flight meanwhile, and no login waits for a
+ *     revocation of another account.
  *
- * The accounts are spread over ATO_GATE_BUCKETS locks by a hash of their id's
- * bytes (the ids compare in C collation, so equal ids share a bucket).
+ * Every login (ato.login_gate() through ato_fence_gate()) takes two locks in
+ * ShareLock, held to the end of its transaction (whatever savepoints it rolls
+ * back): its account's key (24 bits of a hash of the id's bytes: ids compare
+ * in C collation, so equal ids share it) and its account's bucket (one of
+ * ATO_GATE_BUCKETS).  Only then does it read the account's flags, with the
+ * newest snapshot.  Logins never conflict with each other.  One transaction
+ * may gate at most ATO_GATE_MAX_PER_TRANSACTION accounts, so that no session
+ * can hold the gates of many accounts at once.
  *
- * The gate (ato.login_gate() through ato_gate_account()) takes its account's
- * bucket in ShareLock until the application's transaction ends, and only then
- * reads the account's flags, with the newest snapshot.  Gates never conflict
- * with each other.
+ * A revocation (ato_fence_accounts(), called before its revocation time is
+ * taken) takes in ExclusiveLock the keys of its accounts, or, past
+ * ATO_FENCE_ACCOUNT_KEYS accounts, their buckets, until its transaction
+ * ends.  It never queues: it takes them all conditionally, and when one is
+ * held by a login still in its transaction it lets go of those it took,
+ * waits for the transactions then holding that one to end (on their virtual
+ * transaction ids, as CREATE INDEX CONCURRENTLY does: no one queues behind
+ * that) and tries again, for at most ato_response.revocation_fence_timeout.  So a revocation never holds one
+ * lock while waiting for another (no deadlock with a login that gates two
+ * accounts), and a login only ever waits behind a revocation that holds its
+ * key or bucket, never behind one that waits.
  *
- * A revocation (ato_fence_accounts(), called before the revocation time is
- * taken) first waits, without joining any lock queue, for the transactions
- * that hold a bucket of its accounts: the logins that passed the gate before
- * it and may still be issuing a session.  Then it takes the buckets in
- * ExclusiveLock, in ascending order (two revocations wait for each other
- * rather than deadlock), until its own transaction ends; the logins that
- * arrived meanwhile are waited for by that lock request.  So either a gate
- * got its bucket first, and its transaction (with every session it issued)
- * ended before the revocation time was taken, which then revokes them; or the
- * revocation got it first, and the gate waits until the revocation commits
- * and then reads its flags.
- *
- * What it costs a login: one lock, held to the end of its transaction; a
- * wait only while a revocation of an account in the same bucket is in
- * flight, for as long as its transaction takes to commit.  The lock tags are
- * the extension's own (include/locks.h): no role can take them from SQL.
+ * Once it holds them, every login that passed the gate before has ended
+ * (with the sessions it issued, stamped with the gate's clock), and every
+ * later one waits until the revocation commits and then reads its flags.
+ * A revocation over buckets (a large incident) holds the logins of about
+ * every account for as long as its transaction lasts, so it leaves the
+ * marking to the background worker (src/revoke.c).  The lock tags are the
+ * extension's own (include/locks.h): no role can take them from SQL.
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "nodes/pg_list.h"
+#include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
+#include "ato_response.h"
+#include "arguments.h"
 #include "fence.h"
 #include "locks.h"
 
+/* Accounts a revocation fences one by one; past this, by bucket. */
+#define ATO_FENCE_ACCOUNT_KEYS 1024
+
+/* Accounts one transaction may pass through the gate. */
+#define ATO_GATE_MAX_PER_TRANSACTION 16
+
 static uint32
-account_bucket(text *user_id)
+account_hash(text *user_id)
 {
-	return hash_bytes((const unsigned char *) VARDATA_ANY(user_id),
-					  VARSIZE_ANY_EXHDR(user_id)) % ATO_GATE_BUCKETS;
+	return hash_bytes((const unsigned char *) VARDATA_ANY(user_id), VARSIZE_ANY_EXHDR(user_id));
 }
 
 static void
-bucket_tag(LOCKTAG *tag, uint32 bucket)
+account_tag(LOCKTAG *tag, uint32 hash)
 {
-	ato_keyed_lock_tag(tag, ATO_LOCK_LOGIN_GATE, bucket);
+	ato_keyed_lock_tag(tag, ATO_LOCK_LOGIN_ACCOUNT, hash & 0xFFFFFF);
 }
 
-void
+static void
+bucket_tag(LOCKTAG *tag, uint32 hash)
+{
+	ato_keyed_lock_tag(tag, ATO_LOCK_LOGIN_GATE, hash % ATO_GATE_BUCKETS);
+}
+
+static int
+compare_tags(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(LOCKTAG));
+}
+
+/*
+ * Try to take every tag in ExclusiveLock without waiting; on the first that
+ * is held by someone else, let go of those this attempt took and return it.
+ */
+static const LOCKTAG *
+try_fence(const LOCKTAG *tags, int ntags, bool *taken)
+{
+	for (int i = 0; i < ntags; i++)
+	{
+		LockAcquireResult result = LockAcquire(&tags[i], ExclusiveLock, false, true);
+
+		if (result == LOCKACQUIRE_NOT_AVAIL)
+		{
+			for (int j = 0; j < i; j++)
+				if (taken[j])
+					LockRelease(&tags[j], ExclusiveLock, false);
+			return &tags[i];
+		}
+		/* one this transaction held already stays held either way */
+		taken[i] = result == LOCKACQUIRE_OK;
+	}
+	return NULL;
+}
+
+static void
+fence_timed_out(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("a login of an account being revoked has been in its transaction for over %d ms",
+					ato_revocation_fence_timeout),
+			 errdetail("Its session passed ato.login_gate() and may still issue a session; the revocation waits for it to end so that the session is revoked too."),
+			 errhint("Find it with SELECT pid, state, xact_start FROM pg_stat_activity WHERE pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 16724 AND mode = 'ShareLock'), end it, and revoke again: repeating is harmless.")));
+}
+
+/*
+ * Wait for the transactions that hold the tag now to end (a lock wait that
+ * pg_locks shows, on their virtual transaction ids, and that queues no one
+ * behind it), for at most remaining ms (0: no limit of ours).
+ */
+static void
+wait_for_holders(const LOCKTAG *tag, long remaining)
+{
+	int			nest = NewGUCNestLevel();
+
+	if (remaining > 0)
+		(void) set_config_option("lock_timeout", psprintf("%ld", remaining), PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		WaitForLockers(*tag, ExclusiveLock, false);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		if (remaining <= 0)
+			PG_RE_THROW();
+		error = CopyErrorData();
+		if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		fence_timed_out();
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nest);
+}
+
+bool
 ato_fence_accounts(Datum *user_ids, int naccounts)
 {
-	bool	   *taken = palloc0(sizeof(bool) * ATO_GATE_BUCKETS);
-	List	   *tags = NIL;
-	ListCell   *cell;
+	bool		by_bucket = naccounts > ATO_FENCE_ACCOUNT_KEYS;
+	LOCKTAG    *tags = palloc(sizeof(LOCKTAG) * (by_bucket ? ATO_GATE_BUCKETS : Max(naccounts, 1)));
+	bool	   *taken;
+	int			ntags = 0;
+	TimestampTz started = GetCurrentTimestamp();
 
-	for (int i = 0; i < naccounts; i++)
-		taken[account_bucket(DatumGetTextPP(user_ids[i]))] = true;
-	for (uint32 bucket = 0; bucket < ATO_GATE_BUCKETS; bucket++)
+	if (by_bucket)
 	{
-		LOCKTAG    *tag;
+		bool	   *used = palloc0(sizeof(bool) * ATO_GATE_BUCKETS);
 
-		if (!taken[bucket])
-			continue;
-		tag = palloc(sizeof(LOCKTAG));
-		bucket_tag(tag, bucket);
-		tags = lappend(tags, tag);
+		for (int i = 0; i < naccounts; i++)
+			used[account_hash(DatumGetTextPP(user_ids[i])) % ATO_GATE_BUCKETS] = true;
+		for (uint32 bucket = 0; bucket < ATO_GATE_BUCKETS; bucket++)
+			if (used[bucket])
+				bucket_tag(&tags[ntags++], bucket);
+		pfree(used);
 	}
+	else
+	{
+		for (int i = 0; i < naccounts; i++)
+			account_tag(&tags[ntags++], account_hash(DatumGetTextPP(user_ids[i])));
+		qsort(tags, ntags, sizeof(LOCKTAG), compare_tags);
+	}
+	taken = palloc(sizeof(bool) * Max(ntags, 1));
 
-	/* the logins that passed the gate already: wait, queueing no one */
-	WaitForLockersMultiple(tags, ExclusiveLock, false);
+	for (;;)
+	{
+		const LOCKTAG *busy = try_fence(tags, ntags, taken);
+		long		remaining = 0;
 
-	/* the ones that came since, and every later one until we commit */
-	foreach(cell, tags)
-		(void) LockAcquire((LOCKTAG *) lfirst(cell), ExclusiveLock, false, false);
-
-	list_free_deep(tags);
+		if (busy == NULL)
+			break;
+		if (ato_revocation_fence_timeout > 0)
+		{
+			remaining = ato_revocation_fence_timeout -
+				TimestampDifferenceMilliseconds(started, GetCurrentTimestamp());
+			if (remaining <= 0)
+				fence_timed_out();
+		}
+		wait_for_holders(busy, remaining);
+	}
 	pfree(taken);
+	pfree(tags);
+	return by_bucket;
 }
 
 void
 ato_fence_gate(text *user_id)
 {
-	LOCKTAG		tag;
+	static LocalTransactionId counted_in = InvalidLocalTransactionId;
+	static int	gated = 0;
+	uint32		hash = account_hash(user_id);
+	LOCKTAG		bucket;
+	LOCKTAG		account;
+	ResourceOwner saved = CurrentResourceOwner;
+	LockAcquireResult result;
 
-	bucket_tag(&tag, account_bucket(user_id));
-	(void) LockAcquire(&tag, ShareLock, false, false);
+	if (counted_in != MyProc->lxid)
+	{
+		counted_in = MyProc->lxid;
+		gated = 0;
+	}
+	bucket_tag(&bucket, hash);
+	account_tag(&account, hash);
+	if (gated >= ATO_GATE_MAX_PER_TRANSACTION && !LockHeldByMe(&account, ShareLock))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("login_gate: one transaction may pass at most %d accounts through the gate",
+						ATO_GATE_MAX_PER_TRANSACTION),
+				 errhint("Call ato.login_gate() in the transaction of one login, the one that issues its session; to look at many accounts' flags, read ato.account_flags.")));
+
+	/* held to the end of the transaction, whatever savepoint is rolled back */
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		(void) LockAcquire(&bucket, ShareLock, false, false);
+		result = LockAcquire(&account, ShareLock, false, false);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = saved;
+	}
+	PG_END_TRY();
+	if (result == LOCKACQUIRE_OK)
+		gated++;
 }
 
 /*
@@ -127,7 +275,7 @@ ato_hold_login_gates(PG_FUNCTION_ARGS)
 		for (int i = 0; i < n; i++)
 			if (!nulls[i])
 				elems[kept++] = elems[i];
-		ato_fence_accounts(elems, kept);
+		(void) ato_fence_accounts(elems, kept);
 	}
 	PG_RETURN_VOID();
 }
@@ -152,6 +300,7 @@ ato_login_gate_flags(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan = NULL;
 	Datum		result = (Datum) 0;
 	bool		found;
+	MemoryContext upper;
 
 	/* as ato.check_account_id() */
 	if (PG_ARGISNULL(0))
@@ -168,6 +317,7 @@ ato_login_gate_flags(PG_FUNCTION_ARGS)
 
 	ato_fence_gate(user_id);
 
+	upper = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (plan == NULL)
@@ -185,7 +335,18 @@ ato_login_gate_flags(PG_FUNCTION_ARGS)
 		elog(ERROR, "reading the account's flags failed");
 	found = SPI_processed > 0;
 	if (found)
-		result = PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc));
+	{
+		/* a datum of the declared row type, not an anonymous record */
+		TupleDesc	desc;
+		HeapTuple	tuple;
+		MemoryContext spi = MemoryContextSwitchTo(upper);
+
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		tuple = heap_copytuple(SPI_tuptable->vals[0]);
+		result = heap_copy_tuple_as_datum(tuple, BlessTupleDesc(desc));
+		MemoryContextSwitchTo(spi);
+	}
 	SPI_finish();
 	if (!found)
 		PG_RETURN_NULL();

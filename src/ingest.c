@@ -10,9 +10,10 @@
  *
  * What it does to a row:
  *   - rejects a NULL or empty user (actor) id, a NULL or infinite time, an
- *     outcome outside ato.login_outcomes(), an empty event type and ids,
- *     types and sources longer than include/identifiers.h allows, each
- *     with an SQLSTATE and a hint;
+ *     outcome outside ato.login_outcomes() (required of a login event,
+ *     optional on an audit event), an empty event type and ids, types,
+ *     sources and session ids longer than include/identifiers.h allows,
+ *     each with an SQLSTATE and a hint;
  *   - writes the outcome in lower case (Okta's SUCCESS becomes success);
  *   - when the row is new (recorded_at is NULL): stamps recorded_at, cuts a
  *     user agent to ato_response.max_user_agent_length bytes, and fills
@@ -43,6 +44,7 @@
 
 #include "ato_response.h"
 #include "geoip.h"
+#include "special_addresses.h"
 #include "identifiers.h"
 #include "summary.h"
 
@@ -64,7 +66,7 @@ typedef struct EventColumns
 	AttrNumber	subject;
 	AttrNumber	ip_address;
 	AttrNumber	user_agent;
-	AttrNumber	outcome;		/* login events only */
+	AttrNumber	outcome;		/* required of login events, optional on audit events */
 	AttrNumber	event_type;		/* audit events only */
 	AttrNumber	country_code;
 	AttrNumber	asn;
@@ -74,11 +76,12 @@ typedef struct EventColumns
 	AttrNumber	source;
 	AttrNumber	target_type;	/* audit events only */
 	AttrNumber	target_id;		/* audit events only */
+	AttrNumber	session_id;
 } EventColumns;
 
 /* The outcomes a login event may have (see ato.login_outcomes()). */
 #define LOGIN_SUCCESS "success"
-static const char *const login_outcomes[] = {LOGIN_SUCCESS, "failure", "challenge", NULL};
+static const char *const login_outcomes[] = {LOGIN_SUCCESS, "failure", "challenge", "unknown", NULL};
 
 /*
  * The row being stored, taken apart once: the checks read its columns and
@@ -144,9 +147,8 @@ event_columns(FunctionCallInfo fcinfo, TriggerData *trigdata)
 	cols->subject = event_column(rel, cols->subject_name, TEXTOID);
 	cols->ip_address = event_column(rel, "ip_address", INETOID);
 	cols->user_agent = event_column(rel, "user_agent", TEXTOID);
-	if (kind == EVENT_LOGIN)
-		cols->outcome = event_column(rel, "outcome", TEXTOID);
-	else
+	cols->outcome = event_column(rel, "outcome", TEXTOID);
+	if (kind == EVENT_AUDIT)
 		cols->event_type = event_column(rel, "event_type", TEXTOID);
 	cols->country_code = event_column(rel, "country_code", TEXTOID);
 	cols->asn = event_column(rel, "asn", INT8OID);
@@ -159,6 +161,7 @@ event_columns(FunctionCallInfo fcinfo, TriggerData *trigdata)
 		cols->target_type = event_column(rel, "target_type", TEXTOID);
 		cols->target_id = event_column(rel, "target_id", TEXTOID);
 	}
+	cols->session_id = event_column(rel, "session_id", TEXTOID);
 	cols->relid = RelationGetRelid(rel);
 	fcinfo->flinfo->fn_extra = cols;
 	return cols;
@@ -248,7 +251,9 @@ check_subject(const EventRow *row, const EventColumns *cols)
 
 /*
  * Check the outcome and write it in its canonical lower-case spelling, which
- * it returns (an element of login_outcomes).
+ * it returns (an element of login_outcomes).  A login event must have one;
+ * an audit event may leave it NULL (not said: the action is taken as done),
+ * for which NULL is returned.
  */
 static const char *
 normalise_outcome(EventRow *row, const EventColumns *cols)
@@ -258,11 +263,13 @@ normalise_outcome(EventRow *row, const EventColumns *cols)
 	int			length;
 	int			i;
 
+	if (outcome == NULL && cols->kind == EVENT_AUDIT)
+		return NULL;
 	if (outcome == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("login event has no outcome"),
-				 errhint("The outcome is one of: success, failure, challenge.")));
+				 errhint("The outcome is one of: success, failure, challenge, unknown.")));
 
 	given = VARDATA_ANY(outcome);
 	length = VARSIZE_ANY_EXHDR(outcome);
@@ -278,8 +285,9 @@ normalise_outcome(EventRow *row, const EventColumns *cols)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown login outcome \"%s\"", text_to_cstring(outcome)),
-			 errhint("The outcome is one of: success, failure, challenge (in any letter case).")));
+			 errmsg("unknown %s outcome \"%s\"", cols->kind == EVENT_LOGIN ? "login" : "audit",
+					text_to_cstring(outcome)),
+			 errhint("The outcome is one of: success, failure, challenge, unknown (in any letter case).")));
 }
 
 static void
@@ -331,6 +339,7 @@ check_lengths(const EventRow *row, const EventColumns *cols)
 	check_length(row, cols, cols->event_type, "event_type", ATO_MAX_NAME_BYTES);
 	check_length(row, cols, cols->target_type, "target_type", ATO_MAX_NAME_BYTES);
 	check_length(row, cols, cols->target_id, "target_id", ATO_MAX_ACCOUNT_ID_BYTES);
+	check_length(row, cols, cols->session_id, "session_id", ATO_MAX_ACCOUNT_ID_BYTES);
 }
 
 static void
@@ -416,6 +425,10 @@ enrich(EventRow *row, const EventColumns *cols)
 		!column_is_null(row, cols->latitude))
 		return;					/* the caller enriched it already */
 
+	/* a private, shared, documentation ... address has no place on a public map */
+	if (!ato_locate_special_addresses &&
+		ato_special_purpose_address(DatumGetInetPP(column_value(row, cols->ip_address))))
+		return;
 	geo_lookup(DatumGetInetPP(column_value(row, cols->ip_address)),
 			   GEO_FOR_ENRICHMENT, false, &answer);
 	if (!answer.found)
@@ -490,9 +503,8 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 
 	check_occurred_at(&row, cols);
 	check_subject(&row, cols);
-	if (cols->kind == EVENT_LOGIN)
-		outcome = normalise_outcome(&row, cols);
-	else
+	outcome = normalise_outcome(&row, cols);
+	if (cols->kind == EVENT_AUDIT)
 		check_event_type(&row, cols);
 	check_lengths(&row, cols);
 	check_place(&row, cols);
@@ -514,8 +526,8 @@ ato_enrich_event(PG_FUNCTION_ARGS)
 		enrich(&row, cols);
 	}
 
-	/* what the per-account summaries count: a success (with or without a country) */
-	if (outcome != NULL && strcmp(outcome, LOGIN_SUCCESS) == 0)
+	/* what the per-account summaries count: a successful login (with or without a country) */
+	if (cols->kind == EVENT_LOGIN && strcmp(outcome, LOGIN_SUCCESS) == 0)
 		summary_note_login(DatumGetTimestampTz(column_value(&row, cols->occurred_at)));
 
 	if (row.changed)

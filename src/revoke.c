@@ -9,13 +9,15 @@
  * before it) and the account flags (suspension among them), so that they
  * commit together.  The revocation time is taken after the revocation fence
  * (src/fence.c): every login that passed ato.login_gate() before has ended,
- * and every later one waits until this transaction commits.  The marking then goes through the accounts in batches of
+ * and every later one waits until this transaction commits.  The marking
+ * then goes through the accounts in batches of
  * ato_response.revocation_batch_size: each batch marks every registered table
  * (src/targets.c), records its accounts in ato.revocation_outbox at the next
  * position, sends that position on ato_response.revocation_channel and advances
  * the incident's progress, all in one transaction.  Up to
- * ato_response.inline_marking_limit accounts this happens in the caller's
- * transaction; beyond it a background worker does one batch per transaction
+ * ato_response.inline_marking_limit accounts (and no more than the fence
+ * holds account by account) this happens in the caller's transaction;
+ * beyond it a background worker does one batch per transaction
  * (src/incident_worker.c), and the call returns as soon as containment is
  * done.
  *
@@ -231,8 +233,11 @@ record_target_results(const IncidentRun *run, RevocationTarget *targets, int nta
 		"  FROM unnest($2::int[], $3::bigint[], $4::text[], $5::bigint[]) AS v(target_id, touched, error, mismatched)"
 		" WHERE it.incident_id = $1 AND it.target_id = v.target_id"
 		" RETURNING it.target_name, v.error, it.failed_batches, v.mismatched,"
-		"           (SELECT format_type(a.atttypid, NULL) FROM pg_attribute a JOIN ato.revocation_targets t"
-		"               ON a.attrelid = t.target AND a.attname = t.user_column WHERE t.id = it.target_id)";
+		"           (SELECT pg_catalog.format_type(a.atttypid, NULL)"
+		"              FROM pg_catalog.pg_attribute a JOIN ato.revocation_targets t"
+		"                ON a.attrelid OPERATOR(pg_catalog.=) t.target"
+		"               AND a.attname OPERATOR(pg_catalog.=) t.user_column"
+		"             WHERE t.id OPERATOR(pg_catalog.=) it.target_id)";
 	Oid			argtypes[5] = {UUIDOID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
 	Datum		values[5];
 	Datum	   *ids = palloc(sizeof(Datum) * ntargets);
@@ -266,7 +271,8 @@ record_target_results(const IncidentRun *run, RevocationTarget *targets, int nta
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		char	   *error = SPI_getvalue(tuple, desc, 2);
-		int			mismatched;
+		int64		mismatched;
+		bool		isnull;
 
 		if (error != NULL && strcmp(SPI_getvalue(tuple, desc, 3), "1") == 0)
 			ereport(WARNING,
@@ -276,11 +282,11 @@ record_target_results(const IncidentRun *run, RevocationTarget *targets, int nta
 					 errdetail("The accounts are revoked and flagged all the same; the other tables are marked."),
 					 errhint("Fix or re-register the table, then call ato.revoke_incident() again for the incident's accounts: revoking again is harmless.")));
 		/* loud when none of the batch's ids can match (e-mail addresses for bigint ids) */
-		mismatched = atoi(SPI_getvalue(tuple, desc, 4));
+		mismatched = DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull));
 		if (mismatched > 0)
 			ereport(mismatched == nids ? WARNING : NOTICE,
 					(errcode(ERRCODE_WARNING),
-					 errmsg("revoke_incident: %d of the batch's %d ids are not valid %s values, the type of table %s's account column: none of its rows were marked for them",
+					 errmsg("revoke_incident: " INT64_FORMAT " of the batch's %d ids are not valid %s values, the type of table %s's account column: none of its rows were marked for them",
 							mismatched, nids, SPI_getvalue(tuple, desc, 5), SPI_getvalue(tuple, desc, 1)),
 					 errdetail("The accounts are revoked and flagged all the same; ato.incident_targets.mismatched_ids counts them."),
 					 errhint("Pass the ids the table holds (for example its numeric ids rather than e-mail addresses), or register the table by a column that holds these ids.")));
@@ -535,10 +541,14 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 	run.channel = ato_revocation_channel;
 	run.batch_size = ato_revocation_batch_size;
 	run.batches = (run.accounts + run.batch_size - 1) / run.batch_size;
-	/* only now: every login that passed the gate before has issued its sessions */
-	ato_fence_accounts(run.user_ids, run.accounts);
+	/*
+	 * Only now: every login that passed the gate before has issued its
+	 * sessions.  Fenced by bucket, this transaction holds up about every
+	 * login until it commits, so it leaves the marking to the worker.
+	 */
+	in_background = ato_fence_accounts(run.user_ids, run.accounts) ||
+		run.accounts > ato_inline_marking_limit;
 	run.revoked_at = GetCurrentTimestamp();
-	in_background = run.accounts > ato_inline_marking_limit;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

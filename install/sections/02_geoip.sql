@@ -58,3 +58,10 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION ato.geoip_status() IS
     'The GeoIP databases as this session sees them: the verified private copy in use (type, build time, when loaded, size and mtime of the file it was read from, milliseconds to read and verify it), the last file refused and why, any problem, and this session''s lookup counts';
 REVOKE ALL ON FUNCTION ato.geoip_status() FROM PUBLIC;
+
+CREATE FUNCTION ato.is_special_purpose(address inet)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'ato_is_special_purpose'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ato.is_special_purpose(inet) IS
+    'True for an address of the IANA special-purpose registries that is not globally reachable, or for documentation or benchmarking (private, CGNAT, loopback, link-local, unique-local, multicast, ...): stored events from it get no GeoIP fields, whatever the database says (ato.geoip() still says what the database says)';

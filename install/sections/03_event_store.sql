@@ -37,18 +37,22 @@ CREATE TABLE ato.login_events (
     as_org       text,
     latitude     double precision,
     longitude    double precision,
-    recorded_at  timestamptz
+    recorded_at  timestamptz,
+    session_id   text
 ) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE ato.event_id_seq OWNED BY ato.login_events.id;
 
 COMMENT ON TABLE ato.login_events IS
     'Login attempts, one row each, partitioned by month of occurred_at; GeoIP columns are filled on insert';
-COMMENT ON COLUMN ato.login_events.outcome IS 'success, failure or challenge (see ato.login_outcomes())';
+COMMENT ON COLUMN ato.login_events.outcome IS
+    'success, failure, challenge or unknown (see ato.login_outcomes()); unknown: the identity provider did not say (Okta''s UNKNOWN, SKIPPED)';
 COMMENT ON COLUMN ato.login_events.source IS 'Free label of where the event came from (application, IdP, import)';
 COMMENT ON COLUMN ato.login_events.country_code IS 'ISO 3166 alpha-2 country of ip_address, from GeoIP at insert time';
 COMMENT ON COLUMN ato.login_events.asn IS 'Autonomous system number of ip_address, where a GeoIP database has it';
 COMMENT ON COLUMN ato.login_events.recorded_at IS
     'When the event was stored (set on insert); a row loaded with it set (a restore) is kept as recorded, not enriched again';
+COMMENT ON COLUMN ato.login_events.session_id IS
+    'The session the login opened or belongs to, where the writer knows it (Okta''s externalSessionId, Entra''s sessionId)';
 
 CREATE TABLE ato.audit_events (
     id           bigint      NOT NULL DEFAULT nextval('ato.event_id_seq'),
@@ -66,7 +70,9 @@ CREATE TABLE ato.audit_events (
     as_org       text,
     latitude     double precision,
     longitude    double precision,
-    recorded_at  timestamptz
+    recorded_at  timestamptz,
+    outcome      text,
+    session_id   text
 ) PARTITION BY RANGE (occurred_at);
 
 COMMENT ON TABLE ato.audit_events IS
@@ -76,6 +82,10 @@ COMMENT ON COLUMN ato.audit_events.target_type IS 'Kind of object acted on (user
 COMMENT ON COLUMN ato.audit_events.target_id IS 'Id of the object acted on';
 COMMENT ON COLUMN ato.audit_events.recorded_at IS
     'When the event was stored (set on insert); a row loaded with it set (a restore) is kept as recorded, not enriched again';
+COMMENT ON COLUMN ato.audit_events.outcome IS
+    'Whether the action happened: success, failure, challenge or unknown (as ato.login_outcomes()); NULL: not said, taken as done. A denied grant is a failure, not a grant';
+COMMENT ON COLUMN ato.audit_events.session_id IS
+    'The session the action was taken in, where the writer knows it';
 
 -- The trigger is the one place events are checked (there are no CHECK
 -- constraints repeating it, which would cost every COPY a second pass over
@@ -87,14 +97,16 @@ CREATE TRIGGER enrich_event BEFORE INSERT OR UPDATE ON ato.audit_events
     FOR EACH ROW EXECUTE FUNCTION ato.enrich_event('audit');
 
 -- Rows outside every monthly partition are kept here, never rejected;
--- ato.create_event_partitions() moves them into their month.
+-- ato.add_event_partition() (the detection worker's, every cycle) and
+-- ato.create_event_partitions() move them into their month (see
+-- 04_partitions.sql).
 CREATE TABLE ato.login_events_default PARTITION OF ato.login_events DEFAULT;
 CREATE TABLE ato.audit_events_default PARTITION OF ato.audit_events DEFAULT;
 
 -- The indexes live on the partitions, not on the partitioned tables: an
 -- index the extension script put on a partitioned table would be added again
 -- to every partition a restore attaches, and collide with the partition's own
--- dumped index.  The default partitions carry them, and ato.create_event_partitions()
+-- dumped index.  The default partitions carry them, and ato.attach_event_month()
 -- copies them (LIKE ... INCLUDING INDEXES) to every month it creates.
 --
 -- Time windows are read through BRIN: events arrive in time order, the index

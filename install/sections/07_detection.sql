@@ -180,7 +180,15 @@ INSERT INTO ato.persistence_event_types (pattern, category, builtin) VALUES
     ('%recovery%',                        'recovery_changed',     true),
     ('user.email_changed',                'email_changed',        true),
     ('user.account.update_primary_email', 'email_changed',        true),
-    ('%identity%link%',                   'identity_linked',      true);
+    ('%identity%link%',                   'identity_linked',      true),
+    -- a new account is a way back in that survives the victim's password reset
+    ('user.lifecycle.create',             'account_created',      true),
+    -- the same changes under Microsoft Entra ID's and Auth0's own names (ato.import_events())
+    ('Add user',                          'account_created',      true),
+    ('Add member to role',                'role_granted',         true),
+    ('User registered security info',     'mfa_factor_added',     true),
+    ('gd_enrollment_complete',            'mfa_factor_added',     true),
+    ('sce',                               'email_changed',        true);
 SELECT pg_catalog.pg_extension_config_dump('ato.persistence_event_types', 'WHERE NOT builtin');
 
 CREATE FUNCTION ato.persistence_changes(

@@ -433,8 +433,10 @@ BEGIN
         END;
     incident_id := CASE WHEN step NOT IN ('ok', 'blocked_network') THEN flags.incident_id END;
     -- the time to stamp on a session issued in this transaction: the
-    -- database's clock, the one revocation times are taken from
-    issued_at := now();
+    -- database's clock, the one revocation times are taken from, read after
+    -- the gate's lock (a revocation taken before it is visible above; one
+    -- taken after waits for this transaction and is later than it)
+    issued_at := clock_timestamp();
 END;
 $$;
 COMMENT ON FUNCTION ato.login_gate(text, inet) IS

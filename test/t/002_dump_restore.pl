@@ -25,6 +25,7 @@ my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
 $node->append_conf('postgresql.conf',
 	    "fsync = off\n"
+	  . "ato_response.locate_special_addresses = on\n"    # the fixtures map documentation ranges
 	  . "ato_response.geoip_database = '$geo/city.mmdb'\n"
 	  . "ato_response.asn_database = '$geo/asn.mmdb'\n");
 $node->start;
@@ -126,8 +127,8 @@ my $indexes = q{
 	 ORDER BY 1
 };
 my $src_indexes = $node->safe_psql('src', $indexes);
-is(scalar(() = $src_indexes =~ /\n/g) + 1, 46,
-	'source: 1 index on each of the 5 login partitions, 2 on each of the 5 audit partitions, 31 on the other tables');
+is(scalar(() = $src_indexes =~ /\n/g) + 1, 47,
+	'source: 1 index on each of the 5 login partitions, 2 on each of the 5 audit partitions, 32 on the other tables');
 
 # The per-account summaries, folded up to a minute ago.
 $node->safe_psql('src', q{SELECT ato.refresh_summaries('2010-01-01')});
@@ -139,7 +140,8 @@ my $src_summaries = $node->safe_psql('src', $summaries);
 like($src_summaries, qr/^frank\|JP\|2004-04-04 04:04:04\+00/m, 'source: summaries hold the countries of successful logins');
 
 # The response's state: a registered table of the application, an incident
-# with its revocation time and flags, a blocked network.
+# with its revocation time and flags, a blocked network; and an event an
+# import rejected.
 $node->safe_psql(
 	'src', q{
 	CREATE TABLE app_sessions (user_id text, ended_at timestamptz);
@@ -148,6 +150,7 @@ $node->safe_psql(
 	SET client_min_messages = warning;
 	SELECT ato.revoke_incident(ARRAY['alice'], 'dump test', suspend => true);
 	SELECT ato.block_network('192.0.2.0/24', 'dump test');
+	SELECT * FROM ato.import_events('okta', '[1]');
 	SELECT ato.preserve_evidence(id, since => '2000-01-01') FROM ato.incidents;
 });
 my $response = q{
@@ -159,12 +162,13 @@ my $response = q{
 	       (SELECT count(*) FROM ato.response_log),
 	       (SELECT string_agg(position || ':' || batch || ':' || user_ids::text, ',') FROM ato.revocation_outbox),
 	       (SELECT last_position FROM ato.revocation_outbox_state),
+	       (SELECT string_agg(id || ':' || provider || ':' || reason || ':' || event::text, ',') FROM ato.import_rejections),
 	       (SELECT string_agg(v.ok || ':' || v.rows || ':' || encode(m.hash, 'hex'), ',')
 	          FROM ato.evidence_manifests m, ato.verify_evidence(m.incident_id) v)
 };
 my $src_response = $node->safe_psql('src', $response);
-like($src_response, qr/^app_sessions:end\|dump test:contained:\{alice\}:.*\|alice:.*\|alice:true\|192\.0\.2\.0\/24\|3\|1:1:\{alice\}\|1\|true:[1-9][0-9]*:[0-9a-f]{64}$/,
-	'source: a registered table, an incident, its revocation and flags, a blocked network, the outbox, the evidence');
+like($src_response, qr/^app_sessions:end\|dump test:contained:\{alice\}:.*\|alice:.*\|alice:true\|192\.0\.2\.0\/24\|3\|1:1:\{alice\}\|1\|1:okta:the event is not a JSON object:1\|true:[1-9][0-9]*:[0-9a-f]{64}$/,
+	'source: a registered table, an incident, its revocation and flags, a blocked network, the outbox, a rejected event, the evidence');
 
 my $src_last = $node->safe_psql('src',
 	'SELECT greatest((SELECT max(id) FROM ato.login_events), (SELECT max(id) FROM ato.audit_events))');

@@ -123,17 +123,19 @@ sub check_marks
 }
 
 # --- Notifications and the outbox ------------------------------------------
-# 1,200 accounts in batches of 500, inline: 3 batches, one notification each
+# 1,000 accounts in batches of 400, inline (up to 1,024 a revocation fences
+# account by account, and marks inline): 3 batches, one notification each
 # carrying the batch's outbox position and no account id; a listener in the
 # same session receives them at commit and reads the accounts from the outbox.
-add_accounts('n', 1200);
+add_accounts('n', 1000);
 my ($out, $err) = ('', '');
 $node->psql(
 	'postgres', qq{
 	LISTEN ato_revocations;
 	SET client_min_messages = warning;
 	SET ato_response.inline_marking_limit = 100000;
-	SELECT ato.revoke_incident(@{[ accounts_sql('n', 1200) ]}, 'notify test');
+	SET ato_response.revocation_batch_size = 400;
+	SELECT ato.revoke_incident(@{[ accounts_sql('n', 1000) ]}, 'notify test');
 	SELECT 1;
 },
 	stdout => \$out,
@@ -153,7 +155,7 @@ for my $row (split /\n/,
 	my ($position, $account) = split /\|/, $row;
 	$seen{$account}{$position} = 1;
 }
-is(scalar(keys %seen), 1200, 'ato.revocations_since(0) returns every revoked account');
+is(scalar(keys %seen), 1000, 'ato.revocations_since(0) returns every revoked account');
 ok(!(grep { keys %$_ != 1 } values %seen), 'each at exactly one position');
 
 # Nothing is sent for an incident that rolls back.

@@ -1,8 +1,8 @@
--- breakdown_setup.sql -- the tables of "bash bench/run.sh breakdown": each
+-- setup.sql -- the tables of the breakdown benchmark (breakdown.sql): each
 -- adds one ingredient of ato.login_events to a plain table of its columns,
--- so that the COPY times tell what each ingredient costs.  Run after the
--- ingest tables exist (bench.plain, bench.plain_indexed, the monthly
--- partitions of ato.login_events).
+-- so that the COPY times tell what each ingredient costs.  Included after
+-- the ingest tables exist (../ingest/tables.sql: bench.plain,
+-- bench.plain_indexed, the monthly partitions of ato.login_events).
 --
 --   plain                 columns and defaults only (COPY uses multi-insert)
 --   noop_trigger          + a PL/pgSQL BEFORE ROW trigger that returns NEW:
@@ -20,7 +20,6 @@
 --   part_indexed_checks   + the CHECK constraints of ato.login_events
 --   ato                   ato.login_events itself (all of the above)
 
-\set ON_ERROR_STOP on
 SET client_min_messages = warning;
 
 CREATE FUNCTION bench.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;

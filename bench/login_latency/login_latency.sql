@@ -1,21 +1,29 @@
--- login_latency.sql -- the data of the login_latency benchmark (bench/run.sh):
+-- login_latency.sql -- the SQL of the login_latency benchmark:
+-- ato.record_login() (record_login.pgbench, pgbench -R 200 --log) for a
+-- period alone, then for the same period beside the detection worker's
+-- cycles and late imports, back to back.  bench/run.sh runs the steps
+-- around pgbench:
+--
 --   psql -v step=setup    a week of history for 50,000 accounts (350,000
 --                         logins), summarised, and the table of latencies
+--   psql -v step=load -v phase=alone|beside < pgbench's --log lines
+--                         the latencies of one phase into bench.login_latency
+--   psql -v step=worker   the detection worker started for this database
+--                         (ALTER SYSTEM, as for the second phase)
 --   psql -v step=import   a late import: :late_events successful logins
 --                         spread over the last three days, stored in one
---                         transaction, then ato.refresh_summaries() (which
---                         folds them in again from their first late day)
+--                         transaction; the worker's next cycle (every 5 s
+--                         here) folds them in again from their first late
+--                         day, as it would in production
 --   psql -v step=report   p50, p99 and the slowest login of each phase
---                         from bench.login_latency (pgbench's --log lines),
---                         and their ratios (-v imports=N: how many imports
---                         ran beside)
-\if :{?step}
-\else
-\echo 'login_latency.sql: give -v step=setup, import or report'
-\quit
-\endif
+--                         from bench.login_latency, and their ratios
+--                         (-v imports=N: how many imports ran beside)
 
-SELECT :'step' = 'setup' AS setup, :'step' = 'import' AS import, :'step' = 'report' AS report \gset
+\ir ../lib/prelude.sql
+SELECT bench.fail('login_latency.sql: give -v step=setup, load, worker, import or report')
+ WHERE NOT :{?step};
+SELECT :'step' = 'setup' AS setup, :'step' = 'load' AS load, :'step' = 'worker' AS worker,
+       :'step' = 'import' AS import, :'step' = 'report' AS report \gset
 
 \if :setup
 SELECT ato.create_event_partitions(now() - interval '8 days', now() + interval '1 day') >= 0 AS created;
@@ -29,6 +37,17 @@ CREATE TABLE bench.login_latency (phase text, client int, tx bigint, usecs bigin
                                   epoch bigint, epoch_usecs bigint, lag_usecs bigint);
 \endif
 
+\if :load
+CREATE TEMP TABLE log (client int, tx bigint, usecs bigint, script int, epoch bigint, epoch_usecs bigint, lag_usecs bigint);
+\copy log FROM pstdin WITH (DELIMITER ' ')
+INSERT INTO bench.login_latency SELECT :'phase', * FROM log;
+\endif
+
+\if :worker
+ALTER SYSTEM SET ato_response.databases = :'DBNAME';
+\ir ../lib/await_worker.sql
+\endif
+
 \if :import
 BEGIN;
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, source)
@@ -36,7 +55,6 @@ SELECT 'user-' || (a::bigint * 7919) % 50000, '81.2.69.0'::inet + a % 256, 'succ
        now() - interval '3 days' + (a::bigint * 104729 % :late_events) * (interval '3 days' / :late_events), 'import'
   FROM generate_series(1, :late_events) a;
 COMMIT;
-SELECT ato.refresh_summaries() >= 0 AS refreshed;
 \endif
 
 \if :report
@@ -54,7 +72,7 @@ SELECT format('%s: %s logins; p50 %s ms, p99 %s ms, slowest %s ms; slower than 1
 SELECT format('p99 beside / alone: %s (target <= 2); slowest beside / alone: %s; logins slower than 100 ms beside: %s, alone: %s (target: none that is not slow alone)',
               round((b.p99 / a.p99)::numeric, 2), round((b.slowest / a.slowest)::numeric, 1), b.over_100ms, a.over_100ms)
   FROM p a, p b WHERE a.phase = 'alone' AND b.phase = 'beside';
-SELECT format('beside the logins: %s late imports of %s events, each followed by a refresh; the summaries at the end: watermark %s, late days pending %s',
+SELECT format('beside the logins: %s late imports of %s events, folded in by the worker''s refreshes; the summaries at the end: watermark %s, late days pending %s',
               :imports, :late_events,
               (SELECT summarised_until FROM ato.summary_status), (SELECT count(*) FROM ato.summary_late_days))
 \endif

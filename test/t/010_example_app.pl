@@ -1,7 +1,7 @@
 
 # Copyright (c) ato_response authors
 #
-# 009_example_app.pl -- the README's integration guide, run: the example
+# 010_example_app.pl -- the README's integration guide, run: the example
 # shop (example/shop.py, Debian's python3-psycopg) with its own tables and
 # least-privilege roles (example/grants.sql, example/schema.sql) goes through
 # an incident drill (example/drill.py): 300 users, 40 taken over from one

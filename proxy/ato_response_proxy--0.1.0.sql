@@ -1,0 +1,485 @@
+/*
+ * ato_response_proxy--0.1.0.sql
+ *     ato_response's functions on a PL/Proxy node, in schema ato under the
+ *     names they have on one node: the routing function, the two enum types
+ *     the functions return, the per-account calls (run on the shard of the
+ *     account), the detections that are exact as a union of the shards'
+ *     answers (run on every shard), the two re-aggregated at the proxy, and
+ *     revoke_incident (the accounts checked here, then split by shard).
+ *     Every shard runs ato_response; the cluster is the foreign server
+ *     ato_cluster.
+ */
+\echo Use "CREATE EXTENSION ato_response_proxy" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- Routing.  PL/Proxy sends a call to partition (hash & (partitions - 1));
+-- Citus gives shard i of n the i-th of n equal ranges of the signed 32-bit
+-- hash.  ato.shard_hash() is hashtext(user_id) with its sign bit flipped and
+-- its 32 bits reversed, so the low bits PL/Proxy reads are the high bits
+-- Citus reads: the accounts of a partition are exactly those of one Citus
+-- hash range (partition p of 2^k holds range reverse_k(p)), and doubling the
+-- partitions splits each range in two halves.  A NULL id goes to partition 0,
+-- whose ato_response then rejects it as one node does.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.shard_hash(user_id text)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(
+        pg_catalog.reverse(
+            pg_catalog.int4xor(pg_catalog.hashtext(user_id), -2147483648)::pg_catalog.bit(32)::pg_catalog.text
+        )::pg_catalog.bit(32)::pg_catalog.int4,
+        0)
+$$;
+COMMENT ON FUNCTION ato.shard_hash(text) IS
+    'The hash every call of an account is routed by: hashtext(user_id) with the sign bit flipped and the bits reversed, so that PL/Proxy partition p of 2^k holds the accounts of Citus hash range reverse_k(p) (for two, p0 the negative hashes, p1 the others); load each shard with the accounts whose shard_hash(user_id) & (partitions - 1) is its number';
+GRANT EXECUTE ON FUNCTION ato.shard_hash(text) TO PUBLIC;
+
+-- The shards' enum types, label for label (PL/Proxy passes values as text).
+
+CREATE TYPE ato.login_step AS ENUM
+    ('ok', 'blocked_network', 'suspended', 'password_reset_required', 'mfa_reenrollment_required', 'reauth_required');
+COMMENT ON TYPE ato.login_step IS
+    'What ato.login_gate() asks of a login: the shards'' type of the same name, label for label';
+
+CREATE TYPE ato.session_verdict AS ENUM ('valid', 'suspended', 'revoked', 'session_revoked');
+COMMENT ON TYPE ato.session_verdict IS
+    'What ato.session_status() says of a session: the shards'' type of the same name, label for label';
+
+-- ---------------------------------------------------------------------------
+-- Per-account calls: on the shard of the account, in a transaction of their
+-- own there (PL/Proxy commits each remote call when it returns).
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.record_login(
+    user_id     text,
+    ip_address  inet,
+    outcome     text,
+    occurred_at timestamptz DEFAULT now(),
+    user_agent  text DEFAULT NULL,
+    source      text DEFAULT NULL,
+    metadata    jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ato.shard_hash(user_id);
+$$;
+COMMENT ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, text, jsonb) IS
+    'ato.record_login() on the shard of the account; returns the event''s id there (ids are per shard and may repeat across shards)';
+REVOKE ALL ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION ato.record_event(
+    actor_id    text,
+    event_type  text,
+    occurred_at timestamptz DEFAULT now(),
+    ip_address  inet DEFAULT NULL,
+    target_type text DEFAULT NULL,
+    target_id   text DEFAULT NULL,
+    user_agent  text DEFAULT NULL,
+    source      text DEFAULT NULL,
+    metadata    jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ato.shard_hash(actor_id);
+$$;
+COMMENT ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) IS
+    'ato.record_event() on the shard of the acting account (beside its logins); returns the event''s id there (ids are per shard and may repeat across shards)';
+REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION ato.login_gate(user_id text, ip_address inet DEFAULT NULL,
+                               OUT step ato.login_step, OUT message text, OUT steps ato.login_step[],
+                               OUT incident_id uuid, OUT issued_at timestamptz)
+RETURNS record
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ato.shard_hash(user_id);
+$$;
+COMMENT ON FUNCTION ato.login_gate(text, inet) IS
+    'ato.login_gate() on the shard of the account; its hold on the account''s gate ends when the remote call commits, not with the caller''s transaction (see the README, Across servers)';
+REVOKE ALL ON FUNCTION ato.login_gate(text, inet) FROM PUBLIC;
+
+CREATE FUNCTION ato.session_revoked(user_id text, issued_at timestamptz)
+RETURNS boolean
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ato.shard_hash(user_id);
+$$;
+COMMENT ON FUNCTION ato.session_revoked(text, timestamptz) IS
+    'ato.session_revoked() on the shard of the account';
+REVOKE ALL ON FUNCTION ato.session_revoked(text, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.session_status(user_id text, issued_at timestamptz, session_id text DEFAULT NULL,
+                                   OUT refused boolean, OUT verdict ato.session_verdict,
+                                   OUT incident_id uuid, OUT revoked_at timestamptz, OUT reason text)
+RETURNS record
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ato.shard_hash(user_id);
+$$;
+COMMENT ON FUNCTION ato.session_status(text, timestamptz, text) IS
+    'ato.session_status() on the shard of the account';
+REVOKE ALL ON FUNCTION ato.session_status(text, timestamptz, text) FROM PUBLIC;
+
+CREATE FUNCTION ato.complete_step(user_id text, step text, method text DEFAULT NULL, proven_by text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ato.shard_hash(user_id);
+$$;
+COMMENT ON FUNCTION ato.complete_step(text, text, text, text) IS
+    'ato.complete_step() on the shard of the account';
+REVOKE ALL ON FUNCTION ato.complete_step(text, text, text, text) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Detections whose answer is the union of the shards' answers: every row is
+-- about one account, and everything it is computed from lives on that
+-- account's shard.  Each is a PL/Proxy function ato.<name>_shards() run on
+-- every shard, and ato.<name>() orders the union as one node orders its rows
+-- (ties that one node breaks by event id come in no fixed order).
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.new_country_logins_shards(
+    since timestamptz, action_window interval, action_types text[])
+RETURNS TABLE (user_id text, ip_address inet, country_code text, occurred_at timestamptz,
+               suspicious_actions bigint)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.new_country_logins;
+$$;
+COMMENT ON FUNCTION ato.new_country_logins_shards(timestamptz, interval, text[]) IS
+    'For ato.new_country_logins(): every shard''s rows, unordered';
+REVOKE ALL ON FUNCTION ato.new_country_logins_shards(timestamptz, interval, text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.new_country_logins(
+    since         timestamptz DEFAULT now() - interval '1 hour',
+    action_window interval    DEFAULT interval '1 hour',
+    action_types  text[]      DEFAULT '{user.email_changed,user.password_changed,billing.modified}')
+RETURNS TABLE (user_id text, ip_address inet, country_code text, occurred_at timestamptz,
+               suspicious_actions bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.* FROM ato.new_country_logins_shards(since, action_window, action_types) s
+     ORDER BY s.occurred_at, s.user_id
+$$;
+COMMENT ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) IS
+    'ato.new_country_logins() of every shard, in one node''s order';
+REVOKE ALL ON FUNCTION ato.new_country_logins(timestamptz, interval, text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.cidr_scope_shards(cidrs cidr[], since timestamptz)
+RETURNS TABLE (user_id text, logins bigint, first_login timestamptz, last_login timestamptz,
+               ips inet[], actions jsonb)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.cidr_scope;
+$$;
+COMMENT ON FUNCTION ato.cidr_scope_shards(cidr[], timestamptz) IS
+    'For ato.cidr_scope(): every shard''s rows, unordered';
+REVOKE ALL ON FUNCTION ato.cidr_scope_shards(cidr[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.cidr_scope(
+    cidrs cidr[],
+    since timestamptz DEFAULT now() - interval '24 hours')
+RETURNS TABLE (user_id text, logins bigint, first_login timestamptz, last_login timestamptz,
+               ips inet[], actions jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.* FROM ato.cidr_scope_shards(cidrs, since) s
+     ORDER BY s.first_login, s.user_id
+$$;
+COMMENT ON FUNCTION ato.cidr_scope(cidr[], timestamptz) IS
+    'ato.cidr_scope() of every shard, in one node''s order';
+REVOKE ALL ON FUNCTION ato.cidr_scope(cidr[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.failed_login_bursts_shards(since timestamptz, min_failures integer, burst_window interval)
+RETURNS TABLE (user_id text, failures bigint, burst bigint, sources bigint,
+               first_failure timestamptz, last_failure timestamptz, later_success timestamptz)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.failed_login_bursts;
+$$;
+COMMENT ON FUNCTION ato.failed_login_bursts_shards(timestamptz, integer, interval) IS
+    'For ato.failed_login_bursts(): every shard''s rows, unordered';
+REVOKE ALL ON FUNCTION ato.failed_login_bursts_shards(timestamptz, integer, interval) FROM PUBLIC;
+
+CREATE FUNCTION ato.failed_login_bursts(
+    since        timestamptz DEFAULT now() - interval '1 hour',
+    min_failures integer     DEFAULT 10,
+    burst_window interval    DEFAULT interval '10 minutes')
+RETURNS TABLE (user_id text, failures bigint, burst bigint, sources bigint,
+               first_failure timestamptz, last_failure timestamptz, later_success timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.* FROM ato.failed_login_bursts_shards(since, min_failures, burst_window) s
+     ORDER BY s.burst DESC, s.user_id
+$$;
+COMMENT ON FUNCTION ato.failed_login_bursts(timestamptz, integer, interval) IS
+    'ato.failed_login_bursts() of every shard, in one node''s order';
+REVOKE ALL ON FUNCTION ato.failed_login_bursts(timestamptz, integer, interval) FROM PUBLIC;
+
+CREATE FUNCTION ato.impossible_travel_shards(
+    since timestamptz, max_speed_kmh double precision, min_distance_km double precision, lookback interval)
+RETURNS TABLE (user_id text, from_ip inet, from_country text, from_at timestamptz,
+               to_ip inet, to_country text, to_at timestamptz,
+               distance_km double precision, speed_kmh double precision, approximate boolean)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.impossible_travel;
+$$;
+COMMENT ON FUNCTION ato.impossible_travel_shards(timestamptz, double precision, double precision, interval) IS
+    'For ato.impossible_travel(): every shard''s rows, unordered';
+REVOKE ALL ON FUNCTION ato.impossible_travel_shards(timestamptz, double precision, double precision, interval) FROM PUBLIC;
+
+CREATE FUNCTION ato.impossible_travel(
+    since           timestamptz      DEFAULT now() - interval '24 hours',
+    max_speed_kmh   double precision DEFAULT 900,
+    min_distance_km double precision DEFAULT 500,
+    lookback        interval         DEFAULT interval '24 hours')
+RETURNS TABLE (user_id text, from_ip inet, from_country text, from_at timestamptz,
+               to_ip inet, to_country text, to_at timestamptz,
+               distance_km double precision, speed_kmh double precision, approximate boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.* FROM ato.impossible_travel_shards(since, max_speed_kmh, min_distance_km, lookback) s
+     ORDER BY s.to_at, s.user_id
+$$;
+COMMENT ON FUNCTION ato.impossible_travel(timestamptz, double precision, double precision, interval) IS
+    'ato.impossible_travel() of every shard, in one node''s order';
+REVOKE ALL ON FUNCTION ato.impossible_travel(timestamptz, double precision, double precision, interval) FROM PUBLIC;
+
+CREATE FUNCTION ato.listed_network_logins_shards(since timestamptz, labels text[])
+RETURNS TABLE (user_id text, ip_address inet, occurred_at timestamptz, network cidr, label text, source text)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.listed_network_logins;
+$$;
+COMMENT ON FUNCTION ato.listed_network_logins_shards(timestamptz, text[]) IS
+    'For ato.listed_network_logins(): every shard''s rows, unordered (each shard reads its own ato.listed_networks, so list a network on every shard)';
+REVOKE ALL ON FUNCTION ato.listed_network_logins_shards(timestamptz, text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.listed_network_logins(
+    since  timestamptz DEFAULT now() - interval '24 hours',
+    labels text[]      DEFAULT NULL)
+RETURNS TABLE (user_id text, ip_address inet, occurred_at timestamptz, network cidr, label text, source text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.* FROM ato.listed_network_logins_shards(since, labels) s
+     ORDER BY s.occurred_at, s.user_id, s.network, s.label
+$$;
+COMMENT ON FUNCTION ato.listed_network_logins(timestamptz, text[]) IS
+    'ato.listed_network_logins() of every shard, in one node''s order; each shard matches its own ato.listed_networks, so the same list must be on every shard';
+REVOKE ALL ON FUNCTION ato.listed_network_logins(timestamptz, text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.persistence_changes_shards(user_ids text[], since timestamptz)
+RETURNS TABLE (actor_id text, category text, event_type text, occurred_at timestamptz, ip_address inet,
+               country_code text, target_type text, target_id text)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.persistence_changes;
+$$;
+COMMENT ON FUNCTION ato.persistence_changes_shards(text[], timestamptz) IS
+    'For ato.persistence_changes(): every shard''s rows, unordered';
+REVOKE ALL ON FUNCTION ato.persistence_changes_shards(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.persistence_changes(
+    user_ids text[]      DEFAULT NULL,
+    since    timestamptz DEFAULT now() - interval '24 hours')
+RETURNS TABLE (actor_id text, category text, event_type text, occurred_at timestamptz, ip_address inet,
+               country_code text, target_type text, target_id text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.* FROM ato.persistence_changes_shards(user_ids, since) s
+     ORDER BY s.occurred_at
+$$;
+COMMENT ON FUNCTION ato.persistence_changes(text[], timestamptz) IS
+    'ato.persistence_changes() of every shard, in time order (each shard reads its own ato.persistence_event_types, so keep them alike)';
+REVOKE ALL ON FUNCTION ato.persistence_changes(text[], timestamptz) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Detections re-aggregated at the proxy: the shards count their own accounts
+-- (disjoint across shards), the proxy adds the counts up.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.suspicious_action_counts_shards(user_ids text[], since timestamptz)
+RETURNS TABLE (event_type text, actions bigint, accounts bigint)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.suspicious_action_counts;
+$$;
+COMMENT ON FUNCTION ato.suspicious_action_counts_shards(text[], timestamptz) IS
+    'For ato.suspicious_action_counts(): every shard''s counts of its own accounts';
+REVOKE ALL ON FUNCTION ato.suspicious_action_counts_shards(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.suspicious_action_counts(
+    user_ids text[],
+    since    timestamptz DEFAULT now() - interval '24 hours')
+RETURNS TABLE (event_type text, actions bigint, accounts bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.event_type, sum(s.actions)::bigint AS actions, sum(s.accounts)::bigint AS accounts
+      FROM ato.suspicious_action_counts_shards(user_ids, since) s
+     GROUP BY s.event_type
+     ORDER BY actions DESC, s.event_type
+$$;
+COMMENT ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) IS
+    'ato.suspicious_action_counts() over every shard: each shard''s counts of its accounts, added up';
+REVOKE ALL ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) FROM PUBLIC;
+
+-- The shards report every source (min_attempts 1, max_success_rate 1: no
+-- threshold), so that a source spread over shards, under the threshold on
+-- each, is counted whole; the thresholds apply to the sums.
+CREATE FUNCTION ato.credential_stuffing_shards(since timestamptz)
+RETURNS TABLE (source_kind text, source text, attempts bigint, successes bigint, accounts bigint)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    SELECT s.source_kind, s.source, s.attempts, s.successes, s.accounts
+      FROM ato.credential_stuffing(since, 1, 1) s;
+$$;
+COMMENT ON FUNCTION ato.credential_stuffing_shards(timestamptz) IS
+    'For ato.credential_stuffing(): every shard''s login attempts, successes and accounts per source since then, every source however few its attempts';
+REVOKE ALL ON FUNCTION ato.credential_stuffing_shards(timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.credential_stuffing(
+    since            timestamptz      DEFAULT now() - interval '1 hour',
+    min_attempts     integer          DEFAULT 20,
+    max_success_rate double precision DEFAULT 0.05)
+RETURNS TABLE (source_kind text, source text, attempts bigint, successes bigint,
+               success_rate double precision, accounts bigint, suspicious boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- the shards check since; the thresholds are checked here, as one node does
+    IF min_attempts IS NULL OR max_success_rate IS NULL THEN
+        RAISE EXCEPTION 'ato.credential_stuffing: % must not be NULL',
+                        CASE WHEN min_attempts IS NULL THEN 'min_attempts' ELSE 'max_success_rate' END
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = CASE WHEN min_attempts IS NULL THEN 'Give a whole number of at least 1.' ELSE 'Give a number.' END;
+    END IF;
+    IF min_attempts < 1 THEN
+        RAISE EXCEPTION 'ato.credential_stuffing: min_attempts must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a whole number of at least 1.';
+    END IF;
+    IF max_success_rate = 'NaN' OR max_success_rate < 0 OR max_success_rate > 1 THEN
+        RAISE EXCEPTION 'ato.credential_stuffing: max_success_rate must be between 0 and 1'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a number in that range.';
+    END IF;
+    RETURN QUERY
+    SELECT g.source_kind, g.source, g.attempts, g.successes, g.successes::float8 / g.attempts,
+           g.accounts, g.successes::float8 / g.attempts <= credential_stuffing.max_success_rate
+      FROM (SELECT s.source_kind, s.source, sum(s.attempts)::bigint AS attempts,
+                   sum(s.successes)::bigint AS successes, sum(s.accounts)::bigint AS accounts
+              FROM ato.credential_stuffing_shards(since) s
+             GROUP BY s.source_kind, s.source) g
+     WHERE g.attempts >= credential_stuffing.min_attempts
+     ORDER BY g.attempts DESC, g.source_kind, g.source;
+END;
+$$;
+COMMENT ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) IS
+    'ato.credential_stuffing() over every shard: attempts, successes and accounts per source added up across the shards, then min_attempts and max_success_rate applied to the sums';
+REVOKE ALL ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Response.  Each shard gets exactly its accounts and opens an incident of
+-- its own: one row per shard, each its own id, each atomic on its shard only.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.revoke_incident_shards(
+    user_ids text[], reason text, suspend boolean, reauth_required boolean,
+    mfa_reenrollment_required boolean, password_reset_required boolean, delete_created_after timestamptz)
+RETURNS SETOF uuid
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    SPLIT user_ids;
+    RUN ON ato.shard_hash(user_ids);
+    TARGET ato.revoke_incident;
+$$;
+COMMENT ON FUNCTION ato.revoke_incident_shards(text[], text, boolean, boolean, boolean, boolean, timestamptz) IS
+    'For ato.revoke_incident(): ato.revoke_incident() on every shard holding some of the accounts, given only its own, in parallel; one incident id per such shard';
+REVOKE ALL ON FUNCTION ato.revoke_incident_shards(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
+
+-- The accounts are checked here, as one node checks them, before any shard
+-- is called: a bad element would fail on its shard alone and leave the
+-- other shards' accounts revoked.  The other arguments fail on every shard
+-- alike.
+CREATE FUNCTION ato.revoke_incident(
+    user_ids text[],
+    reason text,
+    suspend boolean DEFAULT false,
+    reauth_required boolean DEFAULT true,
+    mfa_reenrollment_required boolean DEFAULT false,
+    password_reset_required boolean DEFAULT false,
+    delete_created_after timestamptz DEFAULT NULL)
+RETURNS SETOF uuid
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hint constant text := 'Pass the affected accounts, for example ARRAY[''alice'', ''bob''] or the user_id column of a detection.';
+    bytes integer;
+BEGIN
+    IF user_ids IS NULL THEN
+        RAISE EXCEPTION 'revoke_incident: user_ids must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = hint;
+    END IF;
+    IF array_ndims(user_ids) > 1 THEN
+        RAISE EXCEPTION 'revoke_incident: user_ids must be a one-dimensional array'
+            USING ERRCODE = 'array_subscript_error', HINT = hint;
+    END IF;
+    IF cardinality(user_ids) = 0 THEN
+        RAISE EXCEPTION 'revoke_incident: user_ids is empty'
+            USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+    END IF;
+    FOR i IN 1 .. cardinality(user_ids) LOOP
+        IF user_ids[array_lower(user_ids, 1) + i - 1] IS NULL THEN
+            RAISE EXCEPTION 'revoke_incident: user_ids[%] is NULL', i
+                USING ERRCODE = 'null_value_not_allowed',
+                      HINT = 'Remove the NULL elements, for example with array_remove(ids, NULL).';
+        END IF;
+        bytes := octet_length(user_ids[array_lower(user_ids, 1) + i - 1]);
+        IF bytes = 0 OR bytes > 1000 THEN
+            RAISE EXCEPTION 'revoke_incident: user_ids[%] is %', i,
+                            CASE WHEN bytes = 0 THEN 'empty' ELSE 'longer than 1000 bytes' END
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Account ids are between 1 and 1000 bytes.';
+        END IF;
+    END LOOP;
+    RETURN QUERY
+    SELECT s.id FROM ato.revoke_incident_shards(user_ids, reason, suspend, reauth_required,
+                                                mfa_reenrollment_required, password_reset_required,
+                                                delete_created_after) AS s(id);
+END;
+$$;
+COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) IS
+    'ato.revoke_incident() on every shard holding some of the accounts, each given only its own, after checking the accounts as one node does: one incident id per such shard, each committed on its shard alone (when a shard fails the others stay revoked: call again with the same accounts)';
+REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;

@@ -1,0 +1,345 @@
+# Copyright (c) ato_response authors
+#
+# 011_proxy.pl -- ato_response across two shards behind a PL/Proxy node
+# (ato_response_proxy): the same events loaded into one reference node and,
+# split by ato.shard_hash(), into the shards; every function of the proxy
+# checked against the reference node, a credential-stuffing source spread
+# over the shards under the threshold on each, a revocation whose accounts
+# are split by shard, and one with a shard down, retried for that shard's
+# accounts.  Skipped when plproxy is not installed.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+
+my $root = $ENV{TESTDIR} // "$FindBin::RealBin/../..";
+
+my $sharedir = `pg_config --sharedir`;
+chomp $sharedir;
+plan skip_all => "plproxy is not installed ($sharedir/extension/plproxy.control is missing; "
+  . "apt-get install postgresql-15-plproxy)"
+  unless -f "$sharedir/extension/plproxy.control";
+
+my $geo = PostgreSQL::Test::Utils::tempdir;
+system_or_bail($^X, "$root/test/geo/write_test_mmdb.pl", $geo);
+
+# The reference node and the two shards run ato_response on the same GeoIP
+# databases; the proxy runs ato_response_proxy only.
+my %node;
+for my $name (qw(reference shard0 shard1 proxy))
+{
+	my $n = PostgreSQL::Test::Cluster->new($name);
+	$n->init;
+	$n->append_conf('postgresql.conf', "fsync = off\n");
+	$n->append_conf('postgresql.conf',
+		"ato_response.geoip_database = '$geo/city.mmdb'\nato_response.asn_database = '$geo/asn.mmdb'\n"
+		  # the fixtures map documentation ranges: look them up (the default skips them)
+		  . "ato_response.locate_special_addresses = on\n")
+	  unless $name eq 'proxy';
+	$n->start;
+	$node{$name} = $n;
+}
+my ($ref, $proxy) = @node{qw(reference proxy)};
+my @shards = @node{qw(shard0 shard1)};
+my @data = ($ref, @shards);
+
+$_->safe_psql('postgres', 'CREATE EXTENSION ato_response') for @data;
+
+my $user = $proxy->safe_psql('postgres', 'SELECT current_user');
+my $partitions = join(', ',
+	map { "p$_ 'host=" . $shards[$_]->host . ' port=' . $shards[$_]->port . " dbname=postgres'" } 0 .. 1);
+$proxy->safe_psql(
+	'postgres', qq{
+	CREATE EXTENSION ato_response_proxy CASCADE;
+	CREATE SERVER ato_cluster FOREIGN DATA WRAPPER plproxy OPTIONS ($partitions);
+	CREATE USER MAPPING FOR PUBLIC SERVER ato_cluster OPTIONS (user '$user');
+});
+
+# ---------------------------------------------------------------------------
+# The routing function
+# ---------------------------------------------------------------------------
+
+is( $proxy->safe_psql(
+		'postgres', q{
+		SELECT count(*) FROM generate_series(1, 2000) i, LATERAL (SELECT hashtext('a' || i) AS h, ato.shard_hash('a' || i) AS r) x
+		 WHERE (r & 1) <> CASE WHEN h < 0 THEN 0 ELSE 1 END}),
+	'0',
+	'two partitions: p0 holds the negative hashes, p1 the others (Citus\'s two ranges)');
+is( $proxy->safe_psql(
+		'postgres', q{
+		SELECT count(*) FROM generate_series(1, 2000) i, LATERAL (SELECT hashtext('a' || i) AS h, ato.shard_hash('a' || i) AS r) x
+		 WHERE (r & 3) <> (ARRAY[0, 2, 1, 3])[((h::bigint + 2147483648) >> 30) + 1]}),
+	'0',
+	'four partitions: partition p holds Citus hash range reverse_2(p)');
+is($proxy->safe_psql('postgres', 'SELECT ato.shard_hash(NULL)'), '0', 'a NULL account goes to partition 0');
+
+# ---------------------------------------------------------------------------
+# The same events on the reference node and, split, on the shards
+# ---------------------------------------------------------------------------
+
+my @users = map { sprintf('u%03d', $_) } 1 .. 60;
+my @of_shard = map {
+	[ split /,/,
+		$proxy->safe_psql('postgres',
+			"SELECT string_agg(u, ',' ORDER BY u) FROM unnest('{" . join(',', @users) . "}'::text[]) u WHERE ato.shard_hash(u) & 1 = $_") ]
+} 0 .. 1;
+is(scalar(@{ $of_shard[0] }) + scalar(@{ $of_shard[1] }), 60, 'every account has one shard');
+cmp_ok(scalar(@{ $of_shard[$_] }), '>', 10, "shard $_ holds a fair share of the accounts") for 0 .. 1;
+
+my $base = $ref->safe_psql('postgres', "SELECT date_trunc('second', now())");
+my $B = "'$base'::timestamptz";
+
+sub load
+{
+	my ($n, $ids) = @_;
+	my $accounts = "'{" . join(',', @$ids) . "}'::text[]";
+	my $u = "(SELECT i, format('u%s', lpad(i::text, 3, '0')) AS id FROM generate_series(1, 60) i) u";
+	$n->safe_psql(
+		'postgres', qq{
+		SELECT ato.list_network('203.0.113.0/24', 'hosting', 'test feed');
+		-- history: every account from the United Kingdom three days ago
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, user_agent)
+		SELECT id, format('192.0.2.%s', i)::inet, 'success', $B - interval '3 days' + i * interval '1 second', 'ua-' || i
+		  FROM $u WHERE id = ANY ($accounts);
+		-- new country (United States), then account changes
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+		SELECT id, format('198.51.100.%s', i)::inet, 'success', $B - interval '30 minutes' + i * interval '1 second'
+		  FROM $u WHERE i <= 10 AND id = ANY ($accounts);
+		INSERT INTO ato.audit_events (actor_id, event_type, occurred_at, ip_address)
+		SELECT id, 'user.email_changed', $B - interval '25 minutes' + i * interval '1 second', format('198.51.100.%s', i)::inet
+		  FROM $u WHERE i <= 10 AND id = ANY ($accounts);
+		INSERT INTO ato.audit_events (actor_id, event_type, occurred_at, target_type, target_id)
+		SELECT id, CASE WHEN i <= 5 THEN 'user.mfa.factor.activate' ELSE 'system.api_token.create' END,
+		       $B - interval '20 minutes' + i * interval '1 second', 'factor', 'f-' || i
+		  FROM $u WHERE i <= 8 AND id = ANY ($accounts);
+		INSERT INTO ato.audit_events (actor_id, event_type, occurred_at)
+		SELECT id, 'billing.modified', $B - interval '10 minutes' + i * interval '1 second'
+		  FROM $u WHERE i <= 30 AND id = ANY ($accounts);
+		-- impossible travel: London, then Tokyo half an hour later
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+		SELECT id, a.ip, 'success', $B - a.ago + i * interval '1 second'
+		  FROM $u, (VALUES ('192.0.2.200'::inet, interval '2 hours'), ('203.0.113.10', interval '90 minutes')) a(ip, ago)
+		 WHERE i BETWEEN 11 AND 16 AND id = ANY ($accounts);
+		-- bursts of failures from Brazil, half of them followed by a success
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+		SELECT id, '203.0.113.200', 'failure', $B - interval '40 minutes' + k * interval '20 seconds' + i * interval '1 second'
+		  FROM $u, generate_series(1, 12) k WHERE i BETWEEN 17 AND 24 AND id = ANY ($accounts);
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+		SELECT id, '203.0.113.200', 'success', $B - interval '30 minutes' + i * interval '1 second'
+		  FROM $u WHERE i BETWEEN 17 AND 24 AND i % 2 = 0 AND id = ANY ($accounts);
+		-- credential stuffing: one address, 30 accounts, one success
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+		SELECT id, '198.51.100.77', CASE WHEN i = 33 THEN 'success' ELSE 'failure' END,
+		       $B - interval '15 minutes' + i * interval '1 second'
+		  FROM $u WHERE i BETWEEN 21 AND 50 AND id = ANY ($accounts);
+	});
+}
+load($ref, \@users);
+load($shards[$_], $of_shard[$_]) for 0 .. 1;
+
+for my $k (0 .. 1)
+{
+	is( $shards[$k]->safe_psql(
+			'postgres',
+			"SELECT count(*) FROM ato.login_events WHERE NOT user_id = ANY ('{"
+			  . join(',', @{ $of_shard[$k] }) . "}')"),
+		'0',
+		"shard $k holds only its own accounts' logins");
+}
+is( $ref->safe_psql('postgres', 'SELECT count(*) FROM ato.login_events'),
+	$shards[0]->safe_psql('postgres', 'SELECT count(*) FROM ato.login_events')
+	  + $shards[1]->safe_psql('postgres', 'SELECT count(*) FROM ato.login_events'),
+	'the shards together hold the reference node\'s logins');
+
+# ---------------------------------------------------------------------------
+# Detections: through the proxy as on one node, row for row and in order
+# ---------------------------------------------------------------------------
+
+my $some = "'{" . join(',', map { sprintf('u%03d', $_) } 1 .. 30) . "}'::text[]";
+my @detections = (
+	"ato.new_country_logins($B - interval '1 hour')",
+	"ato.new_country_logins($B - interval '1 hour', interval '1 minute', '{user.email_changed}')",
+	"ato.cidr_scope('{198.51.100.0/24,203.0.113.0/25}', $B - interval '1 day')",
+	"ato.failed_login_bursts($B - interval '1 hour')",
+	"ato.failed_login_bursts($B - interval '1 hour', 5, interval '2 minutes')",
+	"ato.impossible_travel($B - interval '1 day')",
+	"ato.listed_network_logins($B - interval '1 day')",
+	"ato.listed_network_logins($B - interval '1 day', '{hosting}')",
+	"ato.persistence_changes(NULL, $B - interval '1 day')",
+	"ato.persistence_changes('{u001,u002,u007,u040}', $B - interval '1 day')",
+	"ato.suspicious_action_counts($some, $B - interval '1 day')",
+	"ato.credential_stuffing($B - interval '1 hour')",
+	"ato.credential_stuffing($B - interval '1 hour', 5, 0.5)",
+	"ato.credential_stuffing($B - interval '1 day', 1, 1)");
+for my $call (@detections)
+{
+	my $expected = $ref->safe_psql('postgres', "SELECT * FROM $call");
+	isnt($expected, '', "reference node: $call has rows");
+	is($proxy->safe_psql('postgres', "SELECT * FROM $call"), $expected, "proxy: $call as on one node");
+}
+
+# The stuffing source spread over the shards: under min_attempts on each.
+my $stuffing = "SELECT attempts, successes, accounts, suspicious FROM ato.credential_stuffing($B - interval '1 hour')"
+  . " WHERE source = '198.51.100.77'";
+is($ref->safe_psql('postgres', $stuffing), '30|1|30|t', 'one node: the spread source is credential stuffing');
+is($shards[$_]->safe_psql('postgres', $stuffing), '', "shard $_ alone sees the source under the threshold")
+  for 0 .. 1;
+is($proxy->safe_psql('postgres', $stuffing), '30|1|30|t', 'proxy: the attempts of both shards counted together');
+
+# A NULL window fails as on one node.
+my ($rc, $out, $err) = $proxy->psql('postgres', "SELECT * FROM ato.credential_stuffing(NULL)");
+like($err, qr/since must not be NULL/, 'credential_stuffing: a NULL since is refused through the proxy');
+($rc, $out, $err) = $proxy->psql('postgres', "SELECT * FROM ato.credential_stuffing($B, 0)");
+like($err, qr/min_attempts must be at least 1/, 'credential_stuffing: min_attempts 0 is refused at the proxy');
+
+# ---------------------------------------------------------------------------
+# The enum types match the shards'
+# ---------------------------------------------------------------------------
+
+for my $type (qw(ato.login_step ato.session_verdict))
+{
+	is( $proxy->safe_psql('postgres', "SELECT enum_range(NULL::$type)::text"),
+		$shards[0]->safe_psql('postgres', "SELECT enum_range(NULL::$type)::text"),
+		"$type has the shards' labels in their order");
+}
+
+# ---------------------------------------------------------------------------
+# Response: revoke_incident split by shard, then the per-account calls
+# ---------------------------------------------------------------------------
+
+my @revoked = qw(u001 u002 u003 u017 u040);
+my $revoke = "ato.revoke_incident('{" . join(',', @revoked) . "}', 'proxy test', suspend => false)";
+
+# A bad account fails the whole call before any shard is asked.
+($rc, $out, $err) = $proxy->psql('postgres', "SELECT * FROM ato.revoke_incident('{u001,u002,NULL}', 'proxy test')");
+like($err, qr/revoke_incident: user_ids\[3\] is NULL/, 'revoke_incident: a NULL account is refused at the proxy');
+($rc, $out, $err) = $proxy->psql('postgres', "SELECT * FROM ato.revoke_incident('{}', 'proxy test')");
+like($err, qr/revoke_incident: user_ids is empty/, 'revoke_incident: no accounts is refused at the proxy');
+is($shards[$_]->safe_psql('postgres', 'SELECT count(*) FROM ato.incidents'), '0',
+	"shard $_: the refused calls opened no incident")
+  for 0 .. 1;
+
+$ref->safe_psql('postgres', "SELECT $revoke");
+my %on_shard;
+for my $k (0 .. 1)
+{
+	my %mine = map { $_ => 1 } @{ $of_shard[$k] };
+	$on_shard{$k} = [ grep { $mine{$_} } @revoked ];
+}
+my $shards_hit = grep { @{ $on_shard{$_} } } 0 .. 1;
+is($proxy->safe_psql('postgres', "SELECT count(DISTINCT i) FROM $revoke i"),
+	$shards_hit, 'revoke_incident: one incident id for each shard holding some of the accounts');
+for my $k (0 .. 1)
+{
+	is( $shards[$k]->safe_psql('postgres', 'SELECT string_agg(user_ids::text, \' \') FROM ato.incidents'),
+		@{ $on_shard{$k} } ? '{' . join(',', @{ $on_shard{$k} }) . '}' : '',
+		"shard $k: the incident holds exactly its own accounts");
+}
+
+my $everyone = "unnest('{" . join(',', @users) . "}'::text[]) u";
+# A login's transaction gates one account (at most 16): each account's gate
+# in a statement, and a transaction, of its own (psql's \gexec).
+my @per_account = (
+	"SELECT format('SELECT %L, g.step, g.message, g.steps, g.incident_id IS NOT NULL, g.issued_at IS NOT NULL"
+	  . " FROM ato.login_gate(%L, ''198.51.100.1'') g', u, u) FROM $everyone ORDER BY u \\gexec",
+	"SELECT format('SELECT %L, g.step, g.steps FROM ato.login_gate(%L, ''203.0.113.5'') g', u, u)"
+	  . " FROM $everyone ORDER BY u \\gexec",
+	"SELECT u, s.refused, s.verdict, s.incident_id IS NOT NULL, s.revoked_at IS NOT NULL, s.reason"
+	  . " FROM $everyone, LATERAL ato.session_status(u, $B - interval '1 hour', 's-1') s ORDER BY u",
+	"SELECT u, ato.session_revoked(u, $B - interval '1 hour'), ato.session_revoked(u, now() + interval '1 hour')"
+	  . " FROM $everyone ORDER BY u");
+for my $query (@per_account)
+{
+	my $expected = $ref->safe_psql('postgres', $query);
+	like($expected, qr/\bu017\|(reauth_required|t)/, 'reference node: a revoked account in ' . substr($query, 0, 60));
+	is($proxy->safe_psql('postgres', $query), $expected, 'proxy as on one node: ' . substr($query, 0, 60));
+}
+
+for my $call ("ato.complete_step('u017', 'reauth_required', 'totp', 'user')",
+	"ato.complete_step('u018', 'reauth_required')")
+{
+	is($proxy->safe_psql('postgres', "SELECT $call"), $ref->safe_psql('postgres', "SELECT $call"),
+		"proxy as on one node: $call");
+}
+is( $proxy->safe_psql('postgres', "SELECT step FROM ato.login_gate('u017')"),
+	'ok', 'login_gate: the completed step is cleared on the account\'s shard');
+
+# ---------------------------------------------------------------------------
+# A revocation with one shard down: no atomic commit across shards
+# ---------------------------------------------------------------------------
+
+# Accounts of each shard not revoked so far: two for a shard that is down,
+# two for a shard that answers with an error.
+my (@down, @failing);
+for my $k (0 .. 1)
+{
+	my @left = grep { !/^u0(0[123]|17|40)$/ } @{ $of_shard[$k] };
+	$down[$k] = [ @left[ 0, 1 ] ];
+	$failing[$k] = [ @left[ 2, 3 ] ];
+}
+my $incidents_of = sub {
+	my ($k, $accounts) = @_;
+	return $shards[$k]->safe_psql('postgres',
+		"SELECT count(*) FROM ato.incidents WHERE user_ids && '{" . join(',', @$accounts) . "}'");
+};
+my $revoke_sql = sub { "SELECT * FROM ato.revoke_incident('{" . join(',', @_) . "}', 'shard trouble')" };
+
+# Shard 1 down: the call fails.  Whether shard 0 ran it depends on whether the
+# proxy's connection to it was open already, so only shard 1 is retried.
+$shards[1]->stop;
+($rc, $out, $err) = $proxy->psql('postgres', $revoke_sql->(@{ $down[0] }, @{ $down[1] }));
+isnt($rc, 0, 'revoke_incident with a shard down fails');
+like($err, qr/connection to server/, 'the error says the proxy could not reach the shard');
+$shards[1]->start;
+is($proxy->safe_psql('postgres', 'SELECT count(*) FROM (' . $revoke_sql->(@{ $down[1] }) . ') r'),
+	'1', 'retried for the down shard\'s accounts, once it is back: one incident');
+is($incidents_of->(1, $down[1]), '1', 'shard 1 revoked its accounts on the retry');
+
+# Shard 1 answers with an error (read-only, as after a failover): shard 0
+# has committed its part all the same.
+$shards[1]->safe_psql('postgres',
+	'ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf()');
+($rc, $out, $err) = $proxy->psql('postgres', $revoke_sql->(@{ $failing[0] }, @{ $failing[1] }));
+isnt($rc, 0, 'revoke_incident with a failing shard fails');
+like($err, qr/read-only transaction/, 'the error is the failing shard\'s');
+is($incidents_of->(0, $failing[0]), '1', 'shard 0 revoked its accounts all the same: no atomic commit across shards');
+is($incidents_of->(1, $failing[1]), '0', 'the failing shard revoked nothing');
+$shards[1]->safe_psql('postgres',
+	'SET default_transaction_read_only = off; ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()');
+is($proxy->safe_psql('postgres', 'SELECT count(*) FROM (' . $revoke_sql->(@{ $failing[1] }) . ') r'),
+	'1', 'retried for the failing shard\'s accounts: one incident');
+is($incidents_of->(0, $failing[0]) . ' ' . $incidents_of->(1, $failing[1]), '1 1',
+	'each shard has revoked its accounts once');
+
+# ---------------------------------------------------------------------------
+# Recording: on the account's shard only
+# ---------------------------------------------------------------------------
+
+my %home = map { my $k = $_; map { $_ => $k } @{ $of_shard[$k] } } 0 .. 1;
+my $logins = "SELECT count(*) FROM ato.login_events WHERE user_id = 'u060'";
+my $events = "SELECT count(*) FROM ato.audit_events WHERE actor_id = 'u059'";
+my @before = map { [ $_->safe_psql('postgres', $logins), $_->safe_psql('postgres', $events) ] } @shards;
+like($proxy->safe_psql('postgres', "SELECT ato.record_login('u060', '198.51.100.9', 'success')"),
+	qr/^\d+$/, 'record_login returns the shard\'s event id');
+like($proxy->safe_psql('postgres', "SELECT ato.record_event('u059', 'user.password_changed')"),
+	qr/^\d+$/, 'record_event returns the shard\'s event id');
+for my $k (0 .. 1)
+{
+	is($shards[$k]->safe_psql('postgres', $logins) - $before[$k][0], $home{u060} == $k ? 1 : 0,
+		"record_login: shard $k got " . ($home{u060} == $k ? 'the login of its account' : 'nothing'));
+	is($shards[$k]->safe_psql('postgres', $events) - $before[$k][1], $home{u059} == $k ? 1 : 0,
+		"record_event: shard $k got " . ($home{u059} == $k ? 'the event of its account' : 'nothing'));
+}
+is( $shards[ $home{u060} ]->safe_psql('postgres',
+		"SELECT country_code FROM ato.login_events WHERE user_id = 'u060' ORDER BY id DESC LIMIT 1"),
+	'US', 'record_login: enriched on the shard');
+
+($rc, $out, $err) = $proxy->psql('postgres', "SELECT ato.record_login(NULL, '198.51.100.9', 'success')");
+like($err, qr/login event has no user_id/, 'record_login: a NULL account is refused as on one node');
+
+$_->stop for values %node;
+done_testing();
