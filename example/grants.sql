@@ -18,7 +18,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION ato.revocations_since(bigint, integer),
                           ato.session_statuses(text[], timestamptz[], text[]) TO :"cache";
 
--- the responders: the questions of a drill, the response, triage
+-- the responders: the questions of a drill, the response, triage, the evidence
 GRANT EXECUTE ON FUNCTION
     ato.new_country_logins(timestamptz, interval, text[]), ato.cidr_scope(cidr[], timestamptz),
     ato.suspicious_action_counts(text[], timestamptz), ato.failed_login_bursts(timestamptz, integer, interval),
@@ -32,9 +32,12 @@ GRANT EXECUTE ON FUNCTION
     ato.revoke_session(text, text, text),
     ato.block_network(cidr, text, timestamptz), ato.unblock_network(cidr),
     ato.triage_alert(bigint, text, text),
-    ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean, boolean) TO :"oncall";
+    ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean, boolean),
+    ato.preserve_evidence(uuid, timestamptz, cidr[]), ato.verify_evidence(uuid), ato.export_evidence(uuid),
+    ato.incident_timeline(uuid) TO :"oncall";
 GRANT SELECT ON ato.incidents, ato.incident_progress, ato.incident_targets, ato.response_log,
-                ato.alerts, ato.account_flags, ato.session_revocations TO :"oncall";
+                ato.alerts, ato.account_flags, ato.session_revocations,
+                ato.evidence_manifests, ato.evidence_rows TO :"oncall";
 
 -- the owner of the application's tables registers them (it needs SELECT and UPDATE, or DELETE,
 -- on each, which as their owner it has)

@@ -57,7 +57,15 @@ SELECT s.statement, pg_temp.sqlstate_of(s.statement) AS sqlstate
     ($$SELECT ato.escalate_alert(NULL, 'r')$$),
     ($$SELECT ato.escalate_alert(-1, 'r')$$),
     ($$SELECT ato.run_detection(NULL)$$),
-    ($$SELECT ato.run_detection('no such rule')$$)
+    ($$SELECT ato.run_detection('no such rule')$$),
+    ($$SELECT ato.preserve_evidence(NULL)$$),
+    ($$SELECT ato.preserve_evidence('00000000-0000-0000-0000-000000000000')$$),
+    ($$SELECT ato.verify_evidence(NULL)$$),
+    ($$SELECT ato.verify_evidence('00000000-0000-0000-0000-000000000000')$$),
+    ($$SELECT ato.export_evidence(NULL)$$),
+    ($$SELECT ato.export_evidence('00000000-0000-0000-0000-000000000000')$$),
+    ($$SELECT ato.incident_timeline(NULL)$$),
+    ($$SELECT ato.incident_timeline('00000000-0000-0000-0000-000000000000')$$)
   ) AS s(statement);
 -- the messages name the function and the argument
 SELECT ato.login_gate('');

@@ -45,7 +45,15 @@ SELECT count(*) >= 0 AS asked FROM ato.failed_login_bursts(now() - interval '1 h
 SELECT ato.revoke_incident(ARRAY['shopper'], 'drill', suspend => true) IS NOT NULL AS opened;
 SELECT target, rows_touched, mismatched_ids FROM ato.incident_progress
  WHERE incident_id = (SELECT id FROM ato.incidents WHERE reason = 'drill');
+SELECT ato.preserve_evidence((SELECT id FROM ato.incidents WHERE reason = 'drill'), networks => '{}') AS preserved;
+SELECT ok, rows FROM ato.verify_evidence((SELECT id FROM ato.incidents WHERE reason = 'drill'));
+SELECT count(*) AS export_lines FROM ato.export_evidence((SELECT id FROM ato.incidents WHERE reason = 'drill'));
 SELECT ato.lift_incident((SELECT id FROM ato.incidents WHERE reason = 'drill')) AS lifted;
+SELECT kind FROM ato.incident_timeline((SELECT id FROM ato.incidents WHERE reason = 'drill'))
+ WHERE kind NOT LIKE 'login %' AND kind NOT IN ('account change', 'network blocked', 'network unblocked');
+-- the evidence is read, never changed
+UPDATE ato.evidence_rows SET body = '{}';
+INSERT INTO ato.evidence_manifests SELECT * FROM ato.evidence_manifests;
 SET ato_response.inline_marking_limit = 0;
 RESET ROLE;
 GRANT SET ON PARAMETER ato_response.inline_marking_limit TO regress_oncall;

@@ -270,6 +270,9 @@ BEGIN
          WHERE p.upper_bound IS NOT NULL AND p.upper_bound <= older_than
          ORDER BY p.upper_bound, p.parent
     LOOP
+        -- kept while an open incident's window reaches into it (12_evidence.sql):
+        -- neither dropped nor emptied
+        CONTINUE WHEN ato.partition_held(part.partition, part.upper_bound);
         BEGIN
             -- DROP TABLE locks these three (in this order): only if they
             -- are free, so that no writer waits behind a request
@@ -300,7 +303,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ato.drop_event_partitions(timestamptz) IS
-    'Drops every monthly partition of the event tables that ends at or before older_than, each only if the table is free of locks (no waiting, so no writer queues behind it); a month it cannot drop now it empties (TRUNCATE, a lock on that month alone), for a later call to drop; returns how many it dropped';
+    'Drops every monthly partition of the event tables that ends at or before older_than, each only if the table is free of locks (no waiting, so no writer queues behind it); a month it cannot drop now it empties (TRUNCATE, a lock on that month alone), for a later call to drop; a month an open incident''s window reaches into is kept whole (a NOTICE says which: see ato.partition_held()); returns how many it dropped';
 REVOKE ALL ON FUNCTION ato.drop_event_partitions(timestamptz) FROM PUBLIC;
 
 CREATE VIEW ato.event_partitions AS
