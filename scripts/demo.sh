@@ -108,5 +108,12 @@ if [[ $notified != "$revoked" ]]; then
     exit 1
 fi
 
+ato_say "the evidence: preserved, verified in the database and, exported, by a script without it"
+demo_sql evidence.sql
+incident=$(psql -XAtq -c 'SELECT id FROM ato.incidents ORDER BY opened_at DESC LIMIT 1')
+psql -XAtq -c "SELECT * FROM ato.export_evidence('$incident')" >"$work/evidence.jsonl"
+echo "exported to $work/evidence.jsonl ($(wc -l <"$work/evidence.jsonl") lines); checked without the extension:"
+python3 "$ato_root/example/verify_evidence.py" "$work/evidence.jsonl"
+
 echo
 echo "(demo finished in $((SECONDS - started)) s, build and install included)"
