@@ -51,6 +51,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies: a changed header rebuilds every object.
+$(OBJS): $(wildcard include/*.h)
+
 # after PGXS, which sets it empty: the TAP tests' own Perl modules
 PROVE_FLAGS += -I $(srcdir)/test/lib
 

@@ -27,7 +27,7 @@ GRANT EXECUTE ON FUNCTION
     ato.password_spray(timestamptz, integer, double precision),
     ato.related_accounts(text[], timestamptz, integer), ato.persistence_changes(text[], timestamptz),
     ato.listed_network_logins(timestamptz, text[]),
-    ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz),
+    ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid),
     ato.lift_incident(uuid, text[], text), ato.set_account_flags(text[], boolean, boolean, boolean, boolean, text),
     ato.revoke_session(text, text, text),
     ato.block_network(cidr, text, timestamptz), ato.unblock_network(cidr),

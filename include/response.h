@@ -44,6 +44,7 @@ typedef struct RevocationTarget
 typedef struct IncidentRun
 {
 	pg_uuid_t	id;
+	bool		given_id;		/* the caller gave id (ato.revoke_incident's incident_id) */
 	TimestampTz revoked_at;
 	text	   *reason;
 	bool		has_created_after;

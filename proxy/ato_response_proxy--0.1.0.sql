@@ -416,7 +416,8 @@ REVOKE ALL ON FUNCTION ato.credential_stuffing(timestamptz, integer, double prec
 
 CREATE FUNCTION ato.revoke_incident_shards(
     user_ids text[], reason text, suspend boolean, reauth_required boolean,
-    mfa_reenrollment_required boolean, password_reset_required boolean, delete_created_after timestamptz)
+    mfa_reenrollment_required boolean, password_reset_required boolean, delete_created_after timestamptz,
+    incident_id uuid)
 RETURNS SETOF uuid
 LANGUAGE plproxy
 AS $$
@@ -425,9 +426,9 @@ AS $$
     RUN ON ato.shard_hash(user_ids);
     TARGET ato.revoke_incident;
 $$;
-COMMENT ON FUNCTION ato.revoke_incident_shards(text[], text, boolean, boolean, boolean, boolean, timestamptz) IS
-    'For ato.revoke_incident(): ato.revoke_incident() on every shard holding some of the accounts, given only its own, in parallel; one incident id per such shard';
-REVOKE ALL ON FUNCTION ato.revoke_incident_shards(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION ato.revoke_incident_shards(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid) IS
+    'For ato.revoke_incident(): ato.revoke_incident() on every shard holding some of the accounts, given only its own and the one incident id, in parallel';
+REVOKE ALL ON FUNCTION ato.revoke_incident_shards(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid) FROM PUBLIC;
 
 -- The accounts are checked here, as one node checks them, before any shard
 -- is called: a bad element would fail on its shard alone and leave the
@@ -440,14 +441,18 @@ CREATE FUNCTION ato.revoke_incident(
     reauth_required boolean DEFAULT true,
     mfa_reenrollment_required boolean DEFAULT false,
     password_reset_required boolean DEFAULT false,
-    delete_created_after timestamptz DEFAULT NULL)
-RETURNS SETOF uuid
+    delete_created_after timestamptz DEFAULT NULL,
+    incident_id uuid DEFAULT NULL)
+RETURNS uuid
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     hint constant text := 'Pass the affected accounts, for example ARRAY[''alice'', ''bob''] or the user_id column of a detection.';
     bytes integer;
+    -- one id on every shard: a retry with it (and the same accounts) does
+    -- nothing again where it was done, and the rest where it was not
+    incident uuid := coalesce(revoke_incident.incident_id, gen_random_uuid());
 BEGIN
     IF user_ids IS NULL THEN
         RAISE EXCEPTION 'revoke_incident: user_ids must not be NULL'
@@ -474,12 +479,12 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Account ids are between 1 and 1000 bytes.';
         END IF;
     END LOOP;
-    RETURN QUERY
-    SELECT s.id FROM ato.revoke_incident_shards(user_ids, reason, suspend, reauth_required,
-                                                mfa_reenrollment_required, password_reset_required,
-                                                delete_created_after) AS s(id);
+    PERFORM FROM ato.revoke_incident_shards(user_ids, reason, suspend, reauth_required,
+                                            mfa_reenrollment_required, password_reset_required,
+                                            delete_created_after, incident);
+    RETURN incident;
 END;
 $$;
-COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) IS
-    'ato.revoke_incident() on every shard holding some of the accounts, each given only its own, after checking the accounts as one node does: one incident id per such shard, each committed on its shard alone (when a shard fails the others stay revoked: call again with the same accounts)';
-REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid) IS
+    'ato.revoke_incident() on every shard holding some of the accounts, each given only its own, after checking the accounts as one node does, under one incident id (incident_id, or a new one), which it returns; each shard commits alone: when one fails the others stay revoked, and a call again with the same id and accounts does nothing again where it was done and the rest where it was not';
+REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid) FROM PUBLIC;

@@ -9,7 +9,7 @@ CREATE ROLE regress_ato_tenant;     -- owns an application table
 CREATE ROLE regress_ato_responder;  -- may revoke, nothing else
 CREATE ROLE regress_ato_writer;     -- may only record logins
 GRANT USAGE ON SCHEMA ato TO regress_ato_responder, regress_ato_writer;
-GRANT EXECUTE ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz)
+GRANT EXECUTE ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid)
     TO regress_ato_responder;
 GRANT EXECUTE ON FUNCTION ato.record_login(text, inet, text, timestamptz, text, text, jsonb),
                           ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb)

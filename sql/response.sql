@@ -294,7 +294,7 @@ SET ato_response.revocation_batch_size = 0;
 -- not read the incidents, and registering needs the role's own privilege.
 CREATE ROLE regress_ato_responder;
 GRANT USAGE ON SCHEMA ato TO regress_ato_responder;
-GRANT EXECUTE ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz),
+GRANT EXECUTE ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid),
                           ato.register_revocation_target(regclass, name, text, name, name, name, name, name)
    TO regress_ato_responder;
 CREATE TABLE app_api_keys (user_id text);
@@ -335,3 +335,14 @@ SELECT count(*) AS gated FROM generate_series(1, 16) g, LATERAL ato.login_gate('
 SELECT step FROM ato.login_gate('many-1');
 SELECT step FROM ato.login_gate('many-17');
 ROLLBACK;
+-- One incident id given by the caller (a proxy opening one incident across
+-- shards): the incident takes it; a retry with the same id and accounts does
+-- nothing again; the same id for other accounts is refused.
+SELECT ato.revoke_incident(ARRAY['retry-1', 'retry-2'], 'retried', incident_id => '6d1f3a52-0000-4000-8000-000000000001')
+       AS opened;
+SELECT ato.revoke_incident(ARRAY['retry-2', 'retry-1', 'retry-1'], 'retried', incident_id => '6d1f3a52-0000-4000-8000-000000000001')
+       AS retried;
+SELECT count(*) AS incidents, (SELECT count(*) FROM ato.revocation_outbox o
+                                WHERE o.incident_id = '6d1f3a52-0000-4000-8000-000000000001') AS batches
+  FROM ato.incidents WHERE id = '6d1f3a52-0000-4000-8000-000000000001';
+SELECT ato.revoke_incident(ARRAY['retry-3'], 'retried', incident_id => '6d1f3a52-0000-4000-8000-000000000001');

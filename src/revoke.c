@@ -410,7 +410,7 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 		"INSERT INTO ato.incidents (id, opened_at, opened_by, reason, user_ids, duplicate_ids, unknown_ids,"
 		"       suspend, reauth_required, mfa_reenrollment_required, password_reset_required,"
 		"       delete_created_after, revocation_channel, batch_size, batches, in_background, status)"
-		" VALUES (gen_random_uuid(), $1, session_user, $2, $3, $4,"
+		" VALUES (coalesce($14, gen_random_uuid()), $1, session_user, $2, $3, $4,"
 		"         (SELECT count(*) FROM unnest($3) AS u(user_id)"
 		"           WHERE NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u.user_id)"
 		"             AND NOT EXISTS (SELECT FROM ato.login_events e"
@@ -444,10 +444,10 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 	static const char log_sql[] =
 		"INSERT INTO ato.response_log (action, incident_id, detail)"
 		" VALUES ('incident_opened', $1, $2)";
-	Oid			incident_types[13] = {TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, INT4OID, BOOLOID, BOOLOID,
-		BOOLOID, BOOLOID, TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, BOOLOID};
-	Datum		incident_values[13];
-	char		incident_nulls[13];
+	Oid			incident_types[14] = {TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, INT4OID, BOOLOID, BOOLOID,
+		BOOLOID, BOOLOID, TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, BOOLOID, UUIDOID};
+	Datum		incident_values[14];
+	char		incident_nulls[14];
 	Oid			flag_types[8] = {UUIDOID, TIMESTAMPTZOID, TEXTARRAYOID, BOOLOID, BOOLOID, BOOLOID,
 		BOOLOID, TEXTOID};
 	Datum		flag_values[8];
@@ -471,7 +471,11 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 	incident_values[10] = Int32GetDatum(run->batch_size);
 	incident_values[11] = Int32GetDatum(run->batches);
 	incident_values[12] = BoolGetDatum(in_background);
-	spi_check(SPI_execute_with_args(incident_sql, 13, incident_types, incident_values, incident_nulls,
+	/* the caller's id (one incident across shards), or a new one */
+	incident_values[13] = run->given_id ? UUIDPGetDatum(&run->id) : (Datum) 0;
+	if (!run->given_id)
+		incident_nulls[13] = 'n';
+	spi_check(SPI_execute_with_args(incident_sql, 14, incident_types, incident_values, incident_nulls,
 									false, 1),
 			  SPI_OK_INSERT_RETURNING, "opening the incident");
 	run->id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -513,6 +517,39 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 				 errhint("Accounts without a login on record are revoked all the same; check their ids if that is unexpected.")));
 }
 
+/*
+ * A retry with the id of an incident that is open already: the same
+ * accounts make it a no-op (its marking resumes if it was left to a worker
+ * that is gone), other accounts an error.  Needs SPI.
+ */
+static bool
+incident_already_open(const IncidentRun *run)
+{
+	static const char sql[] =
+		"SELECT i.user_ids OPERATOR(pg_catalog.=) $2, i.status OPERATOR(pg_catalog.=) 'marking'"
+		"  FROM ato.incidents i WHERE i.id OPERATOR(pg_catalog.=) $1";
+	Oid			types[2] = {UUIDOID, TEXTARRAYOID};
+	Datum		values[2] = {UUIDPGetDatum(&run->id), PointerGetDatum(text_array(run->user_ids, run->accounts))};
+	bool		isnull;
+	char	   *id = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&run->id)));
+
+	spi_check(SPI_execute_with_args(sql, 2, types, values, NULL, true, 1), SPI_OK_SELECT,
+			  "looking the incident up");
+	if (SPI_processed == 0)
+		return false;
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("revoke_incident: incident %s exists with other accounts", id),
+				 errhint("A retry gives the same accounts as the first call; for other accounts, open a new incident (give no incident_id, or a new one).")));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+		(void) incident_worker_launch(MyDatabaseId, GetTopTransactionIdIfAny());
+	ereport(NOTICE,
+			(errmsg("revoke_incident: incident %s is open already for these accounts; nothing was done again", id),
+			 errhint("Its progress is in ato.incident_progress.")));
+	return true;
+}
+
 PG_FUNCTION_INFO_V1(ato_revoke_incident);
 Datum
 ato_revoke_incident(PG_FUNCTION_ARGS)
@@ -538,9 +575,25 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 	run.has_created_after = !PG_ARGISNULL(6);
 	run.delete_created_after = run.has_created_after ? PG_GETARG_TIMESTAMPTZ(6) : 0;
 
+	if (PG_NARGS() > 7 && !PG_ARGISNULL(7))
+	{
+		run.given_id = true;
+		run.id = *PG_GETARG_UUID_P(7);
+	}
+
 	run.channel = ato_revocation_channel;
 	run.batch_size = ato_revocation_batch_size;
 	run.batches = (run.accounts + run.batch_size - 1) / run.batch_size;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (run.given_id && incident_already_open(&run))
+	{
+		SPI_finish();
+		result = palloc(sizeof(pg_uuid_t));
+		*result = run.id;
+		PG_RETURN_UUID_P(result);
+	}
+
 	/*
 	 * Only now: every login that passed the gate before has issued its
 	 * sessions.  Fenced by bucket, this transaction holds up about every
@@ -550,8 +603,6 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 		run.accounts > ato_inline_marking_limit;
 	run.revoked_at = GetCurrentTimestamp();
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	contain_incident(&run, duplicates, flags, in_background);
 
 	if (!in_background)

@@ -205,14 +205,15 @@ CREATE FUNCTION ato.revoke_incident(
     reauth_required boolean DEFAULT true,
     mfa_reenrollment_required boolean DEFAULT false,
     password_reset_required boolean DEFAULT false,
-    delete_created_after timestamptz DEFAULT NULL)
+    delete_created_after timestamptz DEFAULT NULL,
+    incident_id uuid DEFAULT NULL)
 RETURNS uuid
 AS 'MODULE_PATHNAME', 'ato_revoke_incident'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) IS
-    'Opens an incident: revokes every session and token of the accounts issued until now and sets their flags (one commit), then marks the registered tables in batches, each recorded in ato.revocation_outbox with a NOTIFY of its position, in this transaction or, past ato_response.inline_marking_limit accounts, in a background worker; returns the incident''s id';
-REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid) IS
+    'Opens an incident: revokes every session and token of the accounts issued until now and sets their flags (one commit), then marks the registered tables in batches, each recorded in ato.revocation_outbox with a NOTIFY of its position, in this transaction or, past ato_response.inline_marking_limit accounts, in a background worker; returns the incident''s id (incident_id, when given: one id for an incident across shards, and a retry with the same id and accounts does nothing again)';
+REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid) FROM PUBLIC;
 
 CREATE FUNCTION ato.resume_incidents()
 RETURNS boolean

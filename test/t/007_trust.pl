@@ -26,7 +26,7 @@ $node->safe_psql(
 	CREATE ROLE responder LOGIN;
 	CREATE ROLE attacker LOGIN;
 	GRANT USAGE ON SCHEMA ato TO responder;
-	GRANT EXECUTE ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz)
+	GRANT EXECUTE ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid)
 	    TO responder;
 	-- the default before PostgreSQL 15
 	GRANT CREATE ON SCHEMA public TO PUBLIC;

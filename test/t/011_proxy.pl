@@ -231,13 +231,16 @@ for my $k (0 .. 1)
 	$on_shard{$k} = [ grep { $mine{$_} } @revoked ];
 }
 my $shards_hit = grep { @{ $on_shard{$_} } } 0 .. 1;
-is($proxy->safe_psql('postgres', "SELECT count(DISTINCT i) FROM $revoke i"),
-	$shards_hit, 'revoke_incident: one incident id for each shard holding some of the accounts');
+my $one_incident = $proxy->safe_psql('postgres', "SELECT $revoke");
+like($one_incident, qr/^[0-9a-f-]{36}$/, 'revoke_incident: one incident id');
 for my $k (0 .. 1)
 {
 	is( $shards[$k]->safe_psql('postgres', 'SELECT string_agg(user_ids::text, \' \') FROM ato.incidents'),
 		@{ $on_shard{$k} } ? '{' . join(',', @{ $on_shard{$k} }) . '}' : '',
 		"shard $k: the incident holds exactly its own accounts");
+	is( $shards[$k]->safe_psql('postgres', 'SELECT string_agg(id::text, \' \') FROM ato.incidents'),
+		@{ $on_shard{$k} } ? $one_incident : '',
+		"shard $k: under the one incident id");
 }
 
 my $everyone = "unnest('{" . join(',', @users) . "}'::text[]) u";
@@ -300,20 +303,26 @@ is($proxy->safe_psql('postgres', 'SELECT count(*) FROM (' . $revoke_sql->(@{ $do
 is($incidents_of->(1, $down[1]), '1', 'shard 1 revoked its accounts on the retry');
 
 # Shard 1 answers with an error (read-only, as after a failover): shard 0
-# has committed its part all the same.
+# has committed its part all the same.  The call is retried with the same
+# incident id and all the accounts: shard 0 does nothing again, shard 1 its
+# part, and the incident has one id on both.
+my $retried = '4c1f3a52-0000-4000-8000-00000000d011';
+my $revoke_with_id = sub { "SELECT * FROM ato.revoke_incident('{" . join(',', @_) . "}', 'shard trouble', incident_id => '$retried')" };
 $shards[1]->safe_psql('postgres',
 	'ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf()');
-($rc, $out, $err) = $proxy->psql('postgres', $revoke_sql->(@{ $failing[0] }, @{ $failing[1] }));
+($rc, $out, $err) = $proxy->psql('postgres', $revoke_with_id->(@{ $failing[0] }, @{ $failing[1] }));
 isnt($rc, 0, 'revoke_incident with a failing shard fails');
 like($err, qr/read-only transaction/, 'the error is the failing shard\'s');
 is($incidents_of->(0, $failing[0]), '1', 'shard 0 revoked its accounts all the same: no atomic commit across shards');
 is($incidents_of->(1, $failing[1]), '0', 'the failing shard revoked nothing');
 $shards[1]->safe_psql('postgres',
 	'SET default_transaction_read_only = off; ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()');
-is($proxy->safe_psql('postgres', 'SELECT count(*) FROM (' . $revoke_sql->(@{ $failing[1] }) . ') r'),
-	'1', 'retried for the failing shard\'s accounts: one incident');
+is($proxy->safe_psql('postgres', $revoke_with_id->(@{ $failing[0] }, @{ $failing[1] })),
+	$retried, 'retried with the same id and accounts: the same incident');
 is($incidents_of->(0, $failing[0]) . ' ' . $incidents_of->(1, $failing[1]), '1 1',
 	'each shard has revoked its accounts once');
+is( join(' ', map { $_->safe_psql('postgres', "SELECT count(*) FROM ato.incidents WHERE id = '$retried'") } @shards),
+	'1 1', 'under the one incident id on both shards');
 
 # ---------------------------------------------------------------------------
 # Recording: on the account's shard only
