@@ -2108,7 +2108,7 @@ COMMENT ON FUNCTION ato.recovered_accounts(text[], timestamptz) IS
     'Those of the accounts (sorted) that took a recovery step since then, as ato.response_log has it: a step completed, a suspension lifted, a flag cleared by ato.set_account_flags()';
 REVOKE ALL ON FUNCTION ato.recovered_accounts(text[], timestamptz) FROM PUBLIC;
 
-CREATE FUNCTION ato.run_detection(rule text, cycle_start timestamptz DEFAULT NULL)
+CREATE FUNCTION ato.run_detection(rule text, cycle_start timestamptz DEFAULT NULL, hunt_since timestamptz DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2131,6 +2131,11 @@ BEGIN
         RAISE EXCEPTION 'run_detection: rule must not be NULL'
             USING ERRCODE = 'null_value_not_allowed', HINT = 'Name a rule of ato.detection_rules.';
     END IF;
+    IF NOT isfinite(hunt_since) OR hunt_since > started THEN
+        RAISE EXCEPTION 'run_detection: hunt_since must be a past time'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the time from which a retroactive hunt reads the events, for example now() - interval ''30 days''.';
+    END IF;
     IF NOT isfinite(cycle_start) OR cycle_start > started THEN
         RAISE EXCEPTION 'run_detection: cycle_start must be a past time'
             USING ERRCODE = 'invalid_parameter_value',
@@ -2146,6 +2151,11 @@ BEGIN
     -- the events since the last successful run began, less lookback; a rule
     -- that kept failing catches up at most a day
     since := greatest(coalesce(r.covered_until, now()), now() - interval '1 day') - r.lookback;
+    -- a retroactive hunt (after an import of history) reads from where it
+    -- is told, once, and leaves the rule's own progress as it was
+    IF hunt_since IS NOT NULL THEN
+        since := hunt_since;
+    END IF;
 
     BEGIN
         SELECT * INTO how FROM ato.detection_finding(r.function);
@@ -2250,7 +2260,8 @@ BEGIN
         -- cycle when there is one, so that the rules of a cycle share their
         -- windows (and the worker can summarise up to where they begin)
         UPDATE ato.detection_rules d
-           SET covered_until = coalesce(cycle_start, started), last_run_at = started,
+           SET covered_until = CASE WHEN hunt_since IS NULL THEN coalesce(cycle_start, started) ELSE d.covered_until END,
+               last_run_at = started,
                last_duration = clock_timestamp() - started, last_findings = found_rows, last_error = NULL
          WHERE d.name = r.name;
         RETURN found_rows;
@@ -2264,11 +2275,11 @@ BEGIN
     END;
 END;
 $$;
-COMMENT ON FUNCTION ato.run_detection(text, timestamptz) IS
-    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (covered when an incident opened since their evidence already holds their accounts, open again when their evidence grows newer than their incident; new and reopened ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one';
-REVOKE ALL ON FUNCTION ato.run_detection(text, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION ato.run_detection(text, timestamptz, timestamptz) IS
+    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (covered when an incident opened since their evidence already holds their accounts, open again when their evidence grows newer than their incident; new and reopened ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one. hunt_since, when given, makes it a retroactive hunt: the events from then on, once, the rule''s own progress left as it was';
+REVOKE ALL ON FUNCTION ato.run_detection(text, timestamptz, timestamptz) FROM PUBLIC;
 
-CREATE FUNCTION ato.run_detections()
+CREATE FUNCTION ato.run_detections(since timestamptz DEFAULT NULL)
 RETURNS TABLE (rule text, findings integer, error text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2278,15 +2289,15 @@ DECLARE
 BEGIN
     FOR name IN SELECT d.name FROM ato.detection_rules d WHERE d.enabled ORDER BY d.name LOOP
         rule := name;
-        findings := ato.run_detection(name, now());
+        findings := ato.run_detection(name, now(), run_detections.since);
         SELECT d.last_error INTO error FROM ato.detection_rules d WHERE d.name = rule;
         RETURN NEXT;
     END LOOP;
 END;
 $$;
-COMMENT ON FUNCTION ato.run_detections() IS
-    'Runs every enabled rule once, in this transaction (the worker runs each in its own, under ato_response.rule_timeout)';
-REVOKE ALL ON FUNCTION ato.run_detections() FROM PUBLIC;
+COMMENT ON FUNCTION ato.run_detections(timestamptz) IS
+    'Runs every enabled rule once, in this transaction (the worker runs each in its own, under ato_response.rule_timeout); with since, as a retroactive hunt over the events from then on (after an import of history), recording alerts as the worker would (a second hunt finds the same alerts again and adds none) and leaving the rules'' own progress as it was';
+REVOKE ALL ON FUNCTION ato.run_detections(timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.triage_alert(alert_id bigint, status text, note text DEFAULT NULL)
 RETURNS void
