@@ -336,3 +336,30 @@ SELECT ato.list_network('203.0.113.0/24', '');
 SELECT ato.list_network('203.0.113.0/24', 'manual', NULL, '2000-01-01 00:00+00');
 SELECT ato.unlist_network('203.0.113.0/24', 'other label');
 SELECT ato.unlist_network('203.0.113.0/24');
+
+-- What the identity provider itself says: a success it flagged (risk high,
+-- an anonymising proxy, a suspected threat), and one session used from two
+-- networks at once.  Stored as ato.import_events() stores them (metadata's
+-- risk; session_id).  NULL windows are refused.
+INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, session_id, metadata) VALUES
+    ('flagged-1', '81.2.69.160', 'success', '2024-05-20 10:00', 's-a', '{"provider": "okta", "risk": {"level": "HIGH", "proxy": false}}'),
+    ('flagged-2', '81.2.69.161', 'success', '2024-05-20 10:01', NULL, '{"provider": "okta", "risk": {"level": "LOW", "proxy": true}}'),
+    ('flagged-3', '81.2.69.162', 'success', '2024-05-20 10:02', NULL, '{"provider": "entra", "risk": {"level": "none", "anonymizer": true}}'),
+    ('calm-1',    '81.2.69.163', 'success', '2024-05-20 10:03', NULL, '{"provider": "okta", "risk": {"level": "LOW", "proxy": false}}'),
+    ('denied-1',  '81.2.69.164', 'failure', '2024-05-20 10:04', NULL, '{"provider": "okta", "risk": {"level": "HIGH"}}'),
+    ('hijacked',  '81.2.69.165', 'success', '2024-05-20 11:00', 's-b', NULL),
+    ('hijacked',  '8.8.8.8',     'success', '2024-05-20 11:20', 's-b', NULL),
+    ('steady',    '81.2.69.166', 'success', '2024-05-20 11:00', 's-c', NULL),
+    ('steady',    '81.2.69.167', 'success', '2024-05-20 11:30', 's-c', NULL);
+SELECT user_id, risk_level, proxy, anonymizer FROM ato.provider_flagged_logins('2024-05-20') ORDER BY occurred_at;
+SELECT session_id, user_id, networks, countries FROM ato.session_hijacks('2024-05-20');
+-- the same by plain SQL: sessions with more than one country among their events
+SELECT session_id, count(DISTINCT country_code) AS countries FROM ato.login_events
+ WHERE occurred_at >= '2024-05-20' AND session_id IS NOT NULL GROUP BY 1 HAVING count(DISTINCT country_code) > 1;
+SELECT ato.provider_flagged_logins(NULL);
+SELECT ato.session_hijacks(NULL);
+-- both are rules, on by default: a hunt over the day raises their alerts
+SELECT ato.run_detection('session_hijacks', hunt_since => '2024-05-20') AS hijack_findings,
+       ato.run_detection('provider_flagged_logins', hunt_since => '2024-05-20') AS flagged_findings;
+SELECT rule, finding, accounts FROM ato.alerts
+ WHERE rule IN ('session_hijacks', 'provider_flagged_logins') ORDER BY rule, finding;

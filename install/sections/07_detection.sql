@@ -314,3 +314,74 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.impossible_travel(timestamptz, double precision, double precision, interval) IS
     'Consecutive successful logins of an account, the later one since then (the earlier up to lookback before), at least min_distance_km apart and faster than max_speed_kmh, into a country the account had not logged in from before since (so that VPN and carrier hops between its usual places stay quiet); approximate when a country centre stood in for coordinates';
 REVOKE ALL ON FUNCTION ato.impossible_travel(timestamptz, double precision, double precision, interval) FROM PUBLIC;
+
+-- Two detections over what an identity provider tells (src/import's metadata
+-- layout, install/sections/11_import.sql): plain SQL over the event store.
+CREATE FUNCTION ato.provider_flagged_logins(since timestamptz DEFAULT now() - interval '1 hour')
+RETURNS TABLE (user_id text, occurred_at timestamptz, ip_address inet, provider text,
+               risk_level text, proxy boolean, anonymizer boolean, threat_suspected boolean, event_id bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF since IS NULL THEN
+        RAISE EXCEPTION 'ato.provider_flagged_logins: since must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Give the start of the window, for example now() - interval ''1 hour''.';
+    END IF;
+    RETURN QUERY
+    SELECT e.user_id, e.occurred_at, e.ip_address, e.metadata ->> 'provider',
+           upper(e.metadata #>> '{risk,level}'),
+           (e.metadata #>> '{risk,proxy}')::boolean,
+           (e.metadata #>> '{risk,anonymizer}')::boolean,
+           (e.metadata #>> '{risk,threat_suspected}')::boolean,
+           e.id
+      FROM ato.login_events e
+     WHERE e.occurred_at >= since AND e.outcome = 'success' AND e.metadata ? 'risk'
+       AND (upper(e.metadata #>> '{risk,level}') = 'HIGH'
+            OR e.metadata #>> '{risk,proxy}' = 'true'
+            OR e.metadata #>> '{risk,anonymizer}' = 'true'
+            OR e.metadata #>> '{risk,threat_suspected}' = 'true')
+     ORDER BY e.occurred_at, e.id;
+END;
+$$;
+COMMENT ON FUNCTION ato.provider_flagged_logins(timestamptz) IS
+    'Successful logins since then that the identity provider itself flagged: risk level high (Okta debugData risk, Entra riskLevelDuringSignIn), an anonymising proxy (Okta securityContext.isProxy, Entra anonymizedIPAddress) or a suspected threat (Okta threatSuspected)';
+REVOKE ALL ON FUNCTION ato.provider_flagged_logins(timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.session_hijacks(since timestamptz DEFAULT now() - interval '1 hour')
+RETURNS TABLE (session_id text, user_id text, networks bigint, countries text[], asns bigint[],
+               ips inet[], first_seen timestamptz, last_seen timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF since IS NULL THEN
+        RAISE EXCEPTION 'ato.session_hijacks: since must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Give the start of the window, for example now() - interval ''1 hour''.';
+    END IF;
+    -- a session's network is its ASN where known, else its country: one
+    -- session from two of them at once is a stolen cookie or token
+    RETURN QUERY
+    SELECT s.session_id, min(s.user_id), count(DISTINCT s.network),
+           array_agg(DISTINCT s.country_code ORDER BY s.country_code) FILTER (WHERE s.country_code IS NOT NULL),
+           array_agg(DISTINCT s.asn ORDER BY s.asn) FILTER (WHERE s.asn IS NOT NULL),
+           array_agg(DISTINCT s.ip_address ORDER BY s.ip_address),
+           min(s.occurred_at), max(s.occurred_at)
+      FROM (SELECT e.session_id, e.user_id, e.ip_address, e.country_code, e.asn, e.occurred_at,
+                   coalesce('AS' || e.asn, e.country_code) AS network
+              FROM ato.login_events e
+             WHERE e.occurred_at >= since AND e.session_id IS NOT NULL AND e.outcome = 'success'
+            UNION ALL
+            SELECT a.session_id, a.actor_id, a.ip_address, a.country_code, a.asn, a.occurred_at,
+                   coalesce('AS' || a.asn, a.country_code)
+              FROM ato.audit_events a
+             WHERE a.occurred_at >= since AND a.session_id IS NOT NULL) s
+     WHERE s.network IS NOT NULL
+     GROUP BY s.session_id
+    HAVING count(DISTINCT s.network) > 1
+     ORDER BY min(s.occurred_at), s.session_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.session_hijacks(timestamptz) IS
+    'Sessions (the identity provider''s session id: Okta externalSessionId, Entra sessionId) used since then from more than one network (its ASN, else its country): a stolen session cookie or token';
+REVOKE ALL ON FUNCTION ato.session_hijacks(timestamptz) FROM PUBLIC;
