@@ -30,7 +30,9 @@ VALUES ('u7', 'user.email_changed', now() - interval '2 seconds', '5.188.10.8');
 SELECT rule, findings, error FROM ato.run_detections() ORDER BY rule;
 
 -- The alerts are the detection functions' rows, one per finding.
-SELECT rule, finding, accounts, status FROM ato.alerts ORDER BY rule, finding;
+-- (a persistence change's finding ends with its time, now: left out)
+SELECT rule, regexp_replace(finding, ' [A-Z][a-z]{2} [A-Z][a-z]{2} .*$', '') AS finding, accounts, status
+  FROM ato.alerts ORDER BY rule, finding;
 SELECT (SELECT count(*) FROM ato.alerts WHERE rule = 'credential_stuffing')
      = (SELECT count(*) FROM ato.credential_stuffing(now() - interval '1 minute') WHERE suspicious) AS stuffing_alerts_match,
        (SELECT array_agg(accounts[1] ORDER BY accounts[1]) FROM ato.alerts WHERE rule = 'new_country_logins')
