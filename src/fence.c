@@ -182,6 +182,16 @@ ato_fence_accounts(Datum *user_ids, int naccounts)
 		for (int i = 0; i < naccounts; i++)
 			account_tag(&tags[ntags++], account_hash(DatumGetTextPP(user_ids[i])));
 		qsort(tags, ntags, sizeof(LOCKTAG), compare_tags);
+		/* two accounts may share a key: take it once (a second take would count twice) */
+		if (ntags > 1)
+		{
+			int			kept = 1;
+
+			for (int i = 1; i < ntags; i++)
+				if (compare_tags(&tags[kept - 1], &tags[i]) != 0)
+					tags[kept++] = tags[i];
+			ntags = kept;
+		}
 	}
 	taken = palloc(sizeof(bool) * Max(ntags, 1));
 
