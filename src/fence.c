@@ -312,18 +312,8 @@ ato_login_gate_flags(PG_FUNCTION_ARGS)
 	bool		found;
 	MemoryContext upper;
 
-	/* as ato.check_account_id() */
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("login_gate: user_id must not be NULL"),
-				 errhint("Pass the id of the account as text.")));
+	ato_check_account_id("login_gate", "user_id", PG_ARGISNULL(0), PG_GETARG_DATUM(0));
 	user_id = PG_GETARG_TEXT_PP(0);
-	if (VARSIZE_ANY_EXHDR(user_id) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("login_gate: user_id must not be empty"),
-				 errhint("An empty string names no account; pass the id of the account.")));
 
 	ato_fence_gate(user_id);
 
@@ -348,13 +338,11 @@ ato_login_gate_flags(PG_FUNCTION_ARGS)
 	{
 		/* a datum of the declared row type, not an anonymous record */
 		TupleDesc	desc;
-		HeapTuple	tuple;
 		MemoryContext spi = MemoryContextSwitchTo(upper);
 
 		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "return type must be a row type");
-		tuple = heap_copytuple(SPI_tuptable->vals[0]);
-		result = heap_copy_tuple_as_datum(tuple, BlessTupleDesc(desc));
+		result = heap_copy_tuple_as_datum(SPI_tuptable->vals[0], BlessTupleDesc(desc));
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();

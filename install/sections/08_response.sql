@@ -399,10 +399,9 @@ AS $$
 DECLARE
     flags ato.account_flags;
 BEGIN
-    PERFORM ato.check_account_id('login_gate', 'user_id', user_id);
-    -- waits for a revocation of the account in flight, and holds off the
-    -- next one until the caller's transaction (which issues the session)
-    -- ends: see src/fence.c
+    -- checks the id (NULL 22004, empty 22023), waits for a revocation of
+    -- the account in flight, and holds off the next one until the caller's
+    -- transaction (which issues the session) ends: see src/fence.c
     flags := ato.login_gate_flags(user_id);
     steps := ARRAY[]::ato.login_step[];
     IF ip_address IS NOT NULL AND EXISTS (
