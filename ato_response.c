@@ -44,6 +44,7 @@ int			ato_detection_interval = 60;
 int			ato_rule_timeout = 60000;
 int			ato_retention = 90 * 24 * 60;
 char	   *ato_alert_channel = NULL;
+char	   *ato_shard_name = NULL;
 
 /* A NOTIFY channel name: not empty, and short enough to be one. */
 static bool
@@ -133,6 +134,15 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ato_response.shard_name",
+							   "Name of this server among the shards behind a PL/Proxy cluster; empty on a single server.",
+							   "Written into every notification and outbox row, so that a reader behind the proxy knows which shard it came from.",
+							   &ato_shard_name,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ato_response.revocation_fence_timeout",
 							"How long a revocation waits for the logins of its accounts that are still in their transaction.",

@@ -27,6 +27,7 @@ extern int	ato_max_future_skew;
 
 /* ato_response.revocation_fence_timeout: ms a revocation waits for logins in flight */
 extern int	ato_revocation_fence_timeout;
+extern char *ato_shard_name;
 
 /* ato_response.revocation_batch_size: accounts an incident marks per batch */
 extern int	ato_revocation_batch_size;
