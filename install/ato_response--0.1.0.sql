@@ -800,12 +800,16 @@ SELECT s.summarised_until,
        (SELECT min(l.day) FROM ato.summary_late_days l) AS late_from,
        s.recent_from,
        s.refreshed_at,
-       s.last_refresh_pairs
-  FROM ato.summary_watermark s;
+       s.last_refresh_pairs,
+       CASE WHEN b.last_value = -9223372036854775808 THEN '-infinity'::timestamptz
+            ELSE timestamptz '2000-01-01 00:00+00' + b.last_value * interval '1 microsecond' END AS refreshing_to,
+       (SELECT count(DISTINCT l.day) FROM ato.summary_late_days l) AS late_days
+  FROM ato.summary_watermark s, ato.summary_refresh_bound b;
 COMMENT ON VIEW ato.summary_status IS
-    'How far the per-account summaries reach: counted up to summarised_until except from late_from on, the recent ones from recent_from; when and with how many changes ato.refresh_summaries() last ran';
+    'How far the per-account summaries reach: counted up to summarised_until except on the late_days days from late_from on, the recent ones from recent_from; when and with how many changes ato.refresh_summaries() last ran; refreshing_to, where the last or running refresh moves the watermark (a refresh folding a history in steps of max_span is done when summarised_until reaches it)';
 
-CREATE FUNCTION ato.refresh_summaries(until timestamptz DEFAULT now() - interval '5 minutes')
+CREATE FUNCTION ato.refresh_summaries(until    timestamptz DEFAULT now() - interval '5 minutes',
+                                      max_span interval    DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -813,19 +817,30 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     state       ato.summary_watermark;
-    upto        timestamptz;
-    fold_from   timestamptz;
+    upto        timestamptz;   -- the watermark this refresh moves to (published)
+    reach       timestamptz;   -- where this call stops: upto, or short of it when max_span runs out
+    budget      interval := max_span;
+    stretch_from timestamptz;
     keep_from   timestamptz;
     recent_fold timestamptz;
-    late_rows   tid[];
-    late_from   timestamptz;
-    late_to     timestamptz;
+    late        record;
+    late_rows   tid[] := '{}';
+    late_touch  timestamptz;   -- the earliest late day folded that the recent summaries cover
+    ranges      tstzrange[] := '{}';
+    fold        tstzrange;
+    folded_late boolean := false;
     changed     bigint := 0;
+    n           bigint;
 BEGIN
     IF until IS NULL OR until = 'infinity' THEN
         RAISE EXCEPTION 'until must be a finite time'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Leave it out to summarise up to five minutes ago.';
+    END IF;
+    IF max_span IS NOT NULL AND NOT (max_span > interval '0') THEN
+        RAISE EXCEPTION 'max_span must be positive, not %', max_span
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the stretch of history one call may fold, such as ''7 days'', or leave it out to fold everything.';
     END IF;
     -- One refresh at a time; publish the watermark this one moves to (never
     -- backwards, never within the last minute, which a storing transaction
@@ -836,12 +851,49 @@ BEGIN
     -- below reads with a snapshot taken after the wait.
     upto := ato.summary_refresh_begin(until);
     SELECT * INTO STRICT state FROM ato.summary_watermark FOR UPDATE;
-    -- The late days this refresh folds in, and deletes at the end: exactly
-    -- those, since a writer may append more while it runs.
-    SELECT array_agg(l.ctid), min(l.day), max(l.day) INTO late_rows, late_from, late_to
-      FROM ato.summary_late_days l;
-    fold_from := least(state.summarised_until, late_from);
-    IF fold_from < upto THEN
+    -- The recent summaries keep the two days (whole UTC hours) before the
+    -- watermark this refresh moves to, also when a call stops short of it.
+    keep_from := greatest(state.recent_from, date_trunc('hour', upto - interval '48 hours', 'UTC'));
+
+    -- What to fold, oldest first.  The late days behind the watermark, a day
+    -- each (a writer lists every day it stored a late login on): the
+    -- per-account summaries only ever take a minimum or a maximum, so
+    -- folding a day again is exact, and nothing else needs reading.  They
+    -- are deleted at the end: exactly those read, since writers may append
+    -- more meanwhile.  A day at or past the watermark is in the stretch
+    -- below.  max_span counts a day for each.
+    FOR late IN SELECT l.day, array_agg(l.ctid) AS rows FROM ato.summary_late_days l GROUP BY l.day ORDER BY l.day LOOP
+        EXIT WHEN budget IS NOT NULL AND budget <= interval '0';
+        IF late.day < state.summarised_until THEN
+            ranges := ranges || tstzrange(late.day, least(late.day + interval '24 hours', state.summarised_until));
+            folded_late := true;
+            IF late_touch IS NULL AND late.day + interval '24 hours' > keep_from THEN
+                late_touch := late.day;
+            END IF;
+        END IF;
+        late_rows := late_rows || late.rows;
+        budget := budget - interval '24 hours';
+    END LOOP;
+    -- Then the stretch from the watermark on, as far as max_span allows (a
+    -- first refresh of a history begins at its first success).
+    reach := upto;
+    IF budget IS NOT NULL THEN
+        stretch_from := state.summarised_until;
+        IF stretch_from = '-infinity' THEN
+            SELECT min(e.occurred_at) INTO stretch_from
+              FROM ato.login_events e WHERE e.occurred_at < upto AND e.outcome = 'success';
+        END IF;
+        IF budget <= interval '0' THEN
+            reach := state.summarised_until;
+        ELSIF stretch_from IS NOT NULL THEN
+            reach := least(upto, greatest(stretch_from + budget, state.summarised_until));
+        END IF;
+    END IF;
+    IF state.summarised_until < reach THEN
+        ranges := ranges || tstzrange(state.summarised_until, reach);
+    END IF;
+
+    FOREACH fold IN ARRAY ranges LOOP
         -- Only new pairs and earlier first logins are written: a known pair
         -- is skipped before the insert, since ON CONFLICT would lock its row
         -- (a write) even where it changes nothing.
@@ -849,7 +901,7 @@ BEGIN
         SELECT g.user_id, g.country_code, g.first_success_at
           FROM (SELECT e.user_id, e.country_code, min(e.occurred_at) AS first_success_at
                   FROM ato.login_events e
-                 WHERE e.occurred_at >= fold_from AND e.occurred_at < upto
+                 WHERE e.occurred_at >= lower(fold) AND e.occurred_at < upper(fold)
                    AND e.outcome = 'success' AND e.country_code IS NOT NULL
                  GROUP BY e.user_id, e.country_code) g
          WHERE NOT EXISTS (SELECT FROM ato.account_countries p
@@ -858,17 +910,8 @@ BEGIN
         ON CONFLICT (user_id, country_code) DO UPDATE
            SET first_success_at = excluded.first_success_at
          WHERE excluded.first_success_at < k.first_success_at;
-        GET DIAGNOSTICS changed = ROW_COUNT;
-        -- Only late events can move a pair's first success earlier.  Moved
-        -- before the recent stretch, the pair is no longer young: its recent
-        -- logins go.  Moved within it, they go too, and come back with the
-        -- stretch built again below from the late day on.
-        IF fold_from < state.summarised_until THEN
-            DELETE FROM ato.recent_new_country_logins r
-             USING ato.account_countries k
-             WHERE k.user_id = r.user_id AND k.country_code = r.country_code
-               AND k.first_success_at < r.first_success_at;
-        END IF;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        changed := changed + n;
         -- Most accounts have a row already: one UPDATE moves those (cheaper
         -- than an INSERT ... ON CONFLICT per account), the INSERT adds the
         -- others (it sees the table as it was before the statement).  The
@@ -878,7 +921,7 @@ BEGIN
             SELECT DISTINCT ON (e.user_id COLLATE "C") e.user_id, e.id, e.occurred_at, e.ip_address,
                    e.country_code, e.lat, e.lon, e.approximate
               FROM ato.located_logins e
-             WHERE e.occurred_at >= fold_from AND e.occurred_at < upto AND e.outcome = 'success'
+             WHERE e.occurred_at >= lower(fold) AND e.occurred_at < upper(fold) AND e.outcome = 'success'
              ORDER BY e.user_id COLLATE "C", e.occurred_at DESC, e.id DESC),
         moved AS (
             UPDATE ato.account_last_logins k
@@ -891,24 +934,32 @@ BEGIN
         SELECT n.user_id, n.id, n.occurred_at, n.ip_address, n.country_code, n.lat, n.lon, n.approximate
           FROM latest n
          WHERE NOT EXISTS (SELECT FROM ato.account_last_logins k WHERE k.user_id = n.user_id);
+    END LOOP;
+    -- Only late events can move a pair's first success earlier.  Moved
+    -- before the recent stretch, the pair is no longer young: its recent
+    -- logins go.  Moved within it, they go too, and come back with the
+    -- stretch built again below from the late day on.
+    IF folded_late THEN
+        DELETE FROM ato.recent_new_country_logins r
+         USING ato.account_countries k
+         WHERE k.user_id = r.user_id AND k.country_code = r.country_code
+           AND k.first_success_at < r.first_success_at;
     END IF;
 
-    -- The recent summaries keep the last two days (whole UTC hours).  They are
-    -- added to from the old watermark on; when late events touched their
-    -- stretch (a late day ending after recent_from), it is built again from
-    -- the first such day, since counts cannot be folded in twice.
-    keep_from := greatest(state.recent_from, date_trunc('hour', upto - interval '48 hours', 'UTC'));
+    -- The recent summaries are added to from the old watermark on; when a
+    -- late day folded in lies in their stretch, it is built again from that
+    -- day, since counts cannot be folded in twice.
     recent_fold := greatest(state.summarised_until, keep_from);
-    IF late_to + interval '24 hours' > keep_from THEN
-        recent_fold := greatest(fold_from, keep_from);
+    IF late_touch IS NOT NULL THEN
+        recent_fold := greatest(late_touch, keep_from);
         DELETE FROM ato.recent_address_logins WHERE hour >= recent_fold;
         DELETE FROM ato.recent_new_country_logins WHERE occurred_at >= recent_fold;
     END IF;
-    IF recent_fold < upto THEN
+    IF recent_fold < reach THEN
         INSERT INTO ato.recent_address_logins AS k (ip_address, user_id, hour, logins, first_login, last_login)
         SELECT e.ip_address, e.user_id, date_trunc('hour', e.occurred_at, 'UTC'), count(*), min(e.occurred_at), max(e.occurred_at)
           FROM ato.login_events e
-         WHERE e.occurred_at >= recent_fold AND e.occurred_at < upto
+         WHERE e.occurred_at >= recent_fold AND e.occurred_at < reach
            AND e.outcome = 'success' AND e.ip_address IS NOT NULL
          GROUP BY 1, 2, 3
         ON CONFLICT (ip_address, user_id, hour) DO UPDATE
@@ -924,7 +975,7 @@ BEGIN
           LEFT JOIN (SELECT p.user_id, p.country_code, p.first_success_at FROM ato.account_countries p
                       WHERE p.first_success_at >= keep_from) young
                  ON young.user_id = e.user_id AND young.country_code = e.country_code
-         WHERE e.occurred_at >= recent_fold AND e.occurred_at < upto AND e.outcome = 'success'
+         WHERE e.occurred_at >= recent_fold AND e.occurred_at < reach AND e.outcome = 'success'
            AND (e.country_code IS NULL OR young.user_id IS NOT NULL);
     END IF;
     DELETE FROM ato.recent_address_logins WHERE hour < keep_from;
@@ -932,14 +983,14 @@ BEGIN
 
     DELETE FROM ato.summary_late_days WHERE ctid = ANY (late_rows);
     UPDATE ato.summary_watermark
-       SET summarised_until = upto, recent_from = keep_from,
+       SET summarised_until = reach, recent_from = keep_from,
            refreshed_at = now(), last_refresh_pairs = changed;
     RETURN changed;
 END
 $$;
-COMMENT ON FUNCTION ato.refresh_summaries(timestamptz) IS
-    'Folds the successful logins stored since the last run (and late ones behind it) into ato.account_countries, up to until (at most a minute ago); returns how many (account, country) pairs it added or moved. It waits for the transactions already storing events and never makes one wait; one runs at a time, at READ COMMITTED. Schedule it every minute or so';
-REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION ato.refresh_summaries(timestamptz, interval) IS
+    'Folds the successful logins stored since the last run (and the late days behind it) into ato.account_countries and the other summaries, up to until (at most a minute ago); returns how many (account, country) pairs it added or moved. With max_span, folds at most that much history (a late day counts as a day) and stops short, to be called again: each call commits what it folded, and ato.summary_status shows how far it is. It waits for the transactions already storing events and never makes one wait; one runs at a time, at READ COMMITTED. Schedule it every minute or so, or let the detection worker run it';
+REVOKE ALL ON FUNCTION ato.refresh_summaries(timestamptz, interval) FROM PUBLIC;
 -- install/sections/07_detection.sql: the detection functions (src/detect.c) and the data they read: listed networks, persistence event types, country centres.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 

@@ -16,7 +16,8 @@
  *      in a default partition);
  *      ato.refresh_summaries() up to the last cycle's start less a minute
  *      (where the next windows of the rules begin; skipped when a long
- *      transaction storing events keeps it waiting); each enabled rule of
+ *      transaction storing events keeps it waiting), a month of history
+ *      per transaction until it is there; each enabled rule of
  *      ato.detection_rules in its own transaction (ato.run_detection(),
  *      under ato_response.rule_timeout), so that a slow or failing rule is
  *      cut off, recorded on its row and the others still run (every run
@@ -74,6 +75,17 @@ PGDLLEXPORT void ato_detection_worker_main(Datum arg);
 /* work_mem of the detection worker, at least (kB) */
 /* The worker's nice value: a tenth of the CPU share of a backend, under contention. */
 #define DETECTION_WORKER_NICE 10
+
+/*
+ * A history loaded at once (a first refresh, an import of months) is folded
+ * into the summaries a month at a time, one transaction each, so that a
+ * cancel or a restart loses at most a month's work and each step holds back
+ * vacuum for one month's scan only; ato.summary_status shows how far it is.
+ * A cycle takes at most three years of steps.
+ */
+#define SUMMARY_STEP_DAYS		"31"
+#define SUMMARY_STEP_SPAN		SUMMARY_STEP_DAYS " days"
+#define SUMMARY_STEPS_PER_CYCLE	36
 
 #define DETECTION_WORK_MEM_KB 65536
 
@@ -181,9 +193,9 @@ record_rule_failure(const char *rule, TimestampTz started, const char *message)
 /*
  * Run one step of the cycle besides the rules (timed like a rule), and
  * record in ato.worker_steps how it went: a failing step is recorded and
- * skipped, and the cycle goes on.
+ * skipped, and the cycle goes on.  Returns whether it succeeded.
  */
-static void
+static bool
 run_step(const char *step, const char *activity, const char *sql, int nargs, Oid *argtypes,
 		 Datum *values)
 {
@@ -200,6 +212,7 @@ run_step(const char *step, const char *activity, const char *sql, int nargs, Oid
 	(void) run_transaction(failure != NULL ? "SELECT ato.record_worker_step($1, $2, $3)" :
 						   "SELECT ato.record_worker_step($1, $2, NULL)",
 						   failure != NULL ? 3 : 2, record_types, record_values, false, NULL, NULL);
+	return failure == NULL;
 }
 
 static void
@@ -262,10 +275,19 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 	 */
 	refresh_values[0] = TimestampTzGetDatum(previous_cycle != 0 ? previous_cycle : GetCurrentTimestamp());
 	refresh_values[1] = Int32GetDatum(Max(Min(ato_detection_interval * 250, 15000), 100));
-	run_step("summaries", "refreshing the per-account summaries",
-			 "SELECT ato.refresh_summaries($1 - interval '1 minute')"
-			 "  FROM pg_catalog.set_config('lock_timeout', $2::text, true)",
-			 2, refresh_argtypes, refresh_values);
+	for (int step = 0; step < SUMMARY_STEPS_PER_CYCLE; step++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!run_step("summaries", "refreshing the per-account summaries",
+					  "SELECT ato.refresh_summaries($1 - interval '1 minute', interval '" SUMMARY_STEP_SPAN "')"
+					  "  FROM pg_catalog.set_config('lock_timeout', $2::text, true)",
+					  2, refresh_argtypes, refresh_values))
+			break;
+		/* stopped short: the stretch, or as many late days as a step takes */
+		if (!query_bool("SELECT summarised_until < refreshing_to OR late_days >= " SUMMARY_STEP_DAYS
+						"  FROM ato.summary_status"))
+			break;
+	}
 
 	if (run_transaction("SELECT name FROM ato.detection_rules WHERE enabled ORDER BY name", 0, NULL, NULL,
 						false, read_names, &rules) != NULL)

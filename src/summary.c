@@ -63,12 +63,12 @@
  * once per transaction, after that lock, so a refresh that publishes later
  * waits for W.
  *
- * A day is appended only when it lies outside the days this transaction has
- * appended so far: the earliest tells the refresh where to fold from, the
- * latest whether the stretch its recent summaries cover was touched
- * (appending, unlike updating one row, never makes writers wait for each
- * other or fail to serialize), as the extension's owner, so that a role that
- * may only insert events needs no privilege on the summary tables.
+ * Each late day is appended once per transaction (it remembers the days it
+ * appended): the refresh folds in again exactly the days listed, a day each,
+ * not the whole stretch from the earliest on (appending, unlike updating one
+ * row, never makes writers wait for each other or fail to serialize), as the
+ * extension's owner, so that a role that may only insert events needs no
+ * privilege on the summary tables.
  */
 #include "postgres.h"
 
@@ -84,7 +84,9 @@
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -107,9 +109,9 @@ typedef struct SummaryWatch
 	TimestampTz first_noted_at; /* the clock at the first one */
 	bool		bound_known;
 	TimestampTz bound;			/* ato.summary_refresh_bound */
-	bool		marked;			/* a late day was appended in this transaction */
-	TimestampTz marked_from;	/* the earliest such day */
-	TimestampTz marked_to;		/* and the latest */
+	HTAB	   *marked_days;	/* the late days appended in this transaction,
+								 * in TopTransactionContext; NULL: none */
+	TimestampTz last_marked;	/* the last of them (valid when marked_days) */
 } SummaryWatch;
 
 static SummaryWatch watch;
@@ -146,7 +148,7 @@ summary_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	{
 		watch.started = false;
 		watch.bound_known = false;
-		watch.marked = false;
+		watch.marked_days = NULL;	/* freed with the transaction's memory */
 	}
 }
 
@@ -231,7 +233,8 @@ summary_note_login(TimestampTz occurred_at)
 		return;
 
 	day = summary_time_floor(occurred_at, USECS_PER_DAY);
-	if (watch.marked && watch.marked_from <= day && day <= watch.marked_to)
+	if (watch.marked_days != NULL &&
+		(day == watch.last_marked || hash_search(watch.marked_days, &day, HASH_FIND, NULL) != NULL))
 		return;
 
 	if (!watch.bound_known)
@@ -254,11 +257,18 @@ summary_note_login(TimestampTz occurred_at)
 	/* behind where a refresh may have moved: have the next one fold its day in */
 	summary_statement("INSERT INTO ato.summary_late_days (day) VALUES ($1)",
 					  false, TIMESTAMPTZOID, TimestampTzGetDatum(day), NULL);
-	if (!watch.marked || day < watch.marked_from)
-		watch.marked_from = day;
-	if (!watch.marked || day > watch.marked_to)
-		watch.marked_to = day;
-	watch.marked = true;
+	if (watch.marked_days == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(TimestampTz);
+		ctl.entrysize = sizeof(TimestampTz);
+		ctl.hcxt = TopTransactionContext;
+		watch.marked_days = hash_create("ato_response late days", 64, &ctl,
+										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	(void) hash_search(watch.marked_days, &day, HASH_ENTER, NULL);
+	watch.last_marked = day;
 }
 
 /* Publish the watermark a refresh may set: see the header. */

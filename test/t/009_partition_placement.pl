@@ -7,7 +7,8 @@
 # and the worker moves them into their months, and creates the month of
 # now() and those ahead, while an application keeps storing logins; nothing
 # is lost or stored twice (count and sum of ids), every row ends in the
-# partition of its month, and no write of the application fails.
+# partition of its month, and no write of the application fails; and the
+# worker alone folds the history into the summaries, exactly.
 
 use strict;
 use warnings;
@@ -99,6 +100,33 @@ is( $node->safe_psql(
 	'0', 'each table has a partition for every month of the history and the three months ahead');
 is($node->safe_psql('postgres', "SELECT count(*) FROM ato.worker_steps WHERE step = 'partitions' AND last_error IS NOT NULL"),
 	'0', 'the partitions step of the worker never failed');
+
+# Nor does anyone call refresh_summaries: the worker folds the 90 days in, a
+# month per step, and the summaries are then exactly the store's first
+# success per account and country.
+ok( $node->poll_query_until(
+		'postgres', q{
+		SELECT summarised_until > now() - interval '5 minutes' AND late_days = 0 FROM ato.summary_status}),
+	'the worker brought the summaries up to its last cycle');
+is( $node->safe_psql(
+		'postgres', q{
+		SELECT count(*) FROM (
+		    (SELECT user_id, country_code, first_success_at FROM ato.account_countries
+		     EXCEPT ALL
+		     SELECT user_id, country_code, min(occurred_at) FROM ato.login_events, ato.summary_watermark
+		      WHERE outcome = 'success' AND country_code IS NOT NULL AND occurred_at < summarised_until
+		      GROUP BY 1, 2)
+		    UNION ALL
+		    (SELECT user_id, country_code, min(occurred_at) FROM ato.login_events, ato.summary_watermark
+		      WHERE outcome = 'success' AND country_code IS NOT NULL AND occurred_at < summarised_until
+		      GROUP BY 1, 2
+		     EXCEPT ALL
+		     SELECT user_id, country_code, first_success_at FROM ato.account_countries)) d}),
+	'0', 'the summaries the worker folded are exact');
+is($node->safe_psql('postgres', "SELECT count(*) > 0 FROM ato.account_countries WHERE user_id LIKE 'history-%'"),
+	't', 'the history\'s accounts have their countries');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ato.worker_steps WHERE step = 'summaries' AND last_error IS NOT NULL"),
+	'0', 'the summaries step of the worker never failed');
 
 $node->stop;
 done_testing();
