@@ -91,12 +91,13 @@ SELECT count(*) = :stepped_pairs AS same_pairs,
   FROM ato.account_countries;
 
 -- 3. Late logins behind the watermark, stored in one transaction out of
--- order, by accounts never seen: each day is listed once (the middle one too).
+-- order, by accounts never seen: each day is listed once (the middle one too),
+-- and consecutive days are folded as one stretch.
 BEGIN;
 INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at) VALUES
     ('late-1', '133.11.0.1', 'success', '2024-01-20 10:00+00'),
     ('late-2', '133.11.0.1', 'success', '2024-01-05 10:00+00'),
-    ('late-2', '81.2.69.160', 'success', '2024-01-05 11:00+00'),
+    ('late-2', '81.2.69.160', 'success', '2024-01-06 11:00+00'),
     ('late-3', '2a02:2770::1', 'success', '2024-01-12 10:00+00');
 COMMIT;
 SELECT day FROM ato.summary_late_days ORDER BY day;

@@ -173,7 +173,14 @@ BEGIN
     FOR late IN SELECT l.day, array_agg(l.ctid) AS rows FROM ato.summary_late_days l GROUP BY l.day ORDER BY l.day LOOP
         EXIT WHEN budget IS NOT NULL AND budget <= interval '0';
         IF late.day < state.summarised_until THEN
-            ranges := ranges || tstzrange(late.day, least(late.day + interval '24 hours', state.summarised_until));
+            -- consecutive days are folded as one stretch (a history imported
+            -- behind the watermark is a run of days)
+            IF folded_late AND upper(ranges[cardinality(ranges)]) = late.day THEN
+                ranges[cardinality(ranges)] := tstzrange(lower(ranges[cardinality(ranges)]),
+                                                         least(late.day + interval '24 hours', state.summarised_until));
+            ELSE
+                ranges := ranges || tstzrange(late.day, least(late.day + interval '24 hours', state.summarised_until));
+            END IF;
             folded_late := true;
             IF late_touch IS NULL AND late.day + interval '24 hours' > keep_from THEN
                 late_touch := late.day;
