@@ -13,8 +13,10 @@
 #   import         bench/import/import.sql        JSON lines through ato.okta_import against plain COPY
 #   login_latency  bench/login_latency/login_latency.sql
 #                                                 ato.record_login() alone and beside refreshes
+#   bulk_load      bench/bulk_load/bulk_load.sql  a history loaded into a fresh install: the first and later
+#                                                 new_country_logins against seed 004, the worker's catch-up
 #
-#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency]   (default: all = ingest + geoip)
+#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency|import|bulk_load]   (default: all = ingest + geoip)
 #
 # As root on a fresh Debian 12 machine it installs the packages, builds and
 # installs the extension, starts a throwaway cluster in a temporary
@@ -27,7 +29,8 @@
 # (50000000), ATO_BENCH_WINDOW_DAYS (365), ATO_BENCH_DETECT_EVENTS
 # (10000000: two halves of 30 days), ATO_BENCH_ACCOUNTS (200000, of which
 # half are revoked), ATO_BENCH_WORKER_SECONDS (240),
-# ATO_BENCH_LATENCY_SECONDS (40) and ATO_BENCH_LATE_EVENTS (150000).
+# ATO_BENCH_LATENCY_SECONDS (40), ATO_BENCH_LATE_EVENTS (150000),
+# ATO_BENCH_BULK_EVENTS (5000000) and ATO_BENCH_LOAD (copy, or insert).
 # Nothing here fails on a time: the ratios are printed, and the run fails
 # only when the contenders disagree on the results.
 set -euo pipefail
@@ -35,9 +38,9 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 what=${1:-all}
 case $what in
-    all | ingest | geoip | breakdown | window | detect | response | worker | login_latency | import) ;;
+    all | ingest | geoip | breakdown | window | detect | response | worker | login_latency | import | bulk_load) ;;
     *)
-        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency]" >&2
+        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency|import|bulk_load]" >&2
         exit 2
         ;;
 esac
@@ -75,6 +78,9 @@ worker_conf=()
 # login_latency starts the worker only for its second phase
 [[ $what == login_latency ]] && worker_conf=("shared_preload_libraries = 'ato_response'"
     "ato_response.detection_interval = 5")
+# bulk_load runs as in production: the worker every 10 s, and autovacuum
+[[ $what == bulk_load ]] && worker_conf=("shared_preload_libraries = 'ato_response'"
+    "ato_response.databases = '$db'" "ato_response.detection_interval = 10" "autovacuum = on")
 ato_start_cluster "$work/cluster" \
     "shared_buffers = 1GB" "max_wal_size = 4GB" "synchronous_commit = off" \
     "checkpoint_timeout = 1h" "autovacuum = off" "${worker_conf[@]}"
@@ -225,6 +231,21 @@ bench_login_latency() {
     bench_psql -v step=report -v late_events="$late" -v imports="$imports" -f "$sql"
 }
 
+bench_bulk_load() {
+    local how=${ATO_BENCH_LOAD:-copy} sql=$bench_dir/bulk_load/bulk_load.sql
+    ato_say "bulk_load: ${ATO_BENCH_BULK_EVENTS:-5000000} login events over 90 days by $how into a fresh install, the worker running; nobody calls create_event_partitions or refresh_summaries"
+    bench_psql -f "$bench_dir/lib/await_worker.sql" >/dev/null
+    bench_psql -v step=load -v how="$how" -v events_file="$work/events.csv" -f "$sql"
+    ato_say "bulk_load: waiting for the worker to fold the history into the summaries"
+    for _ in $(seq 1200); do
+        [[ $(bench_psql -c "SELECT late_days = 0 AND summarised_until >= (SELECT at FROM bench.marks WHERE name = 'loaded') - interval '2 minutes' FROM ato.summary_status") == t ]] && break
+        sleep 0.5
+    done
+    bench_psql -v step=caught_up -f "$sql"
+    ato_say "bulk_load: seed 004's tables with the same rows, then both contenders"
+    bench_psql -v step=compare -v runs="$detect_runs" -f "$sql"
+}
+
 case $what in
     all)
         generate "$events" "$addresses"
@@ -260,6 +281,10 @@ case $what in
         ;;
     login_latency)
         bench_login_latency
+        ;;
+    bulk_load)
+        generate "${ATO_BENCH_BULK_EVENTS:-5000000}" 0 90
+        bench_bulk_load
         ;;
     import) # bench/import/import.sql: JSON lines through ato.okta_import against plain COPY of the same rows
         bench_psql -v dir="$work" -v events="${ATO_BENCH_IMPORT_EVENTS:-200000}" -v runs="$runs" -f "$bench_dir/import/import.sql"

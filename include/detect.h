@@ -33,6 +33,15 @@ typedef struct DetectQuery
 	 * window needs its bounds to choose between BRIN and a scan.
 	 */
 	SPIPlanPtr *saved_plan;
+
+	/*
+	 * The query reads days of history the summaries do not cover yet
+	 * (unsummarised_from() says so): planned without nested loops, since
+	 * the statistics of a history just loaded (none yet, or a sample from
+	 * before the load) make the planner take a scan of it for a few rows
+	 * and probe it once per login of the window.
+	 */
+	bool		reads_history;
 } DetectQuery;
 
 /* How far the summaries reach, from ato.summary_status. */
@@ -64,7 +73,7 @@ extern float8 number_arg(FunctionCallInfo fcinfo, int argno, const char *functio
 
 extern SummaryCoverage summary_coverage(void);
 extern TimestampTz recent_summaries_from(TimestampTz since, const SummaryCoverage *coverage);
-extern TimestampTz unsummarised_from(TimestampTz since, TimestampTz summarised_to, const char *function);
+extern TimestampTz unsummarised_from(DetectQuery *query, TimestampTz since, TimestampTz summarised_to);
 
 /*
  * The SQL condition "the account had no successful login from the country

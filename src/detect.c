@@ -30,6 +30,7 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -72,8 +73,17 @@ detect_return_rows(FunctionCallInfo fcinfo, DetectQuery *query)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (query->saved_plan == NULL)
+	{
+		/* the plan is made here: the setting lasts just as long */
+		int			guc_level = NewGUCNestLevel();
+
+		if (query->reads_history)
+			(void) set_config_option("enable_nestloop", "off", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
 		portal = SPI_cursor_open_with_args(NULL, query->sql, query->nargs, query->types,
 										   query->values, query->nulls, true, 0);
+		AtEOXact_GUC(true, guc_level);
+	}
 	else
 	{
 		if (*query->saved_plan == NULL)
@@ -248,20 +258,24 @@ recent_summaries_from(TimestampTz since, const SummaryCoverage *coverage)
 /*
  * Where the event store must be read to complete the summaries before
  * "since": from where they stop, or "since" itself when they cover
- * everything before it.  Says so when that stretch is long.
+ * everything before it.  When that stretch is long, says so, and has the
+ * query planned for reading it (query->reads_history).
  */
 TimestampTz
-unsummarised_from(TimestampTz since, TimestampTz summarised_to, const char *function)
+unsummarised_from(DetectQuery *query, TimestampTz since, TimestampTz summarised_to)
 {
 	TimestampTz from = Min(summarised_to, since);
 
 	/* finite times are far from the ends of int64: since - 1 day cannot overflow */
 	if (from < since && !TIMESTAMP_IS_NOEND(since) &&
 		(TIMESTAMP_IS_NOBEGIN(from) || from < since - USECS_PER_DAY))
+	{
 		ereport(NOTICE,
 				(errmsg("%s: the per-account summaries stop at %s; the events since then are read from the event store",
-						function, TIMESTAMP_IS_NOBEGIN(from) ? "the beginning" : timestamptz_to_str(from)),
+						query->name, TIMESTAMP_IS_NOBEGIN(from) ? "the beginning" : timestamptz_to_str(from)),
 				 errhint("Run SELECT ato.refresh_summaries(), or schedule it, to keep detection fast.")));
+		query->reads_history = true;
+	}
 	return from;
 }
 

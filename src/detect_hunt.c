@@ -95,7 +95,7 @@ ato_new_country_logins(PG_FUNCTION_ARGS)
 	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(action_types), false);
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(coverage.until), false);
 	detect_arg(&query, TIMESTAMPTZOID,
-			   TimestampTzGetDatum(unsummarised_from(since, coverage.until, function)), false);
+			   TimestampTzGetDatum(unsummarised_from(&query, since, coverage.until)), false);
 	detect_arg(&query, TIMESTAMPTZOID,
 			   TimestampTzGetDatum(recent_summaries_from(since, &coverage)), false);
 	detect_return_rows(fcinfo, &query);

@@ -412,7 +412,7 @@ ato_impossible_travel(PG_FUNCTION_ARGS)
 	}
 	else
 		detect_arg(&query, TIMESTAMPTZOID,
-				   TimestampTzGetDatum(unsummarised_from(since, summarised_to, function)), false);
+				   TimestampTzGetDatum(unsummarised_from(&query, since, summarised_to)), false);
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
