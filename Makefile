@@ -12,6 +12,7 @@ OBJS = \
 	src/owner.o \
 	src/contained.o \
 	src/summary.o \
+	src/event_layout.o \
 	src/detect.o \
 	src/detect_hunt.o \
 	src/detect_kit.o \
@@ -35,7 +36,7 @@ DATA = $(sort $(ATO_INSTALL_SQL) $(wildcard install/$(EXTENSION)--*.sql))
 
 REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection summaries detection_kit response alerts late_alerts error_codes roles import evidence
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
-ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance partition_writers evidence_preservation
+ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance partition_writers evidence_preservation event_layout
 ISOLATION_OPTS = --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

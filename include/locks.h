@@ -20,7 +20,8 @@ typedef enum AtoLock
 	ATO_LOCK_DETECTION_WORKER = 1,	/* one detection worker per database */
 	ATO_LOCK_SUMMARY_REFRESH = 2,	/* one refresh of the summaries at a time */
 	ATO_LOCK_LOGIN_GATE = 3,	/* keyed by account bucket: src/fence.c */
-	ATO_LOCK_LOGIN_ACCOUNT = 4	/* keyed by 24 bits of an account's hash: src/fence.c */
+	ATO_LOCK_LOGIN_ACCOUNT = 4,	/* keyed by 24 bits of an account's hash: src/fence.c */
+	ATO_LOCK_EVENT_LAYOUT = 5	/* no month attached under a reader: src/event_layout.c */
 } AtoLock;
 
 static inline void

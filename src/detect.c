@@ -35,6 +35,7 @@
 
 #include "compat.h"
 #include "detect.h"
+#include "event_layout.h"
 
 #define DETECT_FETCH_ROWS 1000
 
@@ -70,6 +71,8 @@ detect_return_rows(FunctionCallInfo fcinfo, DetectQuery *query)
 	values = palloc(result_desc->natts * sizeof(Datum));
 	nulls = palloc(result_desc->natts * sizeof(bool));
 
+	/* before planning: no month is attached under this query */
+	ato_hold_event_layout();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (query->saved_plan == NULL)

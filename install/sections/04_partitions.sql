@@ -17,6 +17,27 @@
 -- never joins a queue that writers would then wait behind; when refused,
 -- the step is left for the next call.
 
+-- The event layout lock (src/event_layout.c): the extension's readers of the
+-- event store hold it in share mode before they plan, and the attach of a
+-- month that moves rows out of a default partition takes it in exclusive
+-- mode, without waiting, so that no reader plans without the new partition
+-- and then reads after the rows have left the default one.
+CREATE FUNCTION ato.hold_event_layout()
+RETURNS void
+AS 'MODULE_PATHNAME', 'ato_hold_event_layout_sql'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION ato.hold_event_layout() IS
+    'Takes the event layout lock in share mode to the end of the transaction (waiting for a month being attached): what a reader of the event store calls before its statements, so that it never misses the rows of a month moved into its partition meanwhile';
+REVOKE ALL ON FUNCTION ato.hold_event_layout() FROM PUBLIC;
+
+CREATE FUNCTION ato.try_change_event_layout()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'ato_try_change_event_layout'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION ato.try_change_event_layout() IS
+    'Takes the event layout lock in exclusive mode to the end of the transaction if no reader holds it, without waiting; returns whether it did. Used by ato.attach_event_month()';
+REVOKE ALL ON FUNCTION ato.try_change_event_layout() FROM PUBLIC;
+
 -- Creates the month of parent beginning at month, moving into it the rows
 -- the default partition holds for it.  First, under ROW EXCLUSIVE on the
 -- default partition only (writers go on), the month is built apart and the
@@ -104,6 +125,15 @@ BEGIN
             PERFORM set_config('lock_timeout', waiting, true);
         ELSE
             EXECUTE format('LOCK TABLE ONLY ato.%I IN SHARE UPDATE EXCLUSIVE MODE NOWAIT', parent);
+            -- Readers keep their lock on the table (ACCESS SHARE, which this
+            -- does not block): one planning now would list the partitions
+            -- without this month, wait for the default partition, and read
+            -- once the rows are gone from it.  The extension's readers take
+            -- the layout lock first; while one runs, the month waits.
+            -- (raised, not returned: the handler below undoes the move)
+            IF NOT ato.try_change_event_layout() THEN
+                RAISE EXCEPTION 'a reader holds the event layout' USING ERRCODE = 'lock_not_available';
+            END IF;
         END IF;
         EXECUTE format('LOCK TABLE ato.%I IN ACCESS EXCLUSIVE MODE NOWAIT', dflt);
         -- nobody else holds the default partition now: what was stored for

@@ -157,6 +157,8 @@ BEGIN
     -- before has ended, one that began since has marked its late logins
     -- against what was published (see src/summary.c).  Every statement
     -- below reads with a snapshot taken after the wait.
+    -- no month attached under the statements below (src/event_layout.c)
+    PERFORM ato.hold_event_layout();
     upto := ato.summary_refresh_begin(until);
     SELECT * INTO STRICT state FROM ato.summary_watermark FOR UPDATE;
     -- The recent summaries keep the two days (whole UTC hours) before the

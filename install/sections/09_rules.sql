@@ -238,6 +238,8 @@ DECLARE
     reopened bigint[];
     channel text := ato.setting('ato_response.alert_channel');
 BEGIN
+    -- no month attached under the rule's statements (src/event_layout.c)
+    PERFORM ato.hold_event_layout();
     IF rule IS NULL THEN
         RAISE EXCEPTION 'run_detection: rule must not be NULL'
             USING ERRCODE = 'null_value_not_allowed', HINT = 'Name a rule of ato.detection_rules.';

@@ -247,6 +247,8 @@ DECLARE
     body text;
 BEGIN
     PERFORM ato.check_incident('preserve_evidence', incident_id);
+    -- no month attached under the copy (src/event_layout.c)
+    PERFORM ato.hold_event_layout();
     -- one preservation of an incident at a time: each continues the chain
     PERFORM FROM ato.incidents i WHERE i.id = preserve_evidence.incident_id FOR UPDATE;
     SELECT * INTO scope FROM ato.incident_scope(incident_id, since, networks);
