@@ -30,7 +30,12 @@
 --   risk              the provider's risk and anonymiser signals: level, detail, proxy,
 --                     threat_suspected, behaviors (Okta), event_types, state, aggregated,
 --                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0)
---   mfa               factor, result (and Entra's requirement): the second factor used
+--   mfa               factor, result (and Entra's requirement): the second factor used;
+--                     challenge: sent (a push or code sent: Okta system.push.send_factor_verify_push,
+--                     Auth0 gd_send_*, Entra 50074/50076), denied (denied, failed, not answered:
+--                     Okta deny_push or a failed auth_via_mfa, Auth0 gd_auth_failed/_rejected,
+--                     Entra 500121 or a failed second step) or approved, read by
+--                     ato.mfa_fatigue_logins()
 --   geo               the provider's own geography: country, city, state, latitude,
 --                     longitude; it fills country_code, latitude and longitude only where
 --                     GeoIP has no answer for the address (ato.geoip_coverage())
@@ -138,7 +143,10 @@ SELECT CASE WHEN x.reason IS NULL THEN
                             THEN nullif(nullif(event #>> '{actor,alternateId}', ''), 'unknown')
                             ELSE event #>> '{actor,id}' END AS subject,
                        nullif(event #>> '{client,ipAddress}', '')::inet AS ip_address,
-                       ato.import_outcome(event #>> '{outcome,result}') AS outcome,
+                       -- a push the user denied is a verification that failed, whatever
+                       -- outcome Okta gives the event itself (provider_outcome keeps it)
+                       CASE WHEN event ->> 'eventType' LIKE 'user.mfa.okta\_verify.deny\_push%' THEN 'failure'
+                            ELSE ato.import_outcome(event #>> '{outcome,result}') END AS outcome,
                        nullif(event #>> '{client,userAgent,rawUserAgent}', '') AS user_agent,
                        nullif(nullif(event #>> '{authenticationContext,externalSessionId}', ''), 'unknown') AS session_id,
                        event #>> '{target,0,type}' AS target_type,
@@ -173,10 +181,17 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                'behaviors', event #>> '{debugContext,debugData,behaviors}') END,
                            'mfa', CASE WHEN event #>> '{debugContext,debugData,factor}' IS NOT NULL
                                          OR event ->> 'eventType' LIKE 'user.authentication.auth\_via\_mfa%'
+                                         OR event ->> 'eventType' LIKE 'user.mfa.okta\_verify.deny\_push%'
+                                         OR event ->> 'eventType' LIKE 'system.%.send\_factor\_verify%'
                                        THEN jsonb_build_object(
                                            'factor', coalesce(event #>> '{debugContext,debugData,factor}',
                                                               event #>> '{authenticationContext,credentialType}'),
-                                           'result', event #>> '{outcome,result}') END,
+                                           'result', event #>> '{outcome,result}',
+                                           'challenge', CASE
+                                               WHEN event ->> 'eventType' LIKE 'system.%.send\_factor\_verify%' THEN 'sent'
+                                               WHEN event ->> 'eventType' LIKE 'user.mfa.okta\_verify.deny\_push%' THEN 'denied'
+                                               WHEN upper(event #>> '{outcome,result}') IN ('FAILURE', 'DENY') THEN 'denied'
+                                               WHEN upper(event #>> '{outcome,result}') IN ('SUCCESS', 'ALLOW') THEN 'approved' END) END,
                            'geo', CASE WHEN num_nonnulls(event #>> '{client,geographicalContext,country}',
                                                          event #>> '{client,geographicalContext,state}',
                                                          event #>> '{client,geographicalContext,city}',
@@ -267,7 +282,12 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                        THEN jsonb_build_object(
                                            'factor', coalesce(e.log #>> '{details,authenticator,type}',
                                                               e.log #>> '{details,method}'),
-                                           'result', e.event_type) END,
+                                           'result', e.event_type,
+                                           'challenge', CASE
+                                               WHEN e.event_type IN ('gd_send_pn', 'gd_send_sms', 'gd_send_voice', 'gd_send_email') THEN 'sent'
+                                               WHEN e.event_type IN ('gd_auth_failed', 'gd_auth_rejected', 'gd_otp_rate_limit_exceed',
+                                                                     'gd_webauthn_challenge_failed') THEN 'denied'
+                                               WHEN e.event_type = 'gd_auth_succeed' THEN 'approved' END) END,
                            'geo', CASE WHEN num_nonnulls(e.log #>> '{location_info,country_code}',
                                                          e.log #>> '{location_info,city_name}',
                                                          e.log #>> '{location_info,latitude}',
@@ -371,11 +391,21 @@ SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
                                                        ?| ARRAY['anonymizedIPAddress', 'anonymousIPAddress'] END) END,
                            'mfa', CASE WHEN num_nonnulls(s.r ->> 'authenticationRequirement',
                                                          s.r #>> '{mfaDetail,authMethod}',
-                                                         s.second_factor) > 0
+                                                         s.second_factor,
+                                                         CASE WHEN s.error_code IN ('500121', '50074', '50076') THEN 1 END) > 0
                                        THEN jsonb_build_object(
                                'requirement', s.r ->> 'authenticationRequirement',
                                'factor', coalesce(s.r #>> '{mfaDetail,authMethod}', s.second_factor ->> 'authenticationMethod'),
-                               'result', s.second_factor -> 'succeeded') END,
+                               'result', s.second_factor -> 'succeeded',
+                               -- 500121: the second factor failed (denied, not answered, timed
+                               -- out); 50074, 50076: a second factor was asked for
+                               'challenge', CASE WHEN s.kind <> 'login' THEN NULL
+                                                 WHEN s.error_code = '500121' THEN 'denied'
+                                                 WHEN s.error_code IN ('50074', '50076') THEN 'sent'
+                                                 WHEN s.second_factor -> 'succeeded' = 'false' THEN 'denied'
+                                                 WHEN s.error_code = '0' AND (s.second_factor -> 'succeeded' = 'true'
+                                                                              OR s.r #>> '{mfaDetail,authMethod}' IS NOT NULL)
+                                                 THEN 'approved' END) END,
                            'geo', CASE WHEN num_nonnulls(s.r #>> '{location,countryOrRegion}',
                                                          s.r #>> '{location,state}',
                                                          s.r #>> '{location,city}',
