@@ -251,6 +251,21 @@ CREATE INDEX audit_events_default_occurred_at_idx
     ON ato.audit_events_default USING brin (occurred_at) WITH (pages_per_range = 32, autosummarize = on);
 CREATE INDEX audit_events_default_actor_id_idx
     ON ato.audit_events_default (actor_id, occurred_at);
+-- An identity provider's event is stored once: ato.import_events() and the
+-- bulk views insert ON CONFLICT DO NOTHING against these (a second import of
+-- the same export skips what is stored and counts it as a duplicate).  The
+-- key is the provider (source), its event id (Okta uuid, Auth0 log_id,
+-- Entra id, kept in metadata) and occurred_at, which the partitioning needs
+-- in every unique key; an event is always at the same time, so it always
+-- meets itself in the same partition.  Only imported rows (source okta,
+-- auth0 or entra, with an event id) are in them: an application's own
+-- events are never refused for an id.
+CREATE UNIQUE INDEX login_events_default_event_id_idx
+    ON ato.login_events_default (source, (metadata ->> 'event_id'), occurred_at)
+ WHERE source IN ('okta', 'auth0', 'entra') AND metadata ? 'event_id';
+CREATE UNIQUE INDEX audit_events_default_event_id_idx
+    ON ato.audit_events_default (source, (metadata ->> 'event_id'), occurred_at)
+ WHERE source IN ('okta', 'auth0', 'entra') AND metadata ? 'event_id';
 SELECT pg_catalog.pg_extension_config_dump('ato.login_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.audit_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.event_id_seq', '');
@@ -2639,11 +2654,13 @@ BEGIN
           FROM old WHERE old.through IS NOT NULL
         RETURNING old.through)
     DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
+    -- the import's rejected events as old (few, and read by hand: row by row)
+    DELETE FROM ato.import_rejections r WHERE r.rejected_at < now() - keep;
     RETURN dropped;
 END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS
-    'Drops the months of events older than ato_response.retention (whole partitions, never row by row) and the outbox''s batches as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
+    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
 REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;
 
 CREATE FUNCTION ato.schedule_detection(rule text, schedule text)
@@ -3168,8 +3185,10 @@ CREATE TABLE ato.import_rejections (
     line        text
 );
 ALTER SEQUENCE ato.import_rejection_id_seq OWNED BY ato.import_rejections.id;
+-- ato.apply_retention() deletes the rejections older than ato_response.retention
+CREATE INDEX import_rejections_rejected_at_idx ON ato.import_rejections (rejected_at);
 COMMENT ON TABLE ato.import_rejections IS
-    'Identity-provider events that could not be stored, each kept whole with why: the rest of their import went on without them';
+    'Identity-provider events that could not be stored, each kept whole with why: the rest of their import went on without them; kept for ato_response.retention, as the events are';
 COMMENT ON COLUMN ato.import_rejections.reason IS
     'Why the event was not stored: what the mapping missed, or the error of the check that refused it';
 COMMENT ON COLUMN ato.import_rejections.sqlstate IS
@@ -3208,7 +3227,8 @@ COMMENT ON FUNCTION ato.import_mapping(text) IS
 -- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
 
 CREATE FUNCTION ato.import_batch(provider text, events jsonb[], lines text[] DEFAULT NULL,
-                                 OUT logins bigint, OUT audit_events bigint, OUT rejected bigint)
+                                 OUT logins bigint, OUT audit_events bigint, OUT rejected bigint,
+                                 OUT duplicates bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
@@ -3221,6 +3241,7 @@ DECLARE
     l bigint;
     a bigint;
     r bigint;
+    d bigint;
     message text;
     state text;
     event jsonb;
@@ -3229,6 +3250,7 @@ BEGIN
     logins := 0;
     audit_events := 0;
     rejected := 0;
+    duplicates := 0;
     IF given = 0 THEN
         RETURN;
     END IF;
@@ -3268,6 +3290,9 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        session_id
                   FROM m WHERE kind = 'login'
+                -- an event stored before (its provider, id and time: the
+                -- event_id indexes of 03_event_store.sql) is not stored again
+                ON CONFLICT DO NOTHING
                 RETURNING 1),
             a AS (
                 INSERT INTO ato.audit_events (occurred_at, actor_id, event_type, ip_address, target_type,
@@ -3280,15 +3305,18 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        outcome, session_id
                   FROM m WHERE kind = 'audit'
+                ON CONFLICT DO NOTHING
                 RETURNING 1),
             r AS (
                 INSERT INTO ato.import_rejections (provider, reason, event)
                 SELECT $2, coalesce(reason, 'the mapping gave no row'), event
                   FROM m WHERE kind IS NULL OR kind NOT IN ('login', 'audit')
                 RETURNING 1)
-            SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r)
+            SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r),
+                   (SELECT count(*) FROM m WHERE kind IN ('login', 'audit')) - (SELECT count(*) FROM l)
+                   - (SELECT count(*) FROM a)
             $sql$, source, mapping::oid::regproc)
-        INTO logins, audit_events, rejected
+        INTO logins, audit_events, rejected, duplicates
         USING events, provider, lines;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
@@ -3317,20 +3345,20 @@ BEGIN
         RETURN;
     END IF;
     half := given / 2;
-    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+    SELECT b.logins, b.audit_events, b.rejected, b.duplicates INTO l, a, r, d
       FROM ato.import_batch(provider, events[1:half], lines[1:half]) b;
-    logins := l; audit_events := a; rejected := r;
-    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+    logins := l; audit_events := a; rejected := r; duplicates := d;
+    SELECT b.logins, b.audit_events, b.rejected, b.duplicates INTO l, a, r, d
       FROM ato.import_batch(provider, events[half + 1:], lines[half + 1:]) b;
-    logins := logins + l; audit_events := audit_events + a; rejected := rejected + r;
+    logins := logins + l; audit_events := audit_events + a; rejected := rejected + r; duplicates := duplicates + d;
 END
 $$;
 COMMENT ON FUNCTION ato.import_batch(text, jsonb[], text[]) IS
-    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text): what ato.import_events() and the import views run';
+    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text), skipping those already stored (counted in duplicates): what ato.import_events() and the import views run';
 REVOKE ALL ON FUNCTION ato.import_batch(text, jsonb[], text[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.import_events(provider text, events jsonb)
-RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint)
+RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint, duplicates bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -3354,12 +3382,12 @@ BEGIN
                   HINT = 'Pass the provider''s events as a JSON array, as its API returns them; put a single event in [ ].';
     END IF;
     RETURN QUERY
-        SELECT b.logins, b.audit_events, b.rejected
+        SELECT b.logins, b.audit_events, b.rejected, b.duplicates
           FROM ato.import_batch(provider, ARRAY(SELECT jsonb_array_elements(events))) b;
 END
 $$;
 COMMENT ON FUNCTION ato.import_events(text, jsonb) IS
-    'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others';
+    'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others; one stored before (the same provider, event id and time) is counted in duplicates and not stored again';
 REVOKE ALL ON FUNCTION ato.import_events(text, jsonb) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------

@@ -568,11 +568,13 @@ BEGIN
           FROM old WHERE old.through IS NOT NULL
         RETURNING old.through)
     DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
+    -- the import's rejected events as old (few, and read by hand: row by row)
+    DELETE FROM ato.import_rejections r WHERE r.rejected_at < now() - keep;
     RETURN dropped;
 END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS
-    'Drops the months of events older than ato_response.retention (whole partitions, never row by row) and the outbox''s batches as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
+    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
 REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;
 
 CREATE FUNCTION ato.schedule_detection(rule text, schedule text)

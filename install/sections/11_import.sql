@@ -451,8 +451,10 @@ CREATE TABLE ato.import_rejections (
     line        text
 );
 ALTER SEQUENCE ato.import_rejection_id_seq OWNED BY ato.import_rejections.id;
+-- ato.apply_retention() deletes the rejections older than ato_response.retention
+CREATE INDEX import_rejections_rejected_at_idx ON ato.import_rejections (rejected_at);
 COMMENT ON TABLE ato.import_rejections IS
-    'Identity-provider events that could not be stored, each kept whole with why: the rest of their import went on without them';
+    'Identity-provider events that could not be stored, each kept whole with why: the rest of their import went on without them; kept for ato_response.retention, as the events are';
 COMMENT ON COLUMN ato.import_rejections.reason IS
     'Why the event was not stored: what the mapping missed, or the error of the check that refused it';
 COMMENT ON COLUMN ato.import_rejections.sqlstate IS
@@ -491,7 +493,8 @@ COMMENT ON FUNCTION ato.import_mapping(text) IS
 -- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
 
 CREATE FUNCTION ato.import_batch(provider text, events jsonb[], lines text[] DEFAULT NULL,
-                                 OUT logins bigint, OUT audit_events bigint, OUT rejected bigint)
+                                 OUT logins bigint, OUT audit_events bigint, OUT rejected bigint,
+                                 OUT duplicates bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
@@ -504,6 +507,7 @@ DECLARE
     l bigint;
     a bigint;
     r bigint;
+    d bigint;
     message text;
     state text;
     event jsonb;
@@ -512,6 +516,7 @@ BEGIN
     logins := 0;
     audit_events := 0;
     rejected := 0;
+    duplicates := 0;
     IF given = 0 THEN
         RETURN;
     END IF;
@@ -551,6 +556,9 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        session_id
                   FROM m WHERE kind = 'login'
+                -- an event stored before (its provider, id and time: the
+                -- event_id indexes of 03_event_store.sql) is not stored again
+                ON CONFLICT DO NOTHING
                 RETURNING 1),
             a AS (
                 INSERT INTO ato.audit_events (occurred_at, actor_id, event_type, ip_address, target_type,
@@ -563,15 +571,18 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        outcome, session_id
                   FROM m WHERE kind = 'audit'
+                ON CONFLICT DO NOTHING
                 RETURNING 1),
             r AS (
                 INSERT INTO ato.import_rejections (provider, reason, event)
                 SELECT $2, coalesce(reason, 'the mapping gave no row'), event
                   FROM m WHERE kind IS NULL OR kind NOT IN ('login', 'audit')
                 RETURNING 1)
-            SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r)
+            SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r),
+                   (SELECT count(*) FROM m WHERE kind IN ('login', 'audit')) - (SELECT count(*) FROM l)
+                   - (SELECT count(*) FROM a)
             $sql$, source, mapping::oid::regproc)
-        INTO logins, audit_events, rejected
+        INTO logins, audit_events, rejected, duplicates
         USING events, provider, lines;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
@@ -600,20 +611,20 @@ BEGIN
         RETURN;
     END IF;
     half := given / 2;
-    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+    SELECT b.logins, b.audit_events, b.rejected, b.duplicates INTO l, a, r, d
       FROM ato.import_batch(provider, events[1:half], lines[1:half]) b;
-    logins := l; audit_events := a; rejected := r;
-    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+    logins := l; audit_events := a; rejected := r; duplicates := d;
+    SELECT b.logins, b.audit_events, b.rejected, b.duplicates INTO l, a, r, d
       FROM ato.import_batch(provider, events[half + 1:], lines[half + 1:]) b;
-    logins := logins + l; audit_events := audit_events + a; rejected := rejected + r;
+    logins := logins + l; audit_events := audit_events + a; rejected := rejected + r; duplicates := duplicates + d;
 END
 $$;
 COMMENT ON FUNCTION ato.import_batch(text, jsonb[], text[]) IS
-    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text): what ato.import_events() and the import views run';
+    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text), skipping those already stored (counted in duplicates): what ato.import_events() and the import views run';
 REVOKE ALL ON FUNCTION ato.import_batch(text, jsonb[], text[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.import_events(provider text, events jsonb)
-RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint)
+RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint, duplicates bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -637,12 +648,12 @@ BEGIN
                   HINT = 'Pass the provider''s events as a JSON array, as its API returns them; put a single event in [ ].';
     END IF;
     RETURN QUERY
-        SELECT b.logins, b.audit_events, b.rejected
+        SELECT b.logins, b.audit_events, b.rejected, b.duplicates
           FROM ato.import_batch(provider, ARRAY(SELECT jsonb_array_elements(events))) b;
 END
 $$;
 COMMENT ON FUNCTION ato.import_events(text, jsonb) IS
-    'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others';
+    'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others; one stored before (the same provider, event id and time) is counted in duplicates and not stored again';
 REVOKE ALL ON FUNCTION ato.import_events(text, jsonb) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
