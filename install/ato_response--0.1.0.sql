@@ -1144,7 +1144,10 @@ INSERT INTO ato.persistence_event_types (pattern, category, builtin) VALUES
     ('Add user',                          'account_created',      true),
     ('Add member to role',                'role_granted',         true),
     ('User registered security info',     'mfa_factor_added',     true),
+    ('User deleted security info',        'mfa_factor_removed',   true),
+    ('Add service principal credentials', 'api_token_created',    true),
     ('gd_enrollment_complete',            'mfa_factor_added',     true),
+    ('gd_unenroll',                       'mfa_factor_removed',   true),
     ('sce',                               'email_changed',        true);
 SELECT pg_catalog.pg_extension_config_dump('ato.persistence_event_types', 'WHERE NOT builtin');
 
@@ -2122,7 +2125,25 @@ COMMENT ON COLUMN ato.detection_rules.last_error IS 'Why the last run failed, or
 SELECT pg_catalog.pg_extension_config_dump('ato.detection_rules', 'WHERE NOT builtin');
 
 INSERT INTO ato.detection_rules (name, function, parameters, lookback, enabled, builtin) VALUES
-    ('new_country_logins',    'new_country_logins',    '{}', interval '1 hour',     true,  true),
+    -- a new country followed, within the day, by a change of credentials or
+    -- anything that keeps an attacker in, under our names and Okta's, Entra's
+    -- and Auth0's (the function's own default counts only e-mail, password
+    -- and billing changes within the hour: an imported takeover's grant, new
+    -- user or factor reset raised nothing)
+    ('new_country_logins',    'new_country_logins',
+     '{"action_window": "1 day",
+       "action_types": ["user.email_changed", "user.password_changed", "billing.modified",
+                        "user.account.update_primary_email", "user.account.update_password",
+                        "user.account.privilege.grant", "user.lifecycle.create",
+                        "user.mfa.factor.activate", "user.mfa.factor.deactivate", "user.mfa.factor.reset_all",
+                        "user.mfa.factor.update_phone", "system.api_token.create",
+                        "application.user_membership.add", "group.user_membership.add",
+                        "app.oauth2.as.consent.grant",
+                        "Add user", "Add member to role", "User registered security info",
+                        "User deleted security info", "Admin registered security info",
+                        "Add service principal credentials", "Consent to application",
+                        "sce", "scp", "gd_enrollment_complete", "gd_unenroll"]}',
+     interval '1 hour', true, true),
     ('credential_stuffing',   'credential_stuffing',   '{}', interval '1 minute',   true,  true),
     ('password_spray',        'password_spray',        '{}', interval '1 minute',   true,  true),
     -- 5 failures in 10 minutes, as the industry's rule packs (Keycloak locks at 30)
@@ -2763,7 +2784,8 @@ REVOKE ALL ON SEQUENCE ato.summary_refresh_bound FROM PUBLIC;
 --                     target_id hold the first
 --   risk              the provider's risk and anonymiser signals: level, detail, proxy,
 --                     threat_suspected, behaviors (Okta), event_types, state, aggregated,
---                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0)
+--                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0,
+--                     whose level is HIGH when its riskAssessment confidence is low)
 --   mfa               factor, result (and Entra's requirement): the second factor used;
 --                     challenge: sent (a push or code sent: Okta system.push.send_factor_verify_push,
 --                     Auth0 gd_send_*, Entra 50074/50076), denied (denied, failed, not answered:
@@ -3010,6 +3032,9 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                'attack_protection', CASE WHEN e.event_type IN ('limit_wc', 'limit_sul', 'limit_mu',
                                                              'limit_delegation', 'pwd_leak', 'signup_pwd_leak',
                                                              'reset_pwd_leak') THEN e.event_type END,
+                               -- Auth0's confidence that the login is the user's: low is a likely attack
+                               'level', CASE lower(e.log #>> '{details,riskAssessment,confidence}')
+                                        WHEN 'low' THEN 'HIGH' WHEN 'medium' THEN 'MEDIUM' WHEN 'high' THEN 'LOW' END,
                                'confidence', e.log #>> '{details,riskAssessment,confidence}',
                                'assessments', e.log #> '{details,riskAssessment,assessments}') END,
                            'mfa', CASE WHEN e.event_type LIKE 'gd\_%' OR e.event_type = 'mfar'

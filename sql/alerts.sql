@@ -10,7 +10,9 @@ CREATE EXTENSION ato_response;
 SET client_min_messages = notice;
 
 -- The built-in rules: one per detection function.
-SELECT name, function, parameters, lookback, enabled, covered_until FROM ato.detection_rules ORDER BY name;
+SELECT name, function, parameters - 'action_types' AS parameters,
+       jsonb_array_length(parameters -> 'action_types') AS action_types, lookback, enabled, covered_until
+  FROM ato.detection_rules ORDER BY name;
 
 -- An attack in the last hour, all at addresses of the bundled database:
 -- credential stuffing from 5.188.10.0/24 (RU) over 40 accounts, two of

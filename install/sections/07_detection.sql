@@ -187,7 +187,10 @@ INSERT INTO ato.persistence_event_types (pattern, category, builtin) VALUES
     ('Add user',                          'account_created',      true),
     ('Add member to role',                'role_granted',         true),
     ('User registered security info',     'mfa_factor_added',     true),
+    ('User deleted security info',        'mfa_factor_removed',   true),
+    ('Add service principal credentials', 'api_token_created',    true),
     ('gd_enrollment_complete',            'mfa_factor_added',     true),
+    ('gd_unenroll',                       'mfa_factor_removed',   true),
     ('sce',                               'email_changed',        true);
 SELECT pg_catalog.pg_extension_config_dump('ato.persistence_event_types', 'WHERE NOT builtin');
 

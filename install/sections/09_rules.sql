@@ -36,7 +36,25 @@ COMMENT ON COLUMN ato.detection_rules.last_error IS 'Why the last run failed, or
 SELECT pg_catalog.pg_extension_config_dump('ato.detection_rules', 'WHERE NOT builtin');
 
 INSERT INTO ato.detection_rules (name, function, parameters, lookback, enabled, builtin) VALUES
-    ('new_country_logins',    'new_country_logins',    '{}', interval '1 hour',     true,  true),
+    -- a new country followed, within the day, by a change of credentials or
+    -- anything that keeps an attacker in, under our names and Okta's, Entra's
+    -- and Auth0's (the function's own default counts only e-mail, password
+    -- and billing changes within the hour: an imported takeover's grant, new
+    -- user or factor reset raised nothing)
+    ('new_country_logins',    'new_country_logins',
+     '{"action_window": "1 day",
+       "action_types": ["user.email_changed", "user.password_changed", "billing.modified",
+                        "user.account.update_primary_email", "user.account.update_password",
+                        "user.account.privilege.grant", "user.lifecycle.create",
+                        "user.mfa.factor.activate", "user.mfa.factor.deactivate", "user.mfa.factor.reset_all",
+                        "user.mfa.factor.update_phone", "system.api_token.create",
+                        "application.user_membership.add", "group.user_membership.add",
+                        "app.oauth2.as.consent.grant",
+                        "Add user", "Add member to role", "User registered security info",
+                        "User deleted security info", "Admin registered security info",
+                        "Add service principal credentials", "Consent to application",
+                        "sce", "scp", "gd_enrollment_complete", "gd_unenroll"]}',
+     interval '1 hour', true, true),
     ('credential_stuffing',   'credential_stuffing',   '{}', interval '1 minute',   true,  true),
     ('password_spray',        'password_spray',        '{}', interval '1 minute',   true,  true),
     -- 5 failures in 10 minutes, as the industry's rule packs (Keycloak locks at 30)

@@ -29,7 +29,8 @@
 --                     target_id hold the first
 --   risk              the provider's risk and anonymiser signals: level, detail, proxy,
 --                     threat_suspected, behaviors (Okta), event_types, state, aggregated,
---                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0)
+--                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0,
+--                     whose level is HIGH when its riskAssessment confidence is low)
 --   mfa               factor, result (and Entra's requirement): the second factor used;
 --                     challenge: sent (a push or code sent: Okta system.push.send_factor_verify_push,
 --                     Auth0 gd_send_*, Entra 50074/50076), denied (denied, failed, not answered:
@@ -276,6 +277,9 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                'attack_protection', CASE WHEN e.event_type IN ('limit_wc', 'limit_sul', 'limit_mu',
                                                              'limit_delegation', 'pwd_leak', 'signup_pwd_leak',
                                                              'reset_pwd_leak') THEN e.event_type END,
+                               -- Auth0's confidence that the login is the user's: low is a likely attack
+                               'level', CASE lower(e.log #>> '{details,riskAssessment,confidence}')
+                                        WHEN 'low' THEN 'HIGH' WHEN 'medium' THEN 'MEDIUM' WHEN 'high' THEN 'LOW' END,
                                'confidence', e.log #>> '{details,riskAssessment,confidence}',
                                'assessments', e.log #> '{details,riskAssessment,assessments}') END,
                            'mfa', CASE WHEN e.event_type LIKE 'gd\_%' OR e.event_type = 'mfar'
