@@ -251,6 +251,25 @@ CREATE INDEX audit_events_default_occurred_at_idx
     ON ato.audit_events_default USING brin (occurred_at) WITH (pages_per_range = 32, autosummarize = on);
 CREATE INDEX audit_events_default_actor_id_idx
     ON ato.audit_events_default (actor_id, occurred_at);
+-- An identity provider's event is stored once: ato.import_events() and the
+-- bulk views insert ON CONFLICT DO NOTHING against these (a second import of
+-- the same export skips what is stored and counts it as a duplicate).  The
+-- key is the provider (source), its event id (Okta uuid, Auth0 log_id,
+-- Entra id, kept in metadata) and occurred_at, which the partitioning needs
+-- in every unique key; an event is always at the same time, so it always
+-- meets itself in the same partition.  Only imported rows (source okta,
+-- auth0 or entra, with an event id) are in them: an application's own
+-- events are never refused for an id.  The text keys compare bytewise
+-- (COLLATE "C"): equality is all the key is for, and a locale's comparison
+-- costs more at every insert.  The index costs a COPY of imported rows a
+-- few microseconds a row (bench/import); rows outside it cost only the
+-- predicate.
+CREATE UNIQUE INDEX login_events_default_event_id_idx
+    ON ato.login_events_default (source COLLATE "C", (metadata ->> 'event_id') COLLATE "C", occurred_at)
+ WHERE source IN ('okta', 'auth0', 'entra') AND metadata ? 'event_id';
+CREATE UNIQUE INDEX audit_events_default_event_id_idx
+    ON ato.audit_events_default (source COLLATE "C", (metadata ->> 'event_id') COLLATE "C", occurred_at)
+ WHERE source IN ('okta', 'auth0', 'entra') AND metadata ? 'event_id';
 SELECT pg_catalog.pg_extension_config_dump('ato.login_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.audit_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.event_id_seq', '');
@@ -1219,7 +1238,10 @@ INSERT INTO ato.persistence_event_types (pattern, category, builtin) VALUES
     ('Add user',                          'account_created',      true),
     ('Add member to role',                'role_granted',         true),
     ('User registered security info',     'mfa_factor_added',     true),
+    ('User deleted security info',        'mfa_factor_removed',   true),
+    ('Add service principal credentials', 'api_token_created',    true),
     ('gd_enrollment_complete',            'mfa_factor_added',     true),
+    ('gd_unenroll',                       'mfa_factor_removed',   true),
     ('sce',                               'email_changed',        true);
 SELECT pg_catalog.pg_extension_config_dump('ato.persistence_event_types', 'WHERE NOT builtin');
 
@@ -1417,6 +1439,103 @@ $$;
 COMMENT ON FUNCTION ato.session_hijacks(timestamptz) IS
     'Sessions (the identity provider''s session id: Okta externalSessionId, Entra sessionId) used since then from more than one network (its ASN, else its country): a stolen session cookie or token';
 REVOKE ALL ON FUNCTION ato.session_hijacks(timestamptz) FROM PUBLIC;
+
+-- MFA fatigue (push bombing, MITRE ATT&CK T1621): an attacker who has the
+-- password asks for second factors until the owner, worn down, approves one.
+-- The prompts are what the import records as metadata's mfa.challenge (sent,
+-- denied, approved; see 11_import.sql), which an application's own events may
+-- carry too.  A row is an approval (an approved challenge, or any successful
+-- login) after at least min_denials prompts that were not approved within
+-- denial_window before it and since the account's previous approval: the
+-- denied ones (denied, failed, timed out), or the prompts sent but never
+-- answered (all sent but the approved one), whichever is more.
+-- Defaults: 3 in 10 minutes.  Elastic's rule "Potential Abuse of Repeated MFA
+-- Push Notifications" raises on two denied Okta pushes then a sign-in within
+-- 10 minutes, its hunting query "Rapid MFA Deny Push Notifications" on more
+-- than 5 denials in 10 minutes without an approval, Splunk's "Azure AD
+-- Multiple Denied MFA Requests For User" on more than 9 in 10 minutes
+-- without one; an approval after 3 is the middle ground, one more than an
+-- owner's mistyped code and a retry.
+CREATE FUNCTION ato.mfa_fatigue_logins(
+    since         timestamptz DEFAULT now() - interval '1 hour',
+    min_denials   integer     DEFAULT 3,
+    denial_window interval    DEFAULT interval '10 minutes')
+RETURNS TABLE (user_id text, approved_at timestamptz, approval text, ip_address inet, denials bigint,
+               unanswered bigint, first_prompt timestamptz, last_prompt timestamptz, prompt_ips inet[],
+               provider text, event_id bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF since IS NULL OR min_denials IS NULL OR denial_window IS NULL THEN
+        RAISE EXCEPTION 'ato.mfa_fatigue_logins: since, min_denials and denial_window must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Leave out an argument to keep its default: min_denials 3, denial_window interval ''10 minutes''.';
+    END IF;
+    IF NOT isfinite(since) THEN
+        RAISE EXCEPTION 'ato.mfa_fatigue_logins: since must be a finite time'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give the start of the window, for example now() - interval ''1 hour''.';
+    END IF;
+    IF min_denials < 1 THEN
+        RAISE EXCEPTION 'ato.mfa_fatigue_logins: min_denials must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a whole number of at least 1.';
+    END IF;
+    IF denial_window <= interval '0' OR denial_window > interval '1 day' THEN
+        RAISE EXCEPTION 'ato.mfa_fatigue_logins: denial_window must be more than 0 and at most a day'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a length of time such as interval ''10 minutes''.';
+    END IF;
+    RETURN QUERY
+    WITH prompts AS (
+        SELECT a.actor_id AS user_id, a.occurred_at, a.id, a.ip_address, a.event_type,
+               a.metadata #>> '{mfa,challenge}' AS challenge, a.metadata ->> 'provider' AS provider
+          FROM ato.audit_events a
+         WHERE a.occurred_at >= since - denial_window AND a.metadata #>> '{mfa,challenge}' IS NOT NULL
+        UNION ALL
+        SELECT l.user_id, l.occurred_at, l.id, l.ip_address, coalesce(l.metadata ->> 'event_type', 'login'),
+               CASE WHEN l.outcome = 'success' THEN 'approved' ELSE l.metadata #>> '{mfa,challenge}' END,
+               l.metadata ->> 'provider'
+          FROM ato.login_events l
+         WHERE l.occurred_at >= since - denial_window
+           AND (l.outcome = 'success' OR l.metadata #>> '{mfa,challenge}' IS NOT NULL)),
+    -- the account's approvals so far number its runs of prompts: a run ends
+    -- in its approval, if it has one yet (the sort and the window functions
+    -- are one pass each: no prompt is read again per approval)
+    runs AS (
+        SELECT p.*, count(*) FILTER (WHERE p.challenge = 'approved')
+                        OVER (PARTITION BY p.user_id ORDER BY p.occurred_at, p.challenge = 'approved', p.id
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS run
+          FROM prompts p
+         WHERE p.challenge IN ('sent', 'denied', 'approved')),
+    closed AS (
+        SELECT r.*, max(r.occurred_at) FILTER (WHERE r.challenge = 'approved')
+                        OVER (PARTITION BY r.user_id, r.run) AS run_approved_at
+          FROM runs r),
+    found AS (
+        SELECT c.user_id, c.run_approved_at,
+               (array_agg(c.event_type) FILTER (WHERE c.challenge = 'approved'))[1] AS approval,
+               (array_agg(c.ip_address) FILTER (WHERE c.challenge = 'approved'))[1] AS approval_ip,
+               (array_agg(c.provider) FILTER (WHERE c.challenge = 'approved'))[1] AS approval_provider,
+               (array_agg(c.id) FILTER (WHERE c.challenge = 'approved'))[1] AS approval_id,
+               count(*) FILTER (WHERE c.challenge = 'denied' AND c.occurred_at > c.run_approved_at - denial_window) AS n_denied,
+               count(*) FILTER (WHERE c.challenge = 'sent' AND c.occurred_at > c.run_approved_at - denial_window) AS n_sent,
+               min(c.occurred_at) FILTER (WHERE c.challenge <> 'approved' AND c.occurred_at > c.run_approved_at - denial_window) AS first_at,
+               max(c.occurred_at) FILTER (WHERE c.challenge <> 'approved' AND c.occurred_at > c.run_approved_at - denial_window) AS last_at,
+               array_agg(DISTINCT c.ip_address ORDER BY c.ip_address)
+                   FILTER (WHERE c.challenge <> 'approved' AND c.occurred_at > c.run_approved_at - denial_window
+                             AND c.ip_address IS NOT NULL) AS ips
+          FROM closed c
+         WHERE c.run_approved_at >= since
+         GROUP BY c.user_id, c.run, c.run_approved_at)
+    SELECT f.user_id, f.run_approved_at, f.approval, f.approval_ip, f.n_denied, greatest(f.n_sent - 1, 0),
+           f.first_at, f.last_at, f.ips, f.approval_provider, f.approval_id
+      FROM found f
+     WHERE greatest(f.n_denied, f.n_sent - 1) >= min_denials
+     ORDER BY f.run_approved_at, f.approval_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.mfa_fatigue_logins(timestamptz, integer, interval) IS
+    'MFA fatigue (push bombing): approvals since then (an approved second factor or a successful login) after at least min_denials second-factor prompts not approved within denial_window before and since the previous approval (denied, failed or timed out, or sent and never answered; metadata mfa.challenge as ato.import_events() records it). Defaults 3 in 10 minutes, after Elastic''s Okta push rules (2 denials then a sign-in in 10 minutes; more than 5 denials in 10 minutes) and Splunk''s Azure AD rule (more than 9 in 10 minutes)';
+REVOKE ALL ON FUNCTION ato.mfa_fatigue_logins(timestamptz, integer, interval) FROM PUBLIC;
 -- install/sections/08_response.sql: incidents, per-account revocation, the application's tables to mark, account flags, blocked networks (src/revoke.c, src/targets.c, src/incident_worker.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
@@ -2087,7 +2206,7 @@ CREATE TABLE ato.detection_rules (
 COMMENT ON TABLE ato.detection_rules IS
     'Detections the worker (or pg_cron) runs: a detection function of schema ato, its arguments besides since as a JSON object, and how far back each run looks';
 COMMENT ON COLUMN ato.detection_rules.function IS
-    'new_country_logins, credential_stuffing, password_spray, failed_login_bursts, impossible_travel, listed_network_logins, persistence_changes, cidr_scope, related_accounts or suspicious_action_counts';
+    'new_country_logins, credential_stuffing, password_spray, failed_login_bursts, impossible_travel, listed_network_logins, persistence_changes, cidr_scope, related_accounts, suspicious_action_counts, provider_flagged_logins, session_hijacks or mfa_fatigue_logins';
 COMMENT ON COLUMN ato.detection_rules.parameters IS
     'Named arguments of the function, for example {"min_attempts": 50}; the ones left out keep the function''s defaults';
 COMMENT ON COLUMN ato.detection_rules.lookback IS
@@ -2100,7 +2219,25 @@ COMMENT ON COLUMN ato.detection_rules.last_error IS 'Why the last run failed, or
 SELECT pg_catalog.pg_extension_config_dump('ato.detection_rules', 'WHERE NOT builtin');
 
 INSERT INTO ato.detection_rules (name, function, parameters, lookback, enabled, builtin) VALUES
-    ('new_country_logins',    'new_country_logins',    '{}', interval '1 hour',     true,  true),
+    -- a new country followed, within the day, by a change of credentials or
+    -- anything that keeps an attacker in, under our names and Okta's, Entra's
+    -- and Auth0's (the function's own default counts only e-mail, password
+    -- and billing changes within the hour: an imported takeover's grant, new
+    -- user or factor reset raised nothing)
+    ('new_country_logins',    'new_country_logins',
+     '{"action_window": "1 day",
+       "action_types": ["user.email_changed", "user.password_changed", "billing.modified",
+                        "user.account.update_primary_email", "user.account.update_password",
+                        "user.account.privilege.grant", "user.lifecycle.create",
+                        "user.mfa.factor.activate", "user.mfa.factor.deactivate", "user.mfa.factor.reset_all",
+                        "user.mfa.factor.update_phone", "system.api_token.create",
+                        "application.user_membership.add", "group.user_membership.add",
+                        "app.oauth2.as.consent.grant",
+                        "Add user", "Add member to role", "User registered security info",
+                        "User deleted security info", "Admin registered security info",
+                        "Add service principal credentials", "Consent to application",
+                        "sce", "scp", "gd_enrollment_complete", "gd_unenroll"]}',
+     interval '1 hour', true, true),
     ('credential_stuffing',   'credential_stuffing',   '{}', interval '1 minute',   true,  true),
     ('password_spray',        'password_spray',        '{}', interval '1 minute',   true,  true),
     -- 5 failures in 10 minutes, as the industry's rule packs (Keycloak locks at 30)
@@ -2113,7 +2250,9 @@ INSERT INTO ato.detection_rules (name, function, parameters, lookback, enabled, 
     ('related_accounts',      'related_accounts',      '{"user_ids": []}', interval '24 hours', false, true),
     ('suspicious_action_counts', 'suspicious_action_counts', '{"user_ids": []}', interval '1 hour', false, true),
     ('provider_flagged_logins', 'provider_flagged_logins', '{}', interval '1 minute', true, true),
-    ('session_hijacks',       'session_hijacks',       '{}', interval '1 hour',     true,  true);
+    ('session_hijacks',       'session_hijacks',       '{}', interval '1 hour',     true,  true),
+    -- 3 prompts not approved in 10 minutes, then an approval (see the function's comment)
+    ('mfa_fatigue_logins',    'mfa_fatigue_logins',    '{}', interval '5 minutes',  true,  true);
 
 CREATE TABLE ato.alerts (
     id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
@@ -2170,7 +2309,8 @@ AS $$
         ('related_accounts',      'r.user_id', 'ARRAY[r.user_id]', 'true', 'r.last_login'),
         ('suspicious_action_counts', 'r.event_type', $f$'{}'::text[]$f$, 'true', 'now()'),
         ('provider_flagged_logins', $f$r.user_id || ' ' || r.occurred_at$f$, 'ARRAY[r.user_id]', 'true', 'r.occurred_at'),
-        ('session_hijacks',       'r.session_id', 'ARRAY[r.user_id]', 'true', 'r.last_seen')
+        ('session_hijacks',       'r.session_id', 'ARRAY[r.user_id]', 'true', 'r.last_seen'),
+        ('mfa_fatigue_logins',    $f$r.user_id || ' ' || r.approved_at$f$, 'ARRAY[r.user_id]', 'true', 'r.approved_at')
       ) AS v(function, finding, accounts, keep, evidence_at)
      WHERE v.function = $1;
 $$;
@@ -2631,11 +2771,13 @@ BEGIN
           FROM old WHERE old.through IS NOT NULL
         RETURNING old.through)
     DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
+    -- the import's rejected events as old (few, and read by hand: row by row)
+    DELETE FROM ato.import_rejections r WHERE r.rejected_at < now() - keep;
     RETURN dropped;
 END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS
-    'Drops the months of events older than ato_response.retention (whole partitions, never row by row) and the outbox''s batches as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
+    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
 REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;
 
 CREATE FUNCTION ato.schedule_detection(rule text, schedule text)
@@ -2738,8 +2880,14 @@ REVOKE ALL ON SEQUENCE ato.summary_refresh_bound FROM PUBLIC;
 --                     target_id hold the first
 --   risk              the provider's risk and anonymiser signals: level, detail, proxy,
 --                     threat_suspected, behaviors (Okta), event_types, state, aggregated,
---                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0)
---   mfa               factor, result (and Entra's requirement): the second factor used
+--                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0,
+--                     whose level is HIGH when its riskAssessment confidence is low)
+--   mfa               factor, result (and Entra's requirement): the second factor used;
+--                     challenge: sent (a push or code sent: Okta system.push.send_factor_verify_push,
+--                     Auth0 gd_send_*, Entra 50074/50076), denied (denied, failed, not answered:
+--                     Okta deny_push or a failed auth_via_mfa, Auth0 gd_auth_failed/_rejected,
+--                     Entra 500121 or a failed second step) or approved, read by
+--                     ato.mfa_fatigue_logins()
 --   geo               the provider's own geography: country, city, state, latitude,
 --                     longitude; it fills country_code, latitude and longitude only where
 --                     GeoIP has no answer for the address (ato.geoip_coverage())
@@ -2847,7 +2995,10 @@ SELECT CASE WHEN x.reason IS NULL THEN
                             THEN nullif(nullif(event #>> '{actor,alternateId}', ''), 'unknown')
                             ELSE event #>> '{actor,id}' END AS subject,
                        nullif(event #>> '{client,ipAddress}', '')::inet AS ip_address,
-                       ato.import_outcome(event #>> '{outcome,result}') AS outcome,
+                       -- a push the user denied is a verification that failed, whatever
+                       -- outcome Okta gives the event itself (provider_outcome keeps it)
+                       CASE WHEN event ->> 'eventType' LIKE 'user.mfa.okta\_verify.deny\_push%' THEN 'failure'
+                            ELSE ato.import_outcome(event #>> '{outcome,result}') END AS outcome,
                        nullif(event #>> '{client,userAgent,rawUserAgent}', '') AS user_agent,
                        nullif(nullif(event #>> '{authenticationContext,externalSessionId}', ''), 'unknown') AS session_id,
                        event #>> '{target,0,type}' AS target_type,
@@ -2882,10 +3033,17 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                'behaviors', event #>> '{debugContext,debugData,behaviors}') END,
                            'mfa', CASE WHEN event #>> '{debugContext,debugData,factor}' IS NOT NULL
                                          OR event ->> 'eventType' LIKE 'user.authentication.auth\_via\_mfa%'
+                                         OR event ->> 'eventType' LIKE 'user.mfa.okta\_verify.deny\_push%'
+                                         OR event ->> 'eventType' LIKE 'system.%.send\_factor\_verify%'
                                        THEN jsonb_build_object(
                                            'factor', coalesce(event #>> '{debugContext,debugData,factor}',
                                                               event #>> '{authenticationContext,credentialType}'),
-                                           'result', event #>> '{outcome,result}') END,
+                                           'result', event #>> '{outcome,result}',
+                                           'challenge', CASE
+                                               WHEN event ->> 'eventType' LIKE 'system.%.send\_factor\_verify%' THEN 'sent'
+                                               WHEN event ->> 'eventType' LIKE 'user.mfa.okta\_verify.deny\_push%' THEN 'denied'
+                                               WHEN upper(event #>> '{outcome,result}') IN ('FAILURE', 'DENY') THEN 'denied'
+                                               WHEN upper(event #>> '{outcome,result}') IN ('SUCCESS', 'ALLOW') THEN 'approved' END) END,
                            'geo', CASE WHEN num_nonnulls(event #>> '{client,geographicalContext,country}',
                                                          event #>> '{client,geographicalContext,state}',
                                                          event #>> '{client,geographicalContext,city}',
@@ -2970,13 +3128,21 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                'attack_protection', CASE WHEN e.event_type IN ('limit_wc', 'limit_sul', 'limit_mu',
                                                              'limit_delegation', 'pwd_leak', 'signup_pwd_leak',
                                                              'reset_pwd_leak') THEN e.event_type END,
+                               -- Auth0's confidence that the login is the user's: low is a likely attack
+                               'level', CASE lower(e.log #>> '{details,riskAssessment,confidence}')
+                                        WHEN 'low' THEN 'HIGH' WHEN 'medium' THEN 'MEDIUM' WHEN 'high' THEN 'LOW' END,
                                'confidence', e.log #>> '{details,riskAssessment,confidence}',
                                'assessments', e.log #> '{details,riskAssessment,assessments}') END,
                            'mfa', CASE WHEN e.event_type LIKE 'gd\_%' OR e.event_type = 'mfar'
                                        THEN jsonb_build_object(
                                            'factor', coalesce(e.log #>> '{details,authenticator,type}',
                                                               e.log #>> '{details,method}'),
-                                           'result', e.event_type) END,
+                                           'result', e.event_type,
+                                           'challenge', CASE
+                                               WHEN e.event_type IN ('gd_send_pn', 'gd_send_sms', 'gd_send_voice', 'gd_send_email') THEN 'sent'
+                                               WHEN e.event_type IN ('gd_auth_failed', 'gd_auth_rejected', 'gd_otp_rate_limit_exceed',
+                                                                     'gd_webauthn_challenge_failed') THEN 'denied'
+                                               WHEN e.event_type = 'gd_auth_succeed' THEN 'approved' END) END,
                            'geo', CASE WHEN num_nonnulls(e.log #>> '{location_info,country_code}',
                                                          e.log #>> '{location_info,city_name}',
                                                          e.log #>> '{location_info,latitude}',
@@ -3080,11 +3246,21 @@ SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
                                                        ?| ARRAY['anonymizedIPAddress', 'anonymousIPAddress'] END) END,
                            'mfa', CASE WHEN num_nonnulls(s.r ->> 'authenticationRequirement',
                                                          s.r #>> '{mfaDetail,authMethod}',
-                                                         s.second_factor) > 0
+                                                         s.second_factor,
+                                                         CASE WHEN s.error_code IN ('500121', '50074', '50076') THEN 1 END) > 0
                                        THEN jsonb_build_object(
                                'requirement', s.r ->> 'authenticationRequirement',
                                'factor', coalesce(s.r #>> '{mfaDetail,authMethod}', s.second_factor ->> 'authenticationMethod'),
-                               'result', s.second_factor -> 'succeeded') END,
+                               'result', s.second_factor -> 'succeeded',
+                               -- 500121: the second factor failed (denied, not answered, timed
+                               -- out); 50074, 50076: a second factor was asked for
+                               'challenge', CASE WHEN s.kind <> 'login' THEN NULL
+                                                 WHEN s.error_code = '500121' THEN 'denied'
+                                                 WHEN s.error_code IN ('50074', '50076') THEN 'sent'
+                                                 WHEN s.second_factor -> 'succeeded' = 'false' THEN 'denied'
+                                                 WHEN s.error_code = '0' AND (s.second_factor -> 'succeeded' = 'true'
+                                                                              OR s.r #>> '{mfaDetail,authMethod}' IS NOT NULL)
+                                                 THEN 'approved' END) END,
                            'geo', CASE WHEN num_nonnulls(s.r #>> '{location,countryOrRegion}',
                                                          s.r #>> '{location,state}',
                                                          s.r #>> '{location,city}',
@@ -3130,8 +3306,10 @@ CREATE TABLE ato.import_rejections (
     line        text
 );
 ALTER SEQUENCE ato.import_rejection_id_seq OWNED BY ato.import_rejections.id;
+-- ato.apply_retention() deletes the rejections older than ato_response.retention
+CREATE INDEX import_rejections_rejected_at_idx ON ato.import_rejections (rejected_at);
 COMMENT ON TABLE ato.import_rejections IS
-    'Identity-provider events that could not be stored, each kept whole with why: the rest of their import went on without them';
+    'Identity-provider events that could not be stored, each kept whole with why: the rest of their import went on without them; kept for ato_response.retention, as the events are';
 COMMENT ON COLUMN ato.import_rejections.reason IS
     'Why the event was not stored: what the mapping missed, or the error of the check that refused it';
 COMMENT ON COLUMN ato.import_rejections.sqlstate IS
@@ -3170,7 +3348,8 @@ COMMENT ON FUNCTION ato.import_mapping(text) IS
 -- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
 
 CREATE FUNCTION ato.import_batch(provider text, events jsonb[], lines text[] DEFAULT NULL,
-                                 OUT logins bigint, OUT audit_events bigint, OUT rejected bigint)
+                                 OUT logins bigint, OUT audit_events bigint, OUT rejected bigint,
+                                 OUT duplicates bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
@@ -3183,6 +3362,9 @@ DECLARE
     l bigint;
     a bigint;
     r bigint;
+    d bigint;
+    conflict text := '';
+    attempt integer;
     message text;
     state text;
     event jsonb;
@@ -3191,6 +3373,7 @@ BEGIN
     logins := 0;
     audit_events := 0;
     rejected := 0;
+    duplicates := 0;
     IF given = 0 THEN
         RETURN;
     END IF;
@@ -3212,7 +3395,13 @@ BEGIN
     -- The whole batch in one statement; an event a check refuses (or a line
     -- that is not JSON) fails it, and then each half is tried on its own,
     -- down to the single event, which is kept in ato.import_rejections with
-    -- the error.
+    -- the error.  An event stored before (its provider, id and time: the
+    -- event_id indexes of 03_event_store.sql) fails it with a unique
+    -- violation, and the batch is stored again ON CONFLICT DO NOTHING,
+    -- skipping what is stored: a first import does not pay for the
+    -- speculative insertion ON CONFLICT costs every row (a third of the bulk
+    -- path's time), a second one pays it once it has met an event again.
+    FOR attempt IN 1 .. 2 LOOP
     BEGIN
         EXECUTE format($sql$
             WITH m AS MATERIALIZED (
@@ -3230,6 +3419,7 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        session_id
                   FROM m WHERE kind = 'login'
+                %3$s
                 RETURNING 1),
             a AS (
                 INSERT INTO ato.audit_events (occurred_at, actor_id, event_type, ip_address, target_type,
@@ -3242,15 +3432,18 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        outcome, session_id
                   FROM m WHERE kind = 'audit'
+                %3$s
                 RETURNING 1),
             r AS (
                 INSERT INTO ato.import_rejections (provider, reason, event)
                 SELECT $2, coalesce(reason, 'the mapping gave no row'), event
                   FROM m WHERE kind IS NULL OR kind NOT IN ('login', 'audit')
                 RETURNING 1)
-            SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r)
-            $sql$, source, mapping::oid::regproc)
-        INTO logins, audit_events, rejected
+            SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r),
+                   (SELECT count(*) FROM m WHERE kind IN ('login', 'audit')) - (SELECT count(*) FROM l)
+                   - (SELECT count(*) FROM a)
+            $sql$, source, mapping::oid::regproc, conflict)
+        INTO logins, audit_events, rejected, duplicates
         USING events, provider, lines;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
@@ -3262,6 +3455,9 @@ BEGIN
             RAISE;
         END IF;
     END;
+    EXIT WHEN state <> '23505' OR conflict <> '';
+    conflict := 'ON CONFLICT DO NOTHING';
+    END LOOP;
 
     IF given = 1 THEN
         IF lines IS NULL THEN
@@ -3279,20 +3475,20 @@ BEGIN
         RETURN;
     END IF;
     half := given / 2;
-    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+    SELECT b.logins, b.audit_events, b.rejected, b.duplicates INTO l, a, r, d
       FROM ato.import_batch(provider, events[1:half], lines[1:half]) b;
-    logins := l; audit_events := a; rejected := r;
-    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+    logins := l; audit_events := a; rejected := r; duplicates := d;
+    SELECT b.logins, b.audit_events, b.rejected, b.duplicates INTO l, a, r, d
       FROM ato.import_batch(provider, events[half + 1:], lines[half + 1:]) b;
-    logins := logins + l; audit_events := audit_events + a; rejected := rejected + r;
+    logins := logins + l; audit_events := audit_events + a; rejected := rejected + r; duplicates := duplicates + d;
 END
 $$;
 COMMENT ON FUNCTION ato.import_batch(text, jsonb[], text[]) IS
-    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text): what ato.import_events() and the import views run';
+    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text), skipping those already stored (counted in duplicates): what ato.import_events() and the import views run';
 REVOKE ALL ON FUNCTION ato.import_batch(text, jsonb[], text[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.import_events(provider text, events jsonb)
-RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint)
+RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint, duplicates bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -3316,12 +3512,12 @@ BEGIN
                   HINT = 'Pass the provider''s events as a JSON array, as its API returns them; put a single event in [ ].';
     END IF;
     RETURN QUERY
-        SELECT b.logins, b.audit_events, b.rejected
+        SELECT b.logins, b.audit_events, b.rejected, b.duplicates
           FROM ato.import_batch(provider, ARRAY(SELECT jsonb_array_elements(events))) b;
 END
 $$;
 COMMENT ON FUNCTION ato.import_events(text, jsonb) IS
-    'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others';
+    'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others; one stored before (the same provider, event id and time) is counted in duplicates and not stored again';
 REVOKE ALL ON FUNCTION ato.import_events(text, jsonb) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------

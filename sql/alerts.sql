@@ -10,7 +10,9 @@ CREATE EXTENSION ato_response;
 SET client_min_messages = notice;
 
 -- The built-in rules: one per detection function.
-SELECT name, function, parameters, lookback, enabled, covered_until FROM ato.detection_rules ORDER BY name;
+SELECT name, function, parameters - 'action_types' AS parameters,
+       jsonb_array_length(parameters -> 'action_types') AS action_types, lookback, enabled, covered_until
+  FROM ato.detection_rules ORDER BY name;
 
 -- An attack in the last hour, all at addresses of the bundled database:
 -- credential stuffing from 5.188.10.0/24 (RU) over 40 accounts, two of
@@ -105,17 +107,26 @@ SELECT step, message, steps, incident_id IS NOT NULL AS by_incident FROM ato.log
 SELECT ato.create_event_partitions(now() - interval '8 months', now() - interval '6 months') AS created;
 SELECT count(*) AS old_months FROM ato.event_partitions
  WHERE upper_bound <= now() - interval '90 days' AND NOT is_default;
+-- and so are the import's rejected events: row by row, by when they were rejected
+INSERT INTO ato.import_rejections (provider, reason, rejected_at)
+VALUES ('okta', 'rejected 100 days ago', now() - interval '100 days'),
+       ('okta', 'rejected 10 days ago', now() - interval '10 days');
 SELECT ato.apply_retention() AS dropped;
 SELECT count(*) AS old_months_left FROM ato.event_partitions
  WHERE upper_bound <= now() - interval '90 days' AND NOT is_default;
+SELECT reason FROM ato.import_rejections WHERE reason LIKE 'rejected % days ago' ORDER BY id;
+INSERT INTO ato.import_rejections (provider, reason, rejected_at)
+VALUES ('auth0', 'rejected 200 days ago', now() - interval '200 days');
 SELECT ato.create_event_partitions(now() - interval '8 months', now() - interval '6 months') AS created_again;
 SET ato_response.retention = 0;
 SHOW ato_response.retention;
 SELECT ato.apply_retention() AS dropped_when_off,
        (SELECT count(*) FROM ato.event_partitions
          WHERE upper_bound <= now() - interval '90 days' AND NOT is_default) AS old_months_kept;
+SELECT reason FROM ato.import_rejections WHERE reason LIKE 'rejected % days ago' ORDER BY id;
 SET ato_response.retention = '400d';
 SELECT ato.apply_retention() AS dropped_within_400_days;
+SELECT reason FROM ato.import_rejections WHERE reason LIKE 'rejected % days ago' ORDER BY id;
 RESET ato_response.retention;
 SHOW ato_response.retention;
 SELECT ato.apply_retention() AS dropped_after_reset;

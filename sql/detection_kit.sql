@@ -363,3 +363,104 @@ SELECT ato.run_detection('session_hijacks', hunt_since => '2024-05-20') AS hijac
        ato.run_detection('provider_flagged_logins', hunt_since => '2024-05-20') AS flagged_findings;
 SELECT rule, finding, accounts FROM ato.alerts
  WHERE rule IN ('session_hijacks', 'provider_flagged_logins') ORDER BY rule, finding;
+
+-- MFA fatigue: second-factor prompts as the import records them (metadata
+-- mfa.challenge sent, denied, approved), on audit events (Okta, Auth0) and
+-- on logins (Entra), against a plain definition by correlated subqueries on
+-- the same data: for each approval, the prompts of its account after the
+-- previous approval and within the window before it.  (No two events of an
+-- account share a time here: the function puts an approval after the
+-- prompts of its instant.)
+CREATE FUNCTION pg_temp.prompt(u text, t text, c text, ip text DEFAULT '81.2.69.170', login boolean DEFAULT false)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF login THEN
+        INSERT INTO ato.login_events (user_id, occurred_at, ip_address, outcome, metadata)
+        VALUES (u, ('2024-05-21 ' || t)::timestamptz, ip::inet,
+                CASE c WHEN 'approved' THEN 'success' WHEN 'sent' THEN 'challenge' ELSE 'failure' END,
+                jsonb_build_object('provider', 'entra', 'mfa', jsonb_build_object('challenge', c)));
+    ELSE
+        INSERT INTO ato.audit_events (actor_id, occurred_at, ip_address, event_type, outcome, metadata)
+        VALUES (u, ('2024-05-21 ' || t)::timestamptz, ip::inet, 'mfa.' || c,
+                CASE c WHEN 'approved' THEN 'success' WHEN 'denied' THEN 'failure' END,
+                jsonb_build_object('provider', 'okta', 'mfa', jsonb_build_object('challenge', c)));
+    END IF;
+END $$;
+\o /dev/null
+-- four pushes denied, the fifth approved, then the login it let through
+SELECT pg_temp.prompt('fatigued', t, c, '5.188.10.' || (1 + n % 3))
+  FROM (VALUES (1, '09:00', 'sent'), (2, '09:00:20', 'denied'), (3, '09:01', 'sent'), (4, '09:01:20', 'denied'),
+               (5, '09:02', 'sent'), (6, '09:02:20', 'denied'), (7, '09:03', 'sent'), (8, '09:03:20', 'denied'),
+               (9, '09:04', 'sent'), (10, '09:04:10', 'approved')) v(n, t, c);
+INSERT INTO ato.login_events (user_id, occurred_at, ip_address, outcome)
+VALUES ('fatigued', '2024-05-21 09:04:20', '5.188.10.1', 'success');
+-- four pushes never answered (Auth0 logs only gd_send_pn), then one approved
+SELECT pg_temp.prompt('ignored', t, c)
+  FROM (VALUES ('10:00', 'sent'), ('10:01', 'sent'), ('10:02', 'sent'), ('10:03', 'sent'), ('10:05', 'approved')) v(t, c);
+-- denials too far apart for the default window
+SELECT pg_temp.prompt('slow', t, 'denied') FROM unnest('{12:00,12:06,12:12}'::text[]) t;
+SELECT pg_temp.prompt('slow', '12:15', 'approved');
+-- an owner who mistyped a code twice
+SELECT pg_temp.prompt('typo', t, c) FROM (VALUES ('11:00', 'denied'), ('11:00:30', 'denied'), ('11:01', 'approved')) v(t, c);
+-- Entra: sign-ins failing MFA (500121), then one getting through
+SELECT pg_temp.prompt('entra-user', t, c, login => true)
+  FROM (VALUES ('13:00', 'denied'), ('13:01', 'denied'), ('13:02', 'denied'), ('13:03', 'approved')) v(t, c);
+-- approvals in between split the denials into runs too short
+SELECT pg_temp.prompt('split', t, c)
+  FROM (VALUES ('14:00', 'denied'), ('14:01', 'denied'), ('14:02', 'approved'), ('14:03', 'denied'),
+               ('14:04', 'denied'), ('14:05', 'approved')) v(t, c);
+-- denials never approved
+SELECT pg_temp.prompt('refused', '15:0' || n, 'denied') FROM generate_series(0, 5) n;
+
+\o
+SELECT count(*) AS prompts FROM ato.audit_events WHERE metadata ? 'mfa';
+
+CREATE FUNCTION pg_temp.plain_fatigue(since timestamptz, m int, w interval)
+RETURNS TABLE (user_id text, approved_at timestamptz, denials bigint, unanswered bigint, first_prompt timestamptz, last_prompt timestamptz)
+LANGUAGE sql AS $$
+    WITH ev AS (
+        SELECT actor_id AS u, occurred_at AS t, metadata #>> '{mfa,challenge}' AS c FROM ato.audit_events
+         WHERE metadata #>> '{mfa,challenge}' IN ('sent', 'denied', 'approved')
+        UNION ALL
+        SELECT user_id, occurred_at, CASE WHEN outcome = 'success' THEN 'approved' ELSE metadata #>> '{mfa,challenge}' END
+          FROM ato.login_events
+         WHERE outcome = 'success' OR metadata #>> '{mfa,challenge}' IN ('sent', 'denied', 'approved')),
+    ap AS (
+        SELECT a.u, a.t, greatest(a.t - w, (SELECT max(p.t) FROM ev p WHERE p.u = a.u AND p.c = 'approved' AND p.t < a.t)) AS after
+          FROM ev a WHERE a.c = 'approved' AND a.t >= since),
+    counted AS (
+        SELECT ap.u, ap.t,
+               (SELECT count(*) FROM ev d WHERE d.u = ap.u AND d.c = 'denied' AND d.t > ap.after AND d.t < ap.t) AS denied,
+               (SELECT count(*) FROM ev d WHERE d.u = ap.u AND d.c = 'sent' AND d.t > ap.after AND d.t < ap.t) AS sent,
+               (SELECT min(d.t) FROM ev d WHERE d.u = ap.u AND d.c <> 'approved' AND d.t > ap.after AND d.t < ap.t) AS first_t,
+               (SELECT max(d.t) FROM ev d WHERE d.u = ap.u AND d.c <> 'approved' AND d.t > ap.after AND d.t < ap.t) AS last_t
+          FROM ap)
+    SELECT u, t, denied, greatest(sent - 1, 0), first_t, last_t FROM counted WHERE greatest(denied, sent - 1) >= m
+$$;
+SELECT label, (SELECT count(*) FROM ato.mfa_fatigue_logins(since, m, w)) AS rows,
+       pg_temp.differences(
+           format('SELECT user_id, approved_at, denials, unanswered, first_prompt, last_prompt FROM ato.mfa_fatigue_logins(%L, %s, %L)', since, m, w),
+           format('SELECT * FROM pg_temp.plain_fatigue(%L, %s, %L)', since, m, w)) AS differences
+  FROM (VALUES ('defaults', timestamptz '2024-05-21', 3, interval '10 minutes'),
+               ('since after the denials', '2024-05-21 09:04', 3, '10 minutes'),
+               ('since after the approval', '2024-05-21 09:05', 3, '10 minutes'),
+               ('two', '2024-05-21', 2, '10 minutes'),
+               ('one, in 20 minutes', '2024-05-21', 1, '20 minutes'),
+               ('strict', '2024-05-21', 5, '1 minute')) v(label, since, m, w);
+SELECT user_id, approved_at, approval, ip_address, denials, unanswered, first_prompt, last_prompt, prompt_ips, provider
+  FROM ato.mfa_fatigue_logins('2024-05-21');
+SELECT user_id, approved_at, denials FROM ato.mfa_fatigue_logins('2024-05-21', 2, '20 minutes') ORDER BY approved_at;
+\set VERBOSITY default
+SELECT * FROM ato.mfa_fatigue_logins(NULL);
+SELECT * FROM ato.mfa_fatigue_logins('2024-05-21', NULL);
+SELECT * FROM ato.mfa_fatigue_logins('2024-05-21', -3);
+SELECT * FROM ato.mfa_fatigue_logins('2024-05-21', 0);
+SELECT * FROM ato.mfa_fatigue_logins('2024-05-21', 3, '-10 minutes');
+SELECT * FROM ato.mfa_fatigue_logins('2024-05-21', 3, '0');
+SELECT * FROM ato.mfa_fatigue_logins('infinity');
+-- a rule, on by default: a hunt raises one alert per approval, naming its account
+SELECT enabled, parameters, lookback FROM ato.detection_rules WHERE name = 'mfa_fatigue_logins';
+SELECT ato.run_detection('mfa_fatigue_logins', hunt_since => '2024-05-21') AS fatigue_findings,
+       ato.run_detection('mfa_fatigue_logins', hunt_since => '2024-05-21') AS again;
+SELECT rule, finding, accounts, evidence ->> 'denials' AS denials FROM ato.alerts
+ WHERE rule = 'mfa_fatigue_logins' ORDER BY finding;

@@ -248,6 +248,127 @@ SELECT outcome, count(*), count(DISTINCT ip_address) AS addresses, min(session_i
   FROM ato.login_events WHERE user_id = '00uvictim0000000001' GROUP BY outcome ORDER BY outcome;
 
 -- ---------------------------------------------------------------------------
+-- Second-factor prompts, as each provider logs them, recorded as
+-- metadata's mfa.challenge (sent, denied, approved) for
+-- ato.mfa_fatigue_logins(): Okta's push sent, denied (deny_push, and a
+-- failed auth_via_mfa "User rejected Okta push verify"), approved; Auth0's
+-- gd_send_pn, gd_auth_rejected, gd_auth_succeed; Entra's 50074 (a second
+-- factor asked for) and 500121 (it failed: declined, not answered).  A denied
+-- push is a failed verification, never an MFA change.
+-- ---------------------------------------------------------------------------
+SELECT * FROM ato.import_events('okta', $$[
+{"uuid": "6f1e2d3c-4b5a-11ef-9a1d-000000000001", "published": "2024-05-25T07:00:00.000Z",
+ "eventType": "system.push.send_factor_verify_push", "version": "0", "severity": "INFO",
+ "displayMessage": "Push notification sent for verification",
+ "actor": {"id": "00upush0000000000001", "type": "User", "alternateId": "pat@example.com", "displayName": "Pat"},
+ "client": {"ipAddress": "5.188.10.69", "userAgent": {"rawUserAgent": "python-requests/2.31.0"}},
+ "outcome": {"result": "SUCCESS"},
+ "target": [{"id": "opf1push000000000001", "type": "AuthenticatorEnrollment", "displayName": "Okta Verify"}],
+ "debugContext": {"debugData": {"factor": "OKTA_VERIFY_PUSH", "factorIntent": "AUTHENTICATION"}},
+ "authenticationContext": {"externalSessionId": "idxPush0000000000001"}},
+{"uuid": "6f1e2d3c-4b5a-11ef-9a1d-000000000002", "published": "2024-05-25T07:00:30.000Z",
+ "eventType": "user.mfa.okta_verify.deny_push", "version": "0", "severity": "WARN",
+ "displayMessage": "User rejected Okta push verify",
+ "actor": {"id": "00upush0000000000001", "type": "User", "alternateId": "pat@example.com", "displayName": "Pat"},
+ "client": {"ipAddress": "5.188.10.69"}, "outcome": {"result": "SUCCESS"},
+ "authenticationContext": {"externalSessionId": "idxPush0000000000001"}},
+{"uuid": "6f1e2d3c-4b5a-11ef-9a1d-000000000003", "published": "2024-05-25T07:00:31.000Z",
+ "eventType": "user.authentication.auth_via_mfa", "version": "0", "severity": "INFO",
+ "legacyEventType": "core.user.factor.attempt_fail", "displayMessage": "Authentication of user via MFA",
+ "actor": {"id": "00upush0000000000001", "type": "User", "alternateId": "pat@example.com", "displayName": "Pat"},
+ "client": {"ipAddress": "5.188.10.69"}, "outcome": {"result": "FAILURE", "reason": "User rejected Okta push verify"},
+ "debugContext": {"debugData": {"factor": "OKTA_VERIFY_PUSH"}},
+ "authenticationContext": {"externalSessionId": "idxPush0000000000001", "credentialType": "OTP"}},
+{"uuid": "6f1e2d3c-4b5a-11ef-9a1d-000000000004", "published": "2024-05-25T07:02:00.000Z",
+ "eventType": "user.authentication.auth_via_mfa", "version": "0", "severity": "INFO",
+ "legacyEventType": "core.user.factor.attempt_success", "displayMessage": "Authentication of user via MFA",
+ "actor": {"id": "00upush0000000000001", "type": "User", "alternateId": "pat@example.com", "displayName": "Pat"},
+ "client": {"ipAddress": "5.188.10.69"}, "outcome": {"result": "SUCCESS"},
+ "debugContext": {"debugData": {"factor": "OKTA_VERIFY_PUSH"}},
+ "authenticationContext": {"externalSessionId": "idxPush0000000000001"}}
+]$$);
+SELECT * FROM ato.import_events('auth0', $$[
+{"date": "2024-05-25T07:10:00.000Z", "type": "gd_send_pn", "description": "Push notification sent",
+ "ip": "5.188.10.69", "user_id": "auth0|push0000000000000001", "user_name": "pat@example.com",
+ "log_id": "90020240525071000000000000000000001", "details": {"authenticator": {"type": "push"}}},
+{"date": "2024-05-25T07:10:20.000Z", "type": "gd_auth_rejected", "description": "Push notification was rejected",
+ "ip": "5.188.10.69", "user_id": "auth0|push0000000000000001", "log_id": "90020240525071020000000000000000002",
+ "details": {"authenticator": {"type": "push"}}},
+{"date": "2024-05-25T07:11:00.000Z", "type": "gd_auth_succeed", "description": "Second factor authentication succeeded",
+ "ip": "5.188.10.69", "user_id": "auth0|push0000000000000001", "log_id": "90020240525071100000000000000000003",
+ "details": {"authenticator": {"type": "push"}}}
+]$$);
+SELECT * FROM ato.import_events('entra', $${"value": [
+{"id": "5e0d1c2b-0000-4ee5-be62-000000000001", "createdDateTime": "2024-05-25T07:20:00Z",
+ "userPrincipalName": "pat@contoso.com", "userId": "4d3c2b1a-0000-0000-0000-00000000push",
+ "appDisplayName": "Office 365", "ipAddress": "5.188.10.69", "correlationId": "c0000000-0000-0000-0000-000000000001",
+ "status": {"errorCode": 50074, "failureReason": "Strong Authentication is required."},
+ "authenticationRequirement": "multiFactorAuthentication"},
+{"id": "5e0d1c2b-0000-4ee5-be62-000000000002", "createdDateTime": "2024-05-25T07:20:40Z",
+ "userPrincipalName": "pat@contoso.com", "userId": "4d3c2b1a-0000-0000-0000-00000000push",
+ "appDisplayName": "Office 365", "ipAddress": "5.188.10.69", "correlationId": "c0000000-0000-0000-0000-000000000001",
+ "status": {"errorCode": 500121, "failureReason": "Authentication failed during strong authentication request."},
+ "authenticationRequirement": "multiFactorAuthentication",
+ "authenticationDetails": [{"authenticationMethod": "Password", "succeeded": true},
+                           {"authenticationMethod": "Mobile app notification", "succeeded": false,
+                            "authenticationStepResultDetail": "MFA denied; user declined the authentication"}]},
+{"id": "5e0d1c2b-0000-4ee5-be62-000000000003", "createdDateTime": "2024-05-25T07:22:00Z",
+ "userPrincipalName": "pat@contoso.com", "userId": "4d3c2b1a-0000-0000-0000-00000000push",
+ "appDisplayName": "Office 365", "ipAddress": "5.188.10.69", "correlationId": "c0000000-0000-0000-0000-000000000002",
+ "status": {"errorCode": 0}, "authenticationRequirement": "multiFactorAuthentication",
+ "mfaDetail": {"authMethod": "Mobile app notification", "authDetail": null},
+ "authenticationDetails": [{"authenticationMethod": "Password", "succeeded": true},
+                           {"authenticationMethod": "Mobile app notification", "succeeded": true}]}
+]}$$);
+SELECT 'audit' AS kind, actor_id AS account, event_type, outcome, metadata #>> '{mfa,challenge}' AS challenge,
+       metadata #>> '{mfa,factor}' AS factor
+  FROM ato.audit_events WHERE actor_id IN ('00upush0000000000001', 'auth0|push0000000000000001')
+UNION ALL
+SELECT 'login', user_id, metadata ->> 'provider_outcome', outcome, metadata #>> '{mfa,challenge}', metadata #>> '{mfa,factor}'
+  FROM ato.login_events WHERE user_id = '4d3c2b1a-0000-0000-0000-00000000push'
+ ORDER BY 1, 2, 3, 4;
+SELECT count(*) AS mfa_changes FROM ato.persistence_changes('{00upush0000000000001}', '2024-05-25');
+SELECT user_id, approved_at, approval, denials, unanswered
+  FROM ato.mfa_fatigue_logins('2024-05-25', min_denials => 1) ORDER BY approved_at;
+
+-- ---------------------------------------------------------------------------
+-- Importing the same export again stores nothing twice: each provider's
+-- events are known by their own id (Okta uuid, Auth0 log_id, Entra id) and
+-- time, and the second call counts them as duplicates, not as rejections.
+-- Events without an id are stored each time (nothing says they are the same).
+-- ---------------------------------------------------------------------------
+CREATE TEMP TABLE stored_before AS
+SELECT source, count(*) AS events FROM (SELECT source FROM ato.login_events UNION ALL SELECT source FROM ato.audit_events) e
+ GROUP BY source;
+SELECT * FROM ato.import_events('okta', (SELECT jsonb_agg(metadata_event) FROM (
+    SELECT jsonb_build_object('uuid', metadata ->> 'event_id', 'published', to_char(occurred_at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                              'eventType', event_type, 'actor', jsonb_build_object('id', actor_id),
+                              'outcome', jsonb_build_object('result', metadata ->> 'provider_outcome')) AS metadata_event
+      FROM ato.audit_events WHERE actor_id = '00upush0000000000001') x));
+SELECT * FROM ato.import_events('auth0', $$[
+{"date": "2024-05-25T07:10:00.000Z", "type": "gd_send_pn", "ip": "5.188.10.69", "user_id": "auth0|push0000000000000001",
+ "log_id": "90020240525071000000000000000000001"},
+{"log_id": "90020240525071020000000000000000002",
+ "data": {"date": "2024-05-25T07:10:20.000Z", "type": "gd_auth_rejected", "ip": "5.188.10.69", "user_id": "auth0|push0000000000000001"}},
+{"date": "2024-05-25T07:11:00.000Z", "type": "gd_auth_succeed", "ip": "5.188.10.69", "user_id": "auth0|push0000000000000001",
+ "_id": "90020240525071100000000000000000003"},
+{"date": "2024-05-25T07:12:00.000Z", "type": "s", "ip": "5.188.10.69", "user_id": "auth0|push0000000000000001",
+ "log_id": "90020240525071200000000000000000004"},
+{"date": "2024-05-25T07:12:00.000Z", "type": "s", "ip": "5.188.10.69", "user_id": "auth0|push0000000000000001",
+ "log_id": "90020240525071200000000000000000004"}
+]$$);
+SELECT * FROM ato.import_events('entra', (SELECT jsonb_build_object('value', jsonb_agg(jsonb_build_object(
+           'id', metadata ->> 'event_id', 'createdDateTime', occurred_at, 'userId', user_id,
+           'ipAddress', host(ip_address), 'status', jsonb_build_object('errorCode', (metadata ->> 'provider_outcome')::int))))
+      FROM ato.login_events WHERE user_id = '4d3c2b1a-0000-0000-0000-00000000push'));
+SELECT b.source, b.events AS before, n.events AS after
+  FROM stored_before b
+  JOIN (SELECT source, count(*) AS events FROM (SELECT source FROM ato.login_events UNION ALL SELECT source FROM ato.audit_events) e
+         GROUP BY source) n USING (source)
+ ORDER BY 1;
+SELECT count(*) AS rejected_as_duplicates FROM ato.import_rejections;
+
+-- ---------------------------------------------------------------------------
 -- Bad input.  The call itself is refused (with an SQLSTATE and a hint) only
 -- when the provider or the array is wrong; an event that cannot be stored
 -- is counted, kept with its reason, and never stops the others.
@@ -326,6 +447,13 @@ COPY ato.okta_import FROM STDIN (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');
 this is not JSON
 {"uuid": "bulk-nul", "published": "2024-05-24T08:03:00Z", "eventType": "user.session.start", "actor": {"id": "00ubulk\u0000"}}
 
+{"uuid": "bulk-ip", "published": "2024-05-24T08:04:00Z", "eventType": "user.session.start", "actor": {"id": "00ubulk"}, "client": {"ipAddress": "8.8.8.888"}, "outcome": {"result": "SUCCESS"}}
+\.
+-- the same lines again: nothing stored twice, the rejected ones rejected again
+COPY ato.okta_import FROM STDIN (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');
+{"uuid": "bulk-1", "published": "2024-05-24T08:00:00Z", "eventType": "user.session.start", "actor": {"id": "00ubulk", "alternateId": "C:\\Users\\bulk \"quoted\""}, "client": {"ipAddress": "8.8.8.8", "userAgent": {"rawUserAgent": "tab\there \u00e9"}}, "outcome": {"result": "SUCCESS"}}
+{"uuid": "bulk-2", "published": "2024-05-24T08:01:00Z", "eventType": "user.session.start", "actor": {"id": "00ubulk"}, "outcome": {"result": "DENY"}}
+{"uuid": "bulk-3", "published": "2024-05-24T08:02:00Z", "eventType": "user.account.update_password", "actor": {"id": "00ubulk"}, "outcome": {"result": "SUCCESS"}}
 {"uuid": "bulk-ip", "published": "2024-05-24T08:04:00Z", "eventType": "user.session.start", "actor": {"id": "00ubulk"}, "client": {"ipAddress": "8.8.8.888"}, "outcome": {"result": "SUCCESS"}}
 \.
 SELECT user_id, outcome, ip_address, user_agent, metadata ->> 'user_name' AS user_name

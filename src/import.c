@@ -18,6 +18,8 @@
  *     ato.import_batch(provider, NULL, lines), which parses and maps them in
  *     one set-based statement per batch.  One bad line costs its batch a few
  *     more statements, never the COPY: it ends in ato.import_rejections.
+ *     An event stored before (the same provider, event id and time) is
+ *     skipped and counted as already stored.
  *
  * The lines kept belong to the statement loading the view.  They live in a
  * context under TopTransactionContext, and are dropped when the
@@ -67,6 +69,7 @@ typedef struct PendingImport
 	int64		logins;
 	int64		audit_events;
 	int64		rejected;
+	int64		duplicates;
 	bool		storing;		/* inside store_batch() */
 } PendingImport;
 
@@ -182,13 +185,14 @@ store_batch(PendingImport *p)
 		save_nestlevel = NewGUCNestLevel();
 		(void) set_config_option("search_path", ATO_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
-		ret = SPI_execute_with_args("SELECT logins, audit_events, rejected FROM ato.import_batch($1, NULL, $2)",
+		ret = SPI_execute_with_args("SELECT logins, audit_events, rejected, duplicates FROM ato.import_batch($1, NULL, $2)",
 									2, argtypes, values, NULL, false, 1);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "ato.import_batch() returned no row");
 		p->logins += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		p->audit_events += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		p->rejected += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		p->duplicates += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 		AtEOXact_GUC(false, save_nestlevel);
 		SPI_finish();
 	}
@@ -311,8 +315,8 @@ ato_import_lines_end(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	store_batch(p);
 	ereport(NOTICE,
-			(errmsg("imported " INT64_FORMAT " logins and " INT64_FORMAT " audit events from %s; " INT64_FORMAT " events rejected",
-					p->logins, p->audit_events, p->provider, p->rejected),
+			(errmsg("imported " INT64_FORMAT " logins and " INT64_FORMAT " audit events from %s; " INT64_FORMAT " events rejected, " INT64_FORMAT " already stored",
+					p->logins, p->audit_events, p->provider, p->rejected, p->duplicates),
 			 p->rejected > 0 ?
 			 errhint("The rejected events are kept, with their reasons, in ato.import_rejections.") : 0));
 	drop_pending();

@@ -187,7 +187,10 @@ INSERT INTO ato.persistence_event_types (pattern, category, builtin) VALUES
     ('Add user',                          'account_created',      true),
     ('Add member to role',                'role_granted',         true),
     ('User registered security info',     'mfa_factor_added',     true),
+    ('User deleted security info',        'mfa_factor_removed',   true),
+    ('Add service principal credentials', 'api_token_created',    true),
     ('gd_enrollment_complete',            'mfa_factor_added',     true),
+    ('gd_unenroll',                       'mfa_factor_removed',   true),
     ('sce',                               'email_changed',        true);
 SELECT pg_catalog.pg_extension_config_dump('ato.persistence_event_types', 'WHERE NOT builtin');
 
@@ -385,3 +388,100 @@ $$;
 COMMENT ON FUNCTION ato.session_hijacks(timestamptz) IS
     'Sessions (the identity provider''s session id: Okta externalSessionId, Entra sessionId) used since then from more than one network (its ASN, else its country): a stolen session cookie or token';
 REVOKE ALL ON FUNCTION ato.session_hijacks(timestamptz) FROM PUBLIC;
+
+-- MFA fatigue (push bombing, MITRE ATT&CK T1621): an attacker who has the
+-- password asks for second factors until the owner, worn down, approves one.
+-- The prompts are what the import records as metadata's mfa.challenge (sent,
+-- denied, approved; see 11_import.sql), which an application's own events may
+-- carry too.  A row is an approval (an approved challenge, or any successful
+-- login) after at least min_denials prompts that were not approved within
+-- denial_window before it and since the account's previous approval: the
+-- denied ones (denied, failed, timed out), or the prompts sent but never
+-- answered (all sent but the approved one), whichever is more.
+-- Defaults: 3 in 10 minutes.  Elastic's rule "Potential Abuse of Repeated MFA
+-- Push Notifications" raises on two denied Okta pushes then a sign-in within
+-- 10 minutes, its hunting query "Rapid MFA Deny Push Notifications" on more
+-- than 5 denials in 10 minutes without an approval, Splunk's "Azure AD
+-- Multiple Denied MFA Requests For User" on more than 9 in 10 minutes
+-- without one; an approval after 3 is the middle ground, one more than an
+-- owner's mistyped code and a retry.
+CREATE FUNCTION ato.mfa_fatigue_logins(
+    since         timestamptz DEFAULT now() - interval '1 hour',
+    min_denials   integer     DEFAULT 3,
+    denial_window interval    DEFAULT interval '10 minutes')
+RETURNS TABLE (user_id text, approved_at timestamptz, approval text, ip_address inet, denials bigint,
+               unanswered bigint, first_prompt timestamptz, last_prompt timestamptz, prompt_ips inet[],
+               provider text, event_id bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF since IS NULL OR min_denials IS NULL OR denial_window IS NULL THEN
+        RAISE EXCEPTION 'ato.mfa_fatigue_logins: since, min_denials and denial_window must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Leave out an argument to keep its default: min_denials 3, denial_window interval ''10 minutes''.';
+    END IF;
+    IF NOT isfinite(since) THEN
+        RAISE EXCEPTION 'ato.mfa_fatigue_logins: since must be a finite time'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give the start of the window, for example now() - interval ''1 hour''.';
+    END IF;
+    IF min_denials < 1 THEN
+        RAISE EXCEPTION 'ato.mfa_fatigue_logins: min_denials must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a whole number of at least 1.';
+    END IF;
+    IF denial_window <= interval '0' OR denial_window > interval '1 day' THEN
+        RAISE EXCEPTION 'ato.mfa_fatigue_logins: denial_window must be more than 0 and at most a day'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a length of time such as interval ''10 minutes''.';
+    END IF;
+    RETURN QUERY
+    WITH prompts AS (
+        SELECT a.actor_id AS user_id, a.occurred_at, a.id, a.ip_address, a.event_type,
+               a.metadata #>> '{mfa,challenge}' AS challenge, a.metadata ->> 'provider' AS provider
+          FROM ato.audit_events a
+         WHERE a.occurred_at >= since - denial_window AND a.metadata #>> '{mfa,challenge}' IS NOT NULL
+        UNION ALL
+        SELECT l.user_id, l.occurred_at, l.id, l.ip_address, coalesce(l.metadata ->> 'event_type', 'login'),
+               CASE WHEN l.outcome = 'success' THEN 'approved' ELSE l.metadata #>> '{mfa,challenge}' END,
+               l.metadata ->> 'provider'
+          FROM ato.login_events l
+         WHERE l.occurred_at >= since - denial_window
+           AND (l.outcome = 'success' OR l.metadata #>> '{mfa,challenge}' IS NOT NULL)),
+    -- the account's approvals so far number its runs of prompts: a run ends
+    -- in its approval, if it has one yet (the sort and the window functions
+    -- are one pass each: no prompt is read again per approval)
+    runs AS (
+        SELECT p.*, count(*) FILTER (WHERE p.challenge = 'approved')
+                        OVER (PARTITION BY p.user_id ORDER BY p.occurred_at, p.challenge = 'approved', p.id
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS run
+          FROM prompts p
+         WHERE p.challenge IN ('sent', 'denied', 'approved')),
+    closed AS (
+        SELECT r.*, max(r.occurred_at) FILTER (WHERE r.challenge = 'approved')
+                        OVER (PARTITION BY r.user_id, r.run) AS run_approved_at
+          FROM runs r),
+    found AS (
+        SELECT c.user_id, c.run_approved_at,
+               (array_agg(c.event_type) FILTER (WHERE c.challenge = 'approved'))[1] AS approval,
+               (array_agg(c.ip_address) FILTER (WHERE c.challenge = 'approved'))[1] AS approval_ip,
+               (array_agg(c.provider) FILTER (WHERE c.challenge = 'approved'))[1] AS approval_provider,
+               (array_agg(c.id) FILTER (WHERE c.challenge = 'approved'))[1] AS approval_id,
+               count(*) FILTER (WHERE c.challenge = 'denied' AND c.occurred_at > c.run_approved_at - denial_window) AS n_denied,
+               count(*) FILTER (WHERE c.challenge = 'sent' AND c.occurred_at > c.run_approved_at - denial_window) AS n_sent,
+               min(c.occurred_at) FILTER (WHERE c.challenge <> 'approved' AND c.occurred_at > c.run_approved_at - denial_window) AS first_at,
+               max(c.occurred_at) FILTER (WHERE c.challenge <> 'approved' AND c.occurred_at > c.run_approved_at - denial_window) AS last_at,
+               array_agg(DISTINCT c.ip_address ORDER BY c.ip_address)
+                   FILTER (WHERE c.challenge <> 'approved' AND c.occurred_at > c.run_approved_at - denial_window
+                             AND c.ip_address IS NOT NULL) AS ips
+          FROM closed c
+         WHERE c.run_approved_at >= since
+         GROUP BY c.user_id, c.run, c.run_approved_at)
+    SELECT f.user_id, f.run_approved_at, f.approval, f.approval_ip, f.n_denied, greatest(f.n_sent - 1, 0),
+           f.first_at, f.last_at, f.ips, f.approval_provider, f.approval_id
+      FROM found f
+     WHERE greatest(f.n_denied, f.n_sent - 1) >= min_denials
+     ORDER BY f.run_approved_at, f.approval_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.mfa_fatigue_logins(timestamptz, integer, interval) IS
+    'MFA fatigue (push bombing): approvals since then (an approved second factor or a successful login) after at least min_denials second-factor prompts not approved within denial_window before and since the previous approval (denied, failed or timed out, or sent and never answered; metadata mfa.challenge as ato.import_events() records it). Defaults 3 in 10 minutes, after Elastic''s Okta push rules (2 denials then a sign-in in 10 minutes; more than 5 denials in 10 minutes) and Splunk''s Azure AD rule (more than 9 in 10 minutes)';
+REVOKE ALL ON FUNCTION ato.mfa_fatigue_logins(timestamptz, integer, interval) FROM PUBLIC;

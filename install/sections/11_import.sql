@@ -29,8 +29,14 @@
 --                     target_id hold the first
 --   risk              the provider's risk and anonymiser signals: level, detail, proxy,
 --                     threat_suspected, behaviors (Okta), event_types, state, aggregated,
---                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0)
---   mfa               factor, result (and Entra's requirement): the second factor used
+--                     anonymizer (Entra), attack_protection, confidence, assessments (Auth0,
+--                     whose level is HIGH when its riskAssessment confidence is low)
+--   mfa               factor, result (and Entra's requirement): the second factor used;
+--                     challenge: sent (a push or code sent: Okta system.push.send_factor_verify_push,
+--                     Auth0 gd_send_*, Entra 50074/50076), denied (denied, failed, not answered:
+--                     Okta deny_push or a failed auth_via_mfa, Auth0 gd_auth_failed/_rejected,
+--                     Entra 500121 or a failed second step) or approved, read by
+--                     ato.mfa_fatigue_logins()
 --   geo               the provider's own geography: country, city, state, latitude,
 --                     longitude; it fills country_code, latitude and longitude only where
 --                     GeoIP has no answer for the address (ato.geoip_coverage())
@@ -138,7 +144,10 @@ SELECT CASE WHEN x.reason IS NULL THEN
                             THEN nullif(nullif(event #>> '{actor,alternateId}', ''), 'unknown')
                             ELSE event #>> '{actor,id}' END AS subject,
                        nullif(event #>> '{client,ipAddress}', '')::inet AS ip_address,
-                       ato.import_outcome(event #>> '{outcome,result}') AS outcome,
+                       -- a push the user denied is a verification that failed, whatever
+                       -- outcome Okta gives the event itself (provider_outcome keeps it)
+                       CASE WHEN event ->> 'eventType' LIKE 'user.mfa.okta\_verify.deny\_push%' THEN 'failure'
+                            ELSE ato.import_outcome(event #>> '{outcome,result}') END AS outcome,
                        nullif(event #>> '{client,userAgent,rawUserAgent}', '') AS user_agent,
                        nullif(nullif(event #>> '{authenticationContext,externalSessionId}', ''), 'unknown') AS session_id,
                        event #>> '{target,0,type}' AS target_type,
@@ -173,10 +182,17 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                'behaviors', event #>> '{debugContext,debugData,behaviors}') END,
                            'mfa', CASE WHEN event #>> '{debugContext,debugData,factor}' IS NOT NULL
                                          OR event ->> 'eventType' LIKE 'user.authentication.auth\_via\_mfa%'
+                                         OR event ->> 'eventType' LIKE 'user.mfa.okta\_verify.deny\_push%'
+                                         OR event ->> 'eventType' LIKE 'system.%.send\_factor\_verify%'
                                        THEN jsonb_build_object(
                                            'factor', coalesce(event #>> '{debugContext,debugData,factor}',
                                                               event #>> '{authenticationContext,credentialType}'),
-                                           'result', event #>> '{outcome,result}') END,
+                                           'result', event #>> '{outcome,result}',
+                                           'challenge', CASE
+                                               WHEN event ->> 'eventType' LIKE 'system.%.send\_factor\_verify%' THEN 'sent'
+                                               WHEN event ->> 'eventType' LIKE 'user.mfa.okta\_verify.deny\_push%' THEN 'denied'
+                                               WHEN upper(event #>> '{outcome,result}') IN ('FAILURE', 'DENY') THEN 'denied'
+                                               WHEN upper(event #>> '{outcome,result}') IN ('SUCCESS', 'ALLOW') THEN 'approved' END) END,
                            'geo', CASE WHEN num_nonnulls(event #>> '{client,geographicalContext,country}',
                                                          event #>> '{client,geographicalContext,state}',
                                                          event #>> '{client,geographicalContext,city}',
@@ -261,13 +277,21 @@ SELECT CASE WHEN x.reason IS NULL THEN
                                'attack_protection', CASE WHEN e.event_type IN ('limit_wc', 'limit_sul', 'limit_mu',
                                                              'limit_delegation', 'pwd_leak', 'signup_pwd_leak',
                                                              'reset_pwd_leak') THEN e.event_type END,
+                               -- Auth0's confidence that the login is the user's: low is a likely attack
+                               'level', CASE lower(e.log #>> '{details,riskAssessment,confidence}')
+                                        WHEN 'low' THEN 'HIGH' WHEN 'medium' THEN 'MEDIUM' WHEN 'high' THEN 'LOW' END,
                                'confidence', e.log #>> '{details,riskAssessment,confidence}',
                                'assessments', e.log #> '{details,riskAssessment,assessments}') END,
                            'mfa', CASE WHEN e.event_type LIKE 'gd\_%' OR e.event_type = 'mfar'
                                        THEN jsonb_build_object(
                                            'factor', coalesce(e.log #>> '{details,authenticator,type}',
                                                               e.log #>> '{details,method}'),
-                                           'result', e.event_type) END,
+                                           'result', e.event_type,
+                                           'challenge', CASE
+                                               WHEN e.event_type IN ('gd_send_pn', 'gd_send_sms', 'gd_send_voice', 'gd_send_email') THEN 'sent'
+                                               WHEN e.event_type IN ('gd_auth_failed', 'gd_auth_rejected', 'gd_otp_rate_limit_exceed',
+                                                                     'gd_webauthn_challenge_failed') THEN 'denied'
+                                               WHEN e.event_type = 'gd_auth_succeed' THEN 'approved' END) END,
                            'geo', CASE WHEN num_nonnulls(e.log #>> '{location_info,country_code}',
                                                          e.log #>> '{location_info,city_name}',
                                                          e.log #>> '{location_info,latitude}',
@@ -371,11 +395,21 @@ SELECT CASE WHEN x.reason IS NULL THEN x.kind END,
                                                        ?| ARRAY['anonymizedIPAddress', 'anonymousIPAddress'] END) END,
                            'mfa', CASE WHEN num_nonnulls(s.r ->> 'authenticationRequirement',
                                                          s.r #>> '{mfaDetail,authMethod}',
-                                                         s.second_factor) > 0
+                                                         s.second_factor,
+                                                         CASE WHEN s.error_code IN ('500121', '50074', '50076') THEN 1 END) > 0
                                        THEN jsonb_build_object(
                                'requirement', s.r ->> 'authenticationRequirement',
                                'factor', coalesce(s.r #>> '{mfaDetail,authMethod}', s.second_factor ->> 'authenticationMethod'),
-                               'result', s.second_factor -> 'succeeded') END,
+                               'result', s.second_factor -> 'succeeded',
+                               -- 500121: the second factor failed (denied, not answered, timed
+                               -- out); 50074, 50076: a second factor was asked for
+                               'challenge', CASE WHEN s.kind <> 'login' THEN NULL
+                                                 WHEN s.error_code = '500121' THEN 'denied'
+                                                 WHEN s.error_code IN ('50074', '50076') THEN 'sent'
+                                                 WHEN s.second_factor -> 'succeeded' = 'false' THEN 'denied'
+                                                 WHEN s.error_code = '0' AND (s.second_factor -> 'succeeded' = 'true'
+                                                                              OR s.r #>> '{mfaDetail,authMethod}' IS NOT NULL)
+                                                 THEN 'approved' END) END,
                            'geo', CASE WHEN num_nonnulls(s.r #>> '{location,countryOrRegion}',
                                                          s.r #>> '{location,state}',
                                                          s.r #>> '{location,city}',
@@ -421,8 +455,10 @@ CREATE TABLE ato.import_rejections (
     line        text
 );
 ALTER SEQUENCE ato.import_rejection_id_seq OWNED BY ato.import_rejections.id;
+-- ato.apply_retention() deletes the rejections older than ato_response.retention
+CREATE INDEX import_rejections_rejected_at_idx ON ato.import_rejections (rejected_at);
 COMMENT ON TABLE ato.import_rejections IS
-    'Identity-provider events that could not be stored, each kept whole with why: the rest of their import went on without them';
+    'Identity-provider events that could not be stored, each kept whole with why: the rest of their import went on without them; kept for ato_response.retention, as the events are';
 COMMENT ON COLUMN ato.import_rejections.reason IS
     'Why the event was not stored: what the mapping missed, or the error of the check that refused it';
 COMMENT ON COLUMN ato.import_rejections.sqlstate IS
@@ -461,7 +497,8 @@ COMMENT ON FUNCTION ato.import_mapping(text) IS
 -- PUBLIC: it reads nothing and computes only from its arguments; the import runs it as the caller.
 
 CREATE FUNCTION ato.import_batch(provider text, events jsonb[], lines text[] DEFAULT NULL,
-                                 OUT logins bigint, OUT audit_events bigint, OUT rejected bigint)
+                                 OUT logins bigint, OUT audit_events bigint, OUT rejected bigint,
+                                 OUT duplicates bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
@@ -474,6 +511,9 @@ DECLARE
     l bigint;
     a bigint;
     r bigint;
+    d bigint;
+    conflict text := '';
+    attempt integer;
     message text;
     state text;
     event jsonb;
@@ -482,6 +522,7 @@ BEGIN
     logins := 0;
     audit_events := 0;
     rejected := 0;
+    duplicates := 0;
     IF given = 0 THEN
         RETURN;
     END IF;
@@ -503,7 +544,13 @@ BEGIN
     -- The whole batch in one statement; an event a check refuses (or a line
     -- that is not JSON) fails it, and then each half is tried on its own,
     -- down to the single event, which is kept in ato.import_rejections with
-    -- the error.
+    -- the error.  An event stored before (its provider, id and time: the
+    -- event_id indexes of 03_event_store.sql) fails it with a unique
+    -- violation, and the batch is stored again ON CONFLICT DO NOTHING,
+    -- skipping what is stored: a first import does not pay for the
+    -- speculative insertion ON CONFLICT costs every row (a third of the bulk
+    -- path's time), a second one pays it once it has met an event again.
+    FOR attempt IN 1 .. 2 LOOP
     BEGIN
         EXECUTE format($sql$
             WITH m AS MATERIALIZED (
@@ -521,6 +568,7 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        session_id
                   FROM m WHERE kind = 'login'
+                %3$s
                 RETURNING 1),
             a AS (
                 INSERT INTO ato.audit_events (occurred_at, actor_id, event_type, ip_address, target_type,
@@ -533,15 +581,18 @@ BEGIN
                        CASE WHEN covered & 2 = 0 AND latitude IS NOT NULL THEN longitude END,
                        outcome, session_id
                   FROM m WHERE kind = 'audit'
+                %3$s
                 RETURNING 1),
             r AS (
                 INSERT INTO ato.import_rejections (provider, reason, event)
                 SELECT $2, coalesce(reason, 'the mapping gave no row'), event
                   FROM m WHERE kind IS NULL OR kind NOT IN ('login', 'audit')
                 RETURNING 1)
-            SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r)
-            $sql$, source, mapping::oid::regproc)
-        INTO logins, audit_events, rejected
+            SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM a), (SELECT count(*) FROM r),
+                   (SELECT count(*) FROM m WHERE kind IN ('login', 'audit')) - (SELECT count(*) FROM l)
+                   - (SELECT count(*) FROM a)
+            $sql$, source, mapping::oid::regproc, conflict)
+        INTO logins, audit_events, rejected, duplicates
         USING events, provider, lines;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
@@ -553,6 +604,9 @@ BEGIN
             RAISE;
         END IF;
     END;
+    EXIT WHEN state <> '23505' OR conflict <> '';
+    conflict := 'ON CONFLICT DO NOTHING';
+    END LOOP;
 
     IF given = 1 THEN
         IF lines IS NULL THEN
@@ -570,20 +624,20 @@ BEGIN
         RETURN;
     END IF;
     half := given / 2;
-    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+    SELECT b.logins, b.audit_events, b.rejected, b.duplicates INTO l, a, r, d
       FROM ato.import_batch(provider, events[1:half], lines[1:half]) b;
-    logins := l; audit_events := a; rejected := r;
-    SELECT b.logins, b.audit_events, b.rejected INTO l, a, r
+    logins := l; audit_events := a; rejected := r; duplicates := d;
+    SELECT b.logins, b.audit_events, b.rejected, b.duplicates INTO l, a, r, d
       FROM ato.import_batch(provider, events[half + 1:], lines[half + 1:]) b;
-    logins := logins + l; audit_events := audit_events + a; rejected := rejected + r;
+    logins := logins + l; audit_events := audit_events + a; rejected := rejected + r; duplicates := duplicates + d;
 END
 $$;
 COMMENT ON FUNCTION ato.import_batch(text, jsonb[], text[]) IS
-    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text): what ato.import_events() and the import views run';
+    'Stores identity-provider events given one per array element, as jsonb (events) or as JSON text (lines, which wins; a line that is not JSON is rejected with its text), skipping those already stored (counted in duplicates): what ato.import_events() and the import views run';
 REVOKE ALL ON FUNCTION ato.import_batch(text, jsonb[], text[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.import_events(provider text, events jsonb)
-RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint)
+RETURNS TABLE (logins bigint, audit_events bigint, rejected bigint, duplicates bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -607,12 +661,12 @@ BEGIN
                   HINT = 'Pass the provider''s events as a JSON array, as its API returns them; put a single event in [ ].';
     END IF;
     RETURN QUERY
-        SELECT b.logins, b.audit_events, b.rejected
+        SELECT b.logins, b.audit_events, b.rejected, b.duplicates
           FROM ato.import_batch(provider, ARRAY(SELECT jsonb_array_elements(events))) b;
 END
 $$;
 COMMENT ON FUNCTION ato.import_events(text, jsonb) IS
-    'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others';
+    'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others; one stored before (the same provider, event id and time) is counted in duplicates and not stored again';
 REVOKE ALL ON FUNCTION ato.import_events(text, jsonb) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
