@@ -33,7 +33,7 @@ ATO_INSTALL_SQL = install/$(EXTENSION)--$(EXTVERSION).sql
 ATO_INSTALL_PIECES = install/header.sql $(sort $(wildcard install/sections/*.sql))
 DATA = $(sort $(ATO_INSTALL_SQL) $(wildcard install/$(EXTENSION)--*.sql))
 
-REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection detection_kit response alerts late_alerts error_codes roles import evidence
+REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection detection_kit response alerts late_alerts error_codes roles import evidence incident_record
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
 ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance partition_writers evidence_preservation
 ISOLATION_OPTS = --load-extension=$(EXTENSION)
