@@ -34,9 +34,9 @@ ATO_INSTALL_SQL = install/$(EXTENSION)--$(EXTVERSION).sql
 ATO_INSTALL_PIECES = install/header.sql $(sort $(wildcard install/sections/*.sql))
 DATA = $(sort $(ATO_INSTALL_SQL) $(wildcard install/$(EXTENSION)--*.sql))
 
-REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection summaries detection_kit response alerts late_alerts error_codes roles import evidence
+REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection summaries detection_kit response alerts late_alerts error_codes roles import evidence incident_record
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
-ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance partition_writers evidence_preservation event_layout
+ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance partition_writers evidence_preservation event_layout incident_scope
 ISOLATION_OPTS = --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -8,6 +8,9 @@
 
 #include "postgres.h"
 
+/* Accounts a revocation fences one by one; past this, by bucket. */
+#define ATO_FENCE_ACCOUNT_KEYS 1024
+
 /* Buckets the accounts are spread over (the most locks a large revocation holds). */
 #define ATO_GATE_BUCKETS 1024
 

@@ -45,6 +45,7 @@ typedef struct IncidentRun
 {
 	pg_uuid_t	id;
 	bool		given_id;		/* the caller gave id (ato.revoke_incident's incident_id) */
+	bool		addition;		/* accounts added later (ato.add_incident_accounts) */
 	TimestampTz revoked_at;
 	text	   *reason;
 	bool		has_created_after;

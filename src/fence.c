@@ -59,9 +59,6 @@
 #include "fence.h"
 #include "locks.h"
 
-/* Accounts a revocation fences one by one; past this, by bucket. */
-#define ATO_FENCE_ACCOUNT_KEYS 1024
-
 /* Accounts one transaction may pass through the gate. */
 #define ATO_GATE_MAX_PER_TRANSACTION 16
 

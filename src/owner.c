@@ -7,6 +7,9 @@
  *     defaults, rules, policies and index expressions are that owner's code
  *     and must never run with more rights than the owner has).
  *
+ * And who called: ato.calling_role(), the role a caller acts as, which a
+ * SECURITY DEFINER function's current_user hides.
+ *
  * Either way the switch is the one PostgreSQL's own maintenance commands
  * make (vacuum.c, analyze.c): SetUserIdAndSecContext() with
  * SECURITY_RESTRICTED_OPERATION, so the code cannot SET ROLE back, create
@@ -21,7 +24,9 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -83,4 +88,17 @@ void
 ato_pin_session_search_path(void)
 {
 	SetConfigOption("search_path", ATO_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION);
+}
+
+/*
+ * ato.calling_role() RETURNS name: the role the caller acts as (its SET ROLE,
+ * or its session's), which current_user no longer is inside a SECURITY
+ * DEFINER function; what the incident record writes beside session_user.
+ */
+PG_FUNCTION_INFO_V1(ato_calling_role);
+Datum
+ato_calling_role(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(DirectFunctionCall1(namein,
+										CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
 }

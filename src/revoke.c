@@ -1,7 +1,9 @@
 /*
  * revoke.c
  *     ato.revoke_incident(): containment first, then the marking of the
- *     application's rows in batches; and ato.resume_incidents().
+ *     application's rows in batches; ato.resume_incidents(); and the
+ *     containment of accounts added to an incident later
+ *     (ato.contain_incident_accounts(), for ato.add_incident_accounts()).
  *
  * Containment is one set of statements in the caller's transaction: the
  * incident row (its accounts sorted and without duplicates), a revocation
@@ -19,7 +21,15 @@
  * holds account by account) this happens in the caller's transaction;
  * beyond it a background worker does one batch per transaction
  * (src/incident_worker.c), and the call returns as soon as containment is
- * done.
+ * done.  The incident's record (13_incident_record.sql) records the stage
+ * "contained" in the same transaction.
+ *
+ * Accounts added later go through the same containment (the fence, their
+ * revocation time, the incident's flags and reason) and the same batches
+ * (marked under the incident's id, announced in the outbox), always in the
+ * caller's transaction and at most ATO_FENCE_ACCOUNT_KEYS at a time, so that
+ * they are fenced account by account; their batches leave the incident's
+ * own progress (its opening's batches) as it is.
  *
  * Lock order: every writer of an account's rows first locks the account's
  * ato.account_revocations row, accounts in ascending (C collation) order:
@@ -92,7 +102,7 @@ compare_account_ids(const void *a, const void *b)
  * errors.
  */
 static Datum *
-incident_accounts_arg(FunctionCallInfo fcinfo, int argno, int *naccounts, int *duplicates)
+incident_accounts_arg(FunctionCallInfo fcinfo, int argno, const char *caller, int *naccounts, int *duplicates)
 {
 	static const char hint[] = "Pass the affected accounts, for example ARRAY['alice', 'bob'] or the user_id column of a detection.";
 	ArrayType  *array;
@@ -104,19 +114,19 @@ incident_accounts_arg(FunctionCallInfo fcinfo, int argno, int *naccounts, int *d
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("revoke_incident: user_ids must not be NULL"),
+				 errmsg("%s: user_ids must not be NULL", caller),
 				 errhint("%s", hint)));
 	array = PG_GETARG_ARRAYTYPE_P(argno);
 	if (ARR_NDIM(array) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("revoke_incident: user_ids must be a one-dimensional array"),
+				 errmsg("%s: user_ids must be a one-dimensional array", caller),
 				 errhint("%s", hint)));
 	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &ids, &nulls, &n);
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("revoke_incident: user_ids is empty"),
+				 errmsg("%s: user_ids is empty", caller),
 				 errhint("%s", hint)));
 	for (int i = 0; i < n; i++)
 	{
@@ -125,13 +135,13 @@ incident_accounts_arg(FunctionCallInfo fcinfo, int argno, int *naccounts, int *d
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("revoke_incident: user_ids[%d] is NULL", i + 1),
+					 errmsg("%s: user_ids[%d] is NULL", caller, i + 1),
 					 errhint("Remove the NULL elements, for example with array_remove(ids, NULL).")));
 		length = VARSIZE_ANY_EXHDR(DatumGetTextPP(ids[i]));
 		if (length == 0 || length > ATO_MAX_ACCOUNT_ID_BYTES)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("revoke_incident: user_ids[%d] is %s", i + 1,
+					 errmsg("%s: user_ids[%d] is %s", caller, i + 1,
 							length == 0 ? "empty" : "longer than 1000 bytes"),
 					 errhint("Account ids are between 1 and 1000 bytes.")));
 	}
@@ -335,6 +345,9 @@ incident_mark_batch(const IncidentRun *run, int batch, bool lock_accounts)
 	record_target_results(run, targets, ntargets, nids);
 	notify_batch(run, batch, record_outbox(run, batch, ids, nids), nids);
 
+	/* an addition's batches are not the opening's: its caller records them */
+	if (run->addition)
+		return;
 	values[0] = UUIDPGetDatum(&run->id);
 	values[1] = Int32GetDatum(batch + 1);
 	spi_check(SPI_execute_with_args(progress_sql, 2, argtypes, values, NULL, false, 0),
@@ -391,6 +404,55 @@ incident_load(const pg_uuid_t *incident, IncidentRun *run, int *batches_done)
  */
 
 /*
+ * The containment of accounts proper, in the caller's transaction, after the
+ * fence: their revocation time and their flags.  Both for the accounts an
+ * incident opens with and for those added to it later
+ * (ato.add_incident_accounts()), so that a late account is contained exactly
+ * as the first ones.  The upsert of the revocation rows takes them in
+ * account order (the lock order above).
+ */
+static void
+contain_accounts(const IncidentRun *run, const bool flags[4])
+{
+	static const char revocations_sql[] =
+		"INSERT INTO ato.account_revocations AS r (user_id, revoked_at, incident_id)"
+		" SELECT u, $2, $1 FROM unnest($3::text[]) AS u"
+		" ON CONFLICT (user_id) DO UPDATE"
+		"   SET revoked_at = greatest(r.revoked_at, excluded.revoked_at),"
+		"       incident_id = CASE WHEN excluded.revoked_at >= r.revoked_at"
+		"                          THEN excluded.incident_id ELSE r.incident_id END";
+	static const char flags_sql[] =
+		"INSERT INTO ato.account_flags AS f (user_id, suspended, reauth_required,"
+		"       mfa_reenrollment_required, password_reset_required, incident_id, reason, updated_at)"
+		" SELECT u, $4, $5, $6, $7, $1, $8, $2 FROM unnest($3::text[]) AS u"
+		" ON CONFLICT (user_id) DO UPDATE"
+		"   SET suspended = f.suspended OR excluded.suspended,"
+		"       reauth_required = f.reauth_required OR excluded.reauth_required,"
+		"       mfa_reenrollment_required = f.mfa_reenrollment_required OR excluded.mfa_reenrollment_required,"
+		"       password_reset_required = f.password_reset_required OR excluded.password_reset_required,"
+		"       incident_id = excluded.incident_id, reason = excluded.reason,"
+		"       updated_at = excluded.updated_at";
+	Oid			flag_types[8] = {UUIDOID, TIMESTAMPTZOID, TEXTARRAYOID, BOOLOID, BOOLOID, BOOLOID,
+		BOOLOID, TEXTOID};
+	Datum		flag_values[8];
+
+	flag_values[0] = UUIDPGetDatum(&run->id);
+	flag_values[1] = TimestampTzGetDatum(run->revoked_at);
+	flag_values[2] = PointerGetDatum(text_array(run->user_ids, run->accounts));
+	spi_check(SPI_execute_with_args(revocations_sql, 3, flag_types, flag_values, NULL, false, 0),
+			  SPI_OK_INSERT, "recording the accounts' revocation time");
+
+	if (flags[0] || flags[1] || flags[2] || flags[3])
+	{
+		for (int i = 0; i < 4; i++)
+			flag_values[3 + i] = BoolGetDatum(flags[i]);
+		flag_values[7] = PointerGetDatum(run->reason);
+		spi_check(SPI_execute_with_args(flags_sql, 8, flag_types, flag_values, NULL, false, 0),
+				  SPI_OK_INSERT, "setting the accounts' flags");
+	}
+}
+
+/*
  * Open the incident and contain its accounts in the caller's transaction:
  * the incident row, the revocation times, the flags, the incident's targets.
  * Fills run->id.
@@ -420,24 +482,6 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 		"                                                        FROM ato.summary_status s))),"
 		"         $5, $6, $7, $8, $9, $10, $11, $12, $13, 'marking')"
 		" RETURNING id, unknown_ids";
-	static const char revocations_sql[] =
-		"INSERT INTO ato.account_revocations AS r (user_id, revoked_at, incident_id)"
-		" SELECT u, $2, $1 FROM unnest($3::text[]) AS u"
-		" ON CONFLICT (user_id) DO UPDATE"
-		"   SET revoked_at = greatest(r.revoked_at, excluded.revoked_at),"
-		"       incident_id = CASE WHEN excluded.revoked_at >= r.revoked_at"
-		"                          THEN excluded.incident_id ELSE r.incident_id END";
-	static const char flags_sql[] =
-		"INSERT INTO ato.account_flags AS f (user_id, suspended, reauth_required,"
-		"       mfa_reenrollment_required, password_reset_required, incident_id, reason, updated_at)"
-		" SELECT u, $4, $5, $6, $7, $1, $8, $2 FROM unnest($3::text[]) AS u"
-		" ON CONFLICT (user_id) DO UPDATE"
-		"   SET suspended = f.suspended OR excluded.suspended,"
-		"       reauth_required = f.reauth_required OR excluded.reauth_required,"
-		"       mfa_reenrollment_required = f.mfa_reenrollment_required OR excluded.mfa_reenrollment_required,"
-		"       password_reset_required = f.password_reset_required OR excluded.password_reset_required,"
-		"       incident_id = excluded.incident_id, reason = excluded.reason,"
-		"       updated_at = excluded.updated_at";
 	static const char targets_sql[] =
 		"INSERT INTO ato.incident_targets (incident_id, target_id, target_name)"
 		" SELECT $1, t.id, t.target_name FROM ato.revocation_targets t";
@@ -448,9 +492,8 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 		BOOLOID, BOOLOID, TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, BOOLOID, UUIDOID};
 	Datum		incident_values[14];
 	char		incident_nulls[14];
-	Oid			flag_types[8] = {UUIDOID, TIMESTAMPTZOID, TEXTARRAYOID, BOOLOID, BOOLOID, BOOLOID,
-		BOOLOID, TEXTOID};
-	Datum		flag_values[8];
+	Oid			target_types[1] = {UUIDOID};
+	Datum		target_values[1];
 	Datum		accounts = PointerGetDatum(text_array(run->user_ids, run->accounts));
 	Oid			log_types[2] = {UUIDOID, TEXTOID};
 	Datum		log_values[2];
@@ -481,22 +524,10 @@ contain_incident(IncidentRun *run, int duplicates, const bool flags[4], bool in_
 	run->id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	unknown = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
-	flag_values[0] = UUIDPGetDatum(&run->id);
-	flag_values[1] = TimestampTzGetDatum(run->revoked_at);
-	flag_values[2] = accounts;
-	spi_check(SPI_execute_with_args(revocations_sql, 3, flag_types, flag_values, NULL, false, 0),
-			  SPI_OK_INSERT, "recording the accounts' revocation time");
+	contain_accounts(run, flags);
 
-	if (flags[0] || flags[1] || flags[2] || flags[3])
-	{
-		for (int i = 0; i < 4; i++)
-			flag_values[3 + i] = BoolGetDatum(flags[i]);
-		flag_values[7] = PointerGetDatum(run->reason);
-		spi_check(SPI_execute_with_args(flags_sql, 8, flag_types, flag_values, NULL, false, 0),
-				  SPI_OK_INSERT, "setting the accounts' flags");
-	}
-
-	spi_check(SPI_execute_with_args(targets_sql, 1, flag_types, flag_values, NULL, false, 0),
+	target_values[0] = UUIDPGetDatum(&run->id);
+	spi_check(SPI_execute_with_args(targets_sql, 1, target_types, target_values, NULL, false, 0),
 			  SPI_OK_INSERT, "listing the incident's tables");
 
 	log_values[0] = UUIDPGetDatum(&run->id);
@@ -550,6 +581,22 @@ incident_already_open(const IncidentRun *run)
 	return true;
 }
 
+/*
+ * The incident's record (install/sections/13_incident_record.sql) takes the
+ * stage "contained" from here, in the same transaction: one opened without a
+ * report gets its record now.  Needs SPI.
+ */
+static void
+record_containment(const pg_uuid_t *incident)
+{
+	static const char sql[] = "SELECT ato.record_containment($1)";
+	Oid			types[1] = {UUIDOID};
+	Datum		values[1] = {UUIDPGetDatum(incident)};
+
+	spi_check(SPI_execute_with_args(sql, 1, types, values, NULL, false, 0), SPI_OK_SELECT,
+			  "recording the containment in the incident's record");
+}
+
 PG_FUNCTION_INFO_V1(ato_revoke_incident);
 Datum
 ato_revoke_incident(PG_FUNCTION_ARGS)
@@ -561,7 +608,7 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 	pg_uuid_t  *result;
 
 	memset(&run, 0, sizeof(run));
-	run.user_ids = incident_accounts_arg(fcinfo, 0, &run.accounts, &duplicates);
+	run.user_ids = incident_accounts_arg(fcinfo, 0, "revoke_incident", &run.accounts, &duplicates);
 	if (PG_ARGISNULL(1) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0)
 		ereport(ERROR,
 				(errcode(PG_ARGISNULL(1) ? ERRCODE_NULL_VALUE_NOT_ALLOWED : ERRCODE_INVALID_PARAMETER_VALUE),
@@ -604,6 +651,7 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 	run.revoked_at = GetCurrentTimestamp();
 
 	contain_incident(&run, duplicates, flags, in_background);
+	record_containment(&run.id);
 
 	if (!in_background)
 	{
@@ -629,6 +677,94 @@ ato_revoke_incident(PG_FUNCTION_ARGS)
 	result = palloc(sizeof(pg_uuid_t));
 	*result = run.id;
 	PG_RETURN_UUID_P(result);
+}
+
+/* ---------------------------------------------------------------------
+ * Accounts added to an open incident
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * ato.contain_incident_accounts(incident_id uuid, user_ids text[]) RETURNS
+ * integer: for ato.add_incident_accounts(), which checks the record and
+ * keeps the scope.  Contains the accounts as the incident's first ones were
+ * (the fence, then a revocation time of now, the incident's flags and
+ * reason, its tables marked in its batches, announced in the outbox with the
+ * incident's id), always in the caller's transaction: at most as many
+ * accounts as the fence takes one by one, so that no login of another
+ * account waits for it.  The incident's own progress (its opening's batches)
+ * is left as it is.  Returns the accounts contained.
+ */
+PG_FUNCTION_INFO_V1(ato_contain_incident_accounts);
+Datum
+ato_contain_incident_accounts(PG_FUNCTION_ARGS)
+{
+	static const char incident_sql[] =
+		"SELECT i.reason, i.suspend, i.reauth_required, i.mfa_reenrollment_required,"
+		"       i.password_reset_required, i.delete_created_after, i.revocation_channel"
+		"  FROM ato.incidents i WHERE i.id OPERATOR(pg_catalog.=) $1";
+	IncidentRun run;
+	int			duplicates;
+	bool		flags[4];
+	bool		isnull;
+	Datum		value;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	Oid			types[1] = {UUIDOID};
+	Datum		values[1];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("add_incident_accounts: incident_id must not be NULL"),
+				 errhint("Pass the id ato.revoke_incident() returned; the incidents are in ato.incidents.")));
+	memset(&run, 0, sizeof(run));
+	run.id = *PG_GETARG_UUID_P(0);
+	run.given_id = true;
+	run.addition = true;
+	run.user_ids = incident_accounts_arg(fcinfo, 1, "add_incident_accounts", &run.accounts, &duplicates);
+	if (run.accounts > ATO_FENCE_ACCOUNT_KEYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("add_incident_accounts: %d accounts are more than one addition contains (%d)",
+						run.accounts, ATO_FENCE_ACCOUNT_KEYS),
+				 errhint("Add them in parts of at most %d accounts, or open a new incident for them with ato.revoke_incident(), which leaves the marking of many accounts to a background worker.",
+						 ATO_FENCE_ACCOUNT_KEYS)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = UUIDPGetDatum(&run.id);
+	spi_check(SPI_execute_with_args(incident_sql, 1, types, values, NULL, false, 1), SPI_OK_SELECT,
+			  "reading the incident");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("add_incident_accounts: incident %s does not exist",
+						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&run.id)))),
+				 errhint("The incidents are in ato.incidents.")));
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	run.reason = DatumGetTextPCopy(SPI_getbinval(tuple, desc, 1, &isnull));
+	for (int i = 0; i < 4; i++)
+		flags[i] = DatumGetBool(SPI_getbinval(tuple, desc, 2 + i, &isnull));
+	value = SPI_getbinval(tuple, desc, 6, &isnull);
+	run.has_created_after = !isnull;
+	run.delete_created_after = isnull ? 0 : DatumGetTimestampTz(value);
+	run.channel = SPI_getvalue(tuple, desc, 7);
+	run.batch_size = ato_revocation_batch_size;
+	run.batches = (run.accounts + run.batch_size - 1) / run.batch_size;
+
+	/* fenced one by one (at most ATO_FENCE_ACCOUNT_KEYS): never by bucket */
+	(void) ato_fence_accounts(run.user_ids, run.accounts);
+	run.revoked_at = GetCurrentTimestamp();
+	contain_accounts(&run, flags);
+	for (int batch = 0; batch < run.batches; batch++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		incident_mark_batch(&run, batch, false);
+	}
+	SPI_finish();
+	PG_RETURN_INT32(run.accounts);
 }
 
 PG_FUNCTION_INFO_V1(ato_resume_incidents);

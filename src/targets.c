@@ -2,8 +2,10 @@
  * targets.c
  *     The application's tables an incident marks ("revocation targets"):
  *     registering one (ato.register_revocation_target) with its columns and
- *     the caller's privileges checked, listing an incident's targets, and
- *     marking one target's rows for one batch of accounts.
+ *     the caller's privileges checked, listing an incident's targets,
+ *     marking one target's rows for one batch of accounts, and counting the
+ *     rows a marking would touch (ato.preview_revocation_targets(), with the
+ *     marking's own condition, as the marking runs).
  *
  * A target's statement is built from the catalog at each batch, names quoted
  * with quote_identifier(), and every caller value reaches it as a parameter:
@@ -36,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "ato_response.h"
+#include "compat.h"
 #include "contained.h"
 #include "owner.h"
 #include "response.h"
@@ -176,39 +179,49 @@ qualified_relation_name(Oid relid)
 									  get_rel_name(relid));
 }
 
-/* The statement that marks (or deletes) the target's rows of $1's accounts. */
+/*
+ * The statement that marks (or deletes) the target's rows of $1's accounts;
+ * count_only: the statement that counts the rows it would touch, under the
+ * same condition (ato.preview_revocation()).
+ */
 static char *
-target_statement(const RevocationTarget *target)
+target_statement(const RevocationTarget *target, bool count_only)
 {
 	StringInfoData sql;
 	const char *relation = qualified_relation_name(target->relid);
 
 	initStringInfo(&sql);
+	if (count_only)
+		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s", relation);
+	else if (target->action == TARGET_DELETE)
+		appendStringInfo(&sql, "DELETE FROM %s", relation);
+	else
+	{
+		appendStringInfo(&sql, "UPDATE %s SET %s = %s", relation,
+						 quote_identifier(target->state_column),
+						 target->action == TARGET_END ? "$2" :
+						 target->action == TARGET_REVOKE ? "true" : "false");
+		if (target->time_column != NULL)
+			appendStringInfo(&sql, ", %s = $2", quote_identifier(target->time_column));
+		if (target->reason_column != NULL)
+			appendStringInfo(&sql, ", %s = $3", quote_identifier(target->reason_column));
+		if (target->incident_column != NULL)
+			appendStringInfo(&sql, ", %s = $4", quote_identifier(target->incident_column));
+	}
+
+	appendStringInfo(&sql, " WHERE %s OPERATOR(pg_catalog.=) ANY ($1)",
+					 quote_identifier(target->user_column));
 	if (target->action == TARGET_DELETE)
 	{
-		appendStringInfo(&sql, "DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) ANY ($1)",
-						 relation, quote_identifier(target->user_column));
 		if (target->created_column != NULL)
 			appendStringInfo(&sql, " AND ($5 IS NULL OR %s OPERATOR(pg_catalog.>=) $5)",
 							 quote_identifier(target->created_column));
-		return sql.data;
 	}
-
-	appendStringInfo(&sql, "UPDATE %s SET %s = %s", relation,
-					 quote_identifier(target->state_column),
-					 target->action == TARGET_END ? "$2" :
-					 target->action == TARGET_REVOKE ? "true" : "false");
-	if (target->time_column != NULL)
-		appendStringInfo(&sql, ", %s = $2", quote_identifier(target->time_column));
-	if (target->reason_column != NULL)
-		appendStringInfo(&sql, ", %s = $3", quote_identifier(target->reason_column));
-	if (target->incident_column != NULL)
-		appendStringInfo(&sql, ", %s = $4", quote_identifier(target->incident_column));
-	appendStringInfo(&sql, " WHERE %s OPERATOR(pg_catalog.=) ANY ($1) AND %s %s",
-					 quote_identifier(target->user_column),
-					 quote_identifier(target->state_column),
-					 target->action == TARGET_END ? "IS NULL" :
-					 target->action == TARGET_REVOKE ? "IS NOT TRUE" : "IS NOT FALSE");
+	else
+		appendStringInfo(&sql, " AND %s %s",
+						 quote_identifier(target->state_column),
+						 target->action == TARGET_END ? "IS NULL" :
+						 target->action == TARGET_REVOKE ? "IS NOT TRUE" : "IS NOT FALSE");
 	return sql.data;
 }
 
@@ -241,6 +254,7 @@ typedef struct TargetBatch
 	Datum	   *user_ids;
 	int			nids;
 	bool		dry_run;		/* only prepare the statement */
+	bool		count_only;		/* count the rows it would touch, change none */
 } TargetBatch;
 
 static void
@@ -265,9 +279,9 @@ mark_target(void *arg)
 	 * registered, and to call ato.revoke_incident() by its grants.
 	 */
 	/* locked first, so that its owner cannot change under the statement */
-	LockRelationOid(target->relid, RowExclusiveLock);
+	LockRelationOid(target->relid, batch->count_only ? AccessShareLock : RowExclusiveLock);
 	ato_act_as(ato_table_owner(target->relid), &acting);
-	plan = SPI_prepare(target_statement(target), TARGET_NPARAMS, argtypes);
+	plan = SPI_prepare(target_statement(target, batch->count_only), TARGET_NPARAMS, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for revocation target %s: %s", target->name,
 			 SPI_result_code_string(SPI_result));
@@ -286,19 +300,30 @@ mark_target(void *arg)
 	if (!run->has_created_after)
 		nulls[4] = 'n';
 
-	ret = SPI_execute_plan(plan, values, nulls, false, 0);
-	if (ret != SPI_OK_UPDATE && ret != SPI_OK_DELETE)
+	ret = SPI_execute_plan(plan, values, nulls, batch->count_only, 0);
+	if (batch->count_only)
+	{
+		bool		isnull;
+
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "counting the rows of revocation target %s failed: %s", target->name,
+				 SPI_result_code_string(ret));
+		target->rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	else if (ret != SPI_OK_UPDATE && ret != SPI_OK_DELETE)
 		elog(ERROR, "marking revocation target %s failed: %s", target->name,
 			 SPI_result_code_string(ret));
-	target->rows = (int64) SPI_processed;
+	else
+		target->rows = (int64) SPI_processed;
 	SPI_freeplan(plan);
 	ato_act_as_end(&acting);
 }
 
-void
-target_mark_batch(RevocationTarget *target, const IncidentRun *run, Datum *user_ids, int nids)
+static void
+target_run_batch(RevocationTarget *target, const IncidentRun *run, Datum *user_ids, int nids,
+				 bool count_only)
 {
-	TargetBatch batch = {target, run, user_ids, nids, false};
+	TargetBatch batch = {target, run, user_ids, nids, false, count_only};
 
 	target->rows = 0;
 	target->mismatched = 0;
@@ -311,6 +336,12 @@ target_mark_batch(RevocationTarget *target, const IncidentRun *run, Datum *user_
 		target->error = ato_run_contained(mark_target, &batch, CONTAIN_ORDINARY_ERRORS);
 }
 
+void
+target_mark_batch(RevocationTarget *target, const IncidentRun *run, Datum *user_ids, int nids)
+{
+	target_run_batch(target, run, user_ids, nids, false);
+}
+
 /* ---------------------------------------------------------------------
  * An incident's targets
  * ---------------------------------------------------------------------
@@ -318,11 +349,18 @@ target_mark_batch(RevocationTarget *target, const IncidentRun *run, Datum *user_
 
 /*
  * The targets the incident marks: those registered when it was opened (a
- * target unregistered since comes back with relid InvalidOid).  Needs SPI.
+ * target unregistered since comes back with relid InvalidOid); for a NULL
+ * incident, those a new incident would mark (every registered one).  Needs
+ * SPI.
  */
 RevocationTarget *
 targets_of_incident(const pg_uuid_t *incident, int *ntargets)
 {
+	static const char registered_sql[] =
+		"SELECT t.id, t.target_name, t.target::oid, t.action, t.user_column,"
+		"       t.state_column, t.time_column, t.reason_column, t.incident_column, t.created_column"
+		"  FROM ato.revocation_targets t"
+		" ORDER BY t.id";
 	static const char sql[] =
 		"SELECT it.target_id, it.target_name, t.target::oid, t.action, t.user_column,"
 		"       t.state_column, t.time_column, t.reason_column, t.incident_column, t.created_column"
@@ -331,11 +369,17 @@ targets_of_incident(const pg_uuid_t *incident, int *ntargets)
 		" WHERE it.incident_id = $1"
 		" ORDER BY it.target_id";
 	Oid			argtypes[1] = {UUIDOID};
-	Datum		values[1] = {UUIDPGetDatum(incident)};
+	Datum		values[1];
 	RevocationTarget *targets;
 	int			ret;
 
-	ret = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
+	if (incident == NULL)
+		ret = SPI_execute(registered_sql, true, 0);
+	else
+	{
+		values[0] = UUIDPGetDatum(incident);
+		ret = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
+	}
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading the incident's revocation targets failed: %s",
 			 SPI_result_code_string(ret));
@@ -365,6 +409,72 @@ targets_of_incident(const pg_uuid_t *incident, int *ntargets)
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return targets;
+}
+
+/* ---------------------------------------------------------------------
+ * ato.preview_revocation_targets
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * ato.preview_revocation_targets(user_ids text[], delete_created_after
+ * timestamptz) RETURNS TABLE (target_id, target, action, rows,
+ * mismatched_ids, error): for ato.preview_revocation(), per registered
+ * table, the rows an incident over these accounts would touch now, counted
+ * by the marking's own condition, as the table's owner (as the marking
+ * runs), in a subtransaction per table; nothing is changed.  NULL elements
+ * are left out (the SQL caller rejects them first).
+ */
+PG_FUNCTION_INFO_V1(ato_preview_revocation_targets);
+Datum
+ato_preview_revocation_targets(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	IncidentRun run;
+	RevocationTarget *targets;
+	int			ntargets;
+	Datum	   *ids;
+	bool	   *nulls;
+	int			n;
+	int			kept = 0;
+
+	ato_init_materialized_srf(fcinfo);
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("preview_revocation: user_ids must not be NULL"),
+				 errhint("Pass the accounts ato.revoke_incident() would be given.")));
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &ids, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			ids[kept++] = ids[i];
+
+	memset(&run, 0, sizeof(run));
+	run.reason = cstring_to_text("preview");
+	run.revoked_at = GetCurrentTimestamp();
+	run.has_created_after = !PG_ARGISNULL(1);
+	run.delete_created_after = run.has_created_after ? PG_GETARG_TIMESTAMPTZ(1) : 0;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	targets = targets_of_incident(NULL, &ntargets);
+	for (int i = 0; i < ntargets; i++)
+	{
+		Datum		values[6];
+		bool		isnull[6] = {false, false, false, false, false, false};
+
+		target_run_batch(&targets[i], &run, ids, kept, true);
+		values[0] = Int32GetDatum(targets[i].id);
+		values[1] = CStringGetTextDatum(targets[i].name);
+		values[2] = CStringGetTextDatum(target_action_names[targets[i].action]);
+		values[3] = Int64GetDatum(targets[i].rows);
+		values[4] = Int64GetDatum(targets[i].mismatched);
+		isnull[5] = targets[i].error == NULL;
+		values[5] = isnull[5] ? (Datum) 0 : CStringGetTextDatum(targets[i].error);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
+	}
+	SPI_finish();
+	return (Datum) 0;
 }
 
 /* ---------------------------------------------------------------------
@@ -508,7 +618,7 @@ ato_register_revocation_target(PG_FUNCTION_ARGS)
 		" RETURNING t.id";
 	RevocationTarget target;
 	IncidentRun dry_run;
-	TargetBatch batch = {&target, &dry_run, NULL, 0, true};
+	TargetBatch batch = {&target, &dry_run, NULL, 0, true, false};
 	char		relkind;
 	Oid			user_column_type;
 	Oid			argtypes[10] = {REGCLASSOID, TEXTOID, NAMEOID, TEXTOID, NAMEOID, NAMEOID, NAMEOID,

@@ -560,8 +560,12 @@ BEGIN
                   HINT = 'The incidents are in ato.incidents.';
     END IF;
     IF user_ids IS NOT NULL THEN
+        -- the incident's accounts: its first ones and those added later
+        -- (13_incident_record.sql)
         SELECT count(*) INTO outsiders FROM unnest(user_ids) u
-         WHERE u IS NULL OR NOT u COLLATE "C" = ANY (incident.user_ids);
+         WHERE u IS NULL OR (NOT u COLLATE "C" = ANY (incident.user_ids)
+                             AND NOT EXISTS (SELECT FROM ato.incident_scope_changes c
+                                              WHERE c.incident_id = incident.id AND c.user_id = u));
         IF outsiders > 0 THEN
             RAISE NOTICE 'lift_incident: % of the ids are not accounts of the incident; they are left as they are',
                 outsiders;
@@ -570,14 +574,14 @@ BEGIN
     -- the flag rows in account order, as every writer of them takes them
     PERFORM FROM ato.account_flags f
       WHERE f.incident_id = incident.id AND f.suspended
-        AND f.user_id = ANY (coalesce(lift_incident.user_ids, incident.user_ids))
+        AND (lift_incident.user_ids IS NULL OR f.user_id = ANY (lift_incident.user_ids))
       ORDER BY f.user_id FOR UPDATE;
     WITH lifted AS (
         UPDATE ato.account_flags f
            SET suspended = false, updated_at = now()
          WHERE f.incident_id = incident.id
            AND f.suspended
-           AND f.user_id = ANY (coalesce(lift_incident.user_ids, incident.user_ids))
+           AND (lift_incident.user_ids IS NULL OR f.user_id = ANY (lift_incident.user_ids))
         RETURNING f.user_id)
     SELECT coalesce(array_agg(l.user_id ORDER BY l.user_id), '{}') INTO stage FROM lifted l;
     INSERT INTO ato.response_log (action, incident_id, user_ids, detail)
@@ -589,7 +593,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.lift_incident(uuid, text[], text) IS
-    'One stage of a controlled reactivation: lifts the suspension the incident set on the given accounts (NULL: all of them), records the stage in ato.response_log and returns how many were lifted; other flags stay until the account completes its steps';
+    'One stage of a controlled reactivation: lifts the suspension the incident set on the given accounts (NULL: all of them, those added later included), records the stage in ato.response_log and returns how many were lifted; other flags stay until the account completes its steps';
 REVOKE ALL ON FUNCTION ato.lift_incident(uuid, text[], text) FROM PUBLIC;
 
 CREATE FUNCTION ato.block_network(network cidr, reason text, expires_at timestamptz DEFAULT NULL)

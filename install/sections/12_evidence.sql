@@ -169,7 +169,13 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Pass the attacker''s networks, for example ''{192.0.2.0/24}'', or leave them out for the networks of the incident''s alerts and blocks.';
     END IF;
-    accounts := incident.user_ids;
+    -- its first accounts and those added later (13_incident_record.sql),
+    -- released or not: preserving more is the safe side
+    accounts := ARRAY(SELECT x.u FROM (SELECT unnest(incident.user_ids)
+                                       UNION
+                                       SELECT c.user_id FROM ato.incident_scope_changes c
+                                        WHERE c.incident_id = incident.id AND c.change = 'added') AS x(u)
+                       ORDER BY x.u COLLATE "C");
     is_open := incident.status <> 'lifted';
     window_to := now();
     window_from := coalesce(since,
@@ -201,7 +207,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.incident_scope(uuid, timestamptz, cidr[]) IS
-    'An incident''s window (from since, or 24 hours before the earliest of its opening and its alerts'' evidence and first sightings, or an earlier preservation''s window, to now), its accounts, its attacker networks (those given, or its alerts'' addresses and networks, the networks blocked since the window began and those of earlier preservations) and whether it is open (not lifted)';
+    'An incident''s window (from since, or 24 hours before the earliest of its opening and its alerts'' evidence and first sightings, or an earlier preservation''s window, to now), its accounts (those added later included), its attacker networks (those given, or its alerts'' addresses and networks, the networks blocked since the window began and those of earlier preservations) and whether it is open (not lifted)';
 REVOKE ALL ON FUNCTION ato.incident_scope(uuid, timestamptz, cidr[]) FROM PUBLIC;
 
 -- The query a preservation runs, recorded as it is in its manifest: $1 the
@@ -548,13 +554,32 @@ BEGIN
           FROM ato.response_log l
          WHERE l.action <> 'incident_opened'
            AND (l.incident_id = incident.id
-                OR (l.incident_id IS NULL AND l.logged_at >= incident.opened_at AND l.user_ids && incident.user_ids)
+                OR (l.incident_id IS NULL AND l.logged_at >= incident.opened_at AND l.user_ids && scope.accounts)
                 OR (l.action IN ('network_blocked', 'network_unblocked') AND l.logged_at >= scope.window_from
                     AND EXISTS (SELECT FROM unnest(scope.attacker_networks) n
-                                 WHERE l.detail = n::text OR l.detail LIKE n::text || ' until %'))))
+                                 WHERE l.detail = n::text OR l.detail LIKE n::text || ' until %')))
+        UNION ALL
+        -- the record's changes (13_incident_record.sql): the report, the
+        -- stages, the root cause, follow-ups, accounts added and released
+        SELECT c.changed_at, 8,
+               CASE c.change WHEN 'stage' THEN 'stage ' || c.stage WHEN 'reported' THEN 'reported'
+                             ELSE replace(c.change, '_', ' ') END,
+               CASE WHEN c.detail ? 'accounts' AND jsonb_typeof(c.detail -> 'accounts') = 'array'
+                    THEN ARRAY(SELECT jsonb_array_elements_text(c.detail -> 'accounts')) END,
+               concat_ws(': ', 'by ' || c.changed_by || CASE WHEN c.changed_as <> c.changed_by THEN ' as ' || c.changed_as ELSE '' END,
+                         CASE c.change
+                              WHEN 'reported' THEN concat_ws(', ', 'via ' || (c.detail ->> 'channel'), 'reported by ' || (c.detail ->> 'reported_by'),
+                                                             c.detail ->> 'summary')
+                              WHEN 'root_cause' THEN c.detail ->> 'to'
+                              WHEN 'follow_up_added' THEN concat_ws(', ', c.detail ->> 'what', 'owner ' || (c.detail ->> 'owner'),
+                                                                    'due ' || (c.detail ->> 'due'))
+                              WHEN 'follow_up_done' THEN c.detail ->> 'what' END,
+                         c.note),
+               'incident_changes:' || c.id
+          FROM ato.incident_changes c WHERE c.incident_id = incident.id)
     SELECT t.at, t.kind, t.accounts, t.detail, t.ref FROM items t ORDER BY t.at, t.ord, t.ref;
 END;
 $$;
 COMMENT ON FUNCTION ato.incident_timeline(uuid) IS
-    'Everything that happened in an incident, in order: the events of its window for its accounts and networks (failed and successful logins, account changes; preserved ones as preserved), its alerts and their triage, the opening, each marked batch and its announcement, containment, the response''s steps (flags, lifting, evidence preserved, networks blocked) and the accounts'' recovery';
+    'Everything that happened in an incident, in order: the events of its window for its accounts and networks (failed and successful logins, account changes; preserved ones as preserved), its alerts and their triage, the opening, each marked batch and its announcement, containment, the response''s steps (flags, lifting, evidence preserved, networks blocked), the accounts'' recovery, and the record''s changes (the report, each stage, the root cause, follow-ups, accounts added and released)';
 REVOKE ALL ON FUNCTION ato.incident_timeline(uuid) FROM PUBLIC;

@@ -1,0 +1,956 @@
+-- install/sections/13_incident_record.sql: the incident record: its lifecycle (reported to closed), root cause, follow-ups, scope changes (accounts added and released), an append-only history of every change, the preview of a revocation and the retrospective (src/revoke.c, src/targets.c, src/owner.c).
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+
+-- ---------------------------------------------------------------------------
+-- The incident record (seed 000: "initial report time, confirmation of ATO,
+-- actions taken, root cause, followup actions"; seed 001: detect, contain,
+-- investigate, eradicate, recover, improve; seed 004: scope accuracy, the
+-- retrospective's questions).
+--
+-- An incident's record is keyed by the incident's id, and may exist before
+-- its containment: ato.report_incident() records the report, and
+-- ato.revoke_incident(..., incident_id => that id) contains it (the
+-- containment records the stage "contained" itself).  An incident opened
+-- by ato.revoke_incident() without a report gets its record then, reported
+-- at its opening by whoever opened it.
+--
+-- Stages, in order: reported, confirmed, contained, eradicated, recovered,
+-- closed.  Each is reached once, never undone; "confirmed" may come before
+-- or after "contained" (containment on a strong alert need not wait for the
+-- user's confirmation); eradicated needs contained, recovered needs
+-- eradicated (and no suspension of the incident left, no marking still
+-- running), closed needs recovered, or no containment at all (a false
+-- alarm).  Nothing changes once closed but follow-ups.
+--
+-- Every change is a row of ato.incident_changes, which no role can change
+-- or remove through SQL: who (session_user and the role acted as), when,
+-- what.  The scope's changes are rows of ato.incident_scope_changes, as
+-- append-only.
+-- ---------------------------------------------------------------------------
+
+CREATE TYPE ato.incident_stage AS ENUM ('reported', 'confirmed', 'contained', 'eradicated', 'recovered', 'closed');
+COMMENT ON TYPE ato.incident_stage IS
+    'The stages of an incident, in order: reported, confirmed, contained (its accounts revoked and flagged), eradicated (the attacker''s ways in closed), recovered (the accounts given back), closed';
+
+CREATE TYPE ato.report_channel AS ENUM ('alert', 'user_report', 'support_ticket', 'third_party_notice');
+COMMENT ON TYPE ato.report_channel IS
+    'How an incident was reported: an alert (a detection rule), a user''s report, a support ticket, a third party''s notice (a partner, a CERT, a breach notification service)';
+
+CREATE TYPE ato.root_cause AS ENUM ('phishing', 'credential_stuffing', 'session_theft', 'idp_breach', 'leaked_token', 'insider', 'unknown');
+COMMENT ON TYPE ato.root_cause IS
+    'Why the accounts were taken over: phishing, credential stuffing (passwords from another breach), session theft, a breach of the identity provider, a leaked token or key, an insider, or unknown';
+
+CREATE FUNCTION ato.calling_role()
+RETURNS name
+AS 'MODULE_PATHNAME', 'ato_calling_role'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION ato.calling_role() IS
+    'The role the caller acts as (after SET ROLE), which current_user is not inside a SECURITY DEFINER function; the incident record writes it beside session_user';
+REVOKE ALL ON FUNCTION ato.calling_role() FROM PUBLIC;
+
+-- No foreign key to ato.incidents: a record exists before its containment
+-- and outlives the incident's row.
+CREATE TABLE ato.incident_records (
+    incident_id uuid PRIMARY KEY,
+    summary text NOT NULL,
+    reported_at timestamptz NOT NULL,
+    reported_by text NOT NULL,
+    report_channel ato.report_channel,
+    alert_id bigint,
+    stage ato.incident_stage NOT NULL,
+    confirmed_at timestamptz,
+    contained_at timestamptz,
+    eradicated_at timestamptz,
+    recovered_at timestamptz,
+    closed_at timestamptz,
+    root_cause ato.root_cause,
+    root_cause_note text,
+    recorded_at timestamptz NOT NULL,
+    recorded_by name NOT NULL
+);
+COMMENT ON TABLE ato.incident_records IS
+    'One row per incident: its report, its stage and when each stage was reached, its root cause; every change to it is in ato.incident_changes';
+COMMENT ON COLUMN ato.incident_records.reported_by IS
+    'Who reported it, as given (a user, a support agent, a partner, a detection rule); for an incident opened by ato.revoke_incident() without a report, the role that opened it';
+COMMENT ON COLUMN ato.incident_records.report_channel IS
+    'How it was reported; NULL for an incident opened by ato.revoke_incident() without a report';
+COMMENT ON COLUMN ato.incident_records.stage IS
+    'The latest stage reached (ato.incident_stage order); "confirmed" reached after "contained" leaves it "contained"';
+COMMENT ON COLUMN ato.incident_records.contained_at IS
+    'The incident''s revocation time (ato.incidents.opened_at): its first accounts revoked and flagged';
+SELECT pg_catalog.pg_extension_config_dump('ato.incident_records', '');
+
+CREATE TABLE ato.incident_follow_ups (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    incident_id uuid NOT NULL REFERENCES ato.incident_records (incident_id),
+    what text NOT NULL,
+    owner text NOT NULL,
+    due date,
+    added_at timestamptz NOT NULL,
+    added_by name NOT NULL,
+    done_at timestamptz,
+    done_by name,
+    done_note text
+);
+CREATE INDEX incident_follow_ups_incident_idx ON ato.incident_follow_ups (incident_id);
+COMMENT ON TABLE ato.incident_follow_ups IS
+    'What is to be done after an incident (seed 000: "followup actions"; seed 001: update detection, MFA enrolment, training): what, who owns it, when it is due, when and by whom it was done';
+SELECT pg_catalog.pg_extension_config_dump('ato.incident_follow_ups', '');
+SELECT pg_catalog.pg_extension_config_dump('ato.incident_follow_ups_id_seq', '');
+
+CREATE TABLE ato.incident_scope_changes (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    incident_id uuid NOT NULL,
+    user_id text NOT NULL,
+    change text NOT NULL CHECK (change IN ('added', 'released')),
+    changed_at timestamptz NOT NULL,
+    changed_by name NOT NULL,
+    changed_as name NOT NULL,
+    reason text NOT NULL
+);
+CREATE INDEX incident_scope_changes_incident_idx ON ato.incident_scope_changes (incident_id, user_id);
+COMMENT ON TABLE ato.incident_scope_changes IS
+    'The changes of an incident''s scope after its opening, one row per account: added (ato.add_incident_accounts(), contained as the first ones) or released (ato.release_incident_accounts(), found unaffected); append-only; ato.incident_accounts reads them';
+SELECT pg_catalog.pg_extension_config_dump('ato.incident_scope_changes', '');
+SELECT pg_catalog.pg_extension_config_dump('ato.incident_scope_changes_id_seq', '');
+
+CREATE TABLE ato.incident_changes (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    incident_id uuid NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    changed_by name NOT NULL DEFAULT session_user,
+    changed_as name NOT NULL DEFAULT ato.calling_role(),
+    change text NOT NULL,
+    stage ato.incident_stage,
+    detail jsonb NOT NULL DEFAULT '{}',
+    note text
+);
+CREATE INDEX incident_changes_incident_idx ON ato.incident_changes (incident_id, id);
+COMMENT ON TABLE ato.incident_changes IS
+    'Every change of an incident''s record, append-only: reported, stage (with the stage reached), root_cause, follow_up_added, follow_up_done, accounts_added, accounts_released; who (session_user, and the role acted as) and when; read it with ato.incident_history()';
+COMMENT ON COLUMN ato.incident_changes.changed_as IS 'The role the caller acted as (ato.calling_role())';
+SELECT pg_catalog.pg_extension_config_dump('ato.incident_changes', '');
+SELECT pg_catalog.pg_extension_config_dump('ato.incident_changes_id_seq', '');
+
+CREATE FUNCTION ato.refuse_record_change()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION '% of %.% refused: an incident''s history is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).';
+END;
+$$;
+COMMENT ON FUNCTION ato.refuse_record_change() IS
+    'Trigger of ato.incident_changes and ato.incident_scope_changes: refuses every UPDATE, DELETE and TRUNCATE, whoever asks';
+REVOKE ALL ON FUNCTION ato.refuse_record_change() FROM PUBLIC;
+
+CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.incident_changes
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_record_change();
+CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.incident_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_record_change();
+CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.incident_scope_changes
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_record_change();
+CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.incident_scope_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_record_change();
+
+-- Per incident and account: in its first scope or added later, released or not.
+CREATE VIEW ato.incident_accounts AS
+WITH opening AS (
+    SELECT i.id AS incident_id, u.user_id, i.opened_at, i.opened_by
+      FROM ato.incidents i CROSS JOIN LATERAL unnest(i.user_ids) AS u(user_id)),
+changes AS (
+    SELECT c.incident_id, c.user_id,
+           min(c.changed_at) FILTER (WHERE c.change = 'added') AS first_added_at,
+           (array_agg(c.changed_by ORDER BY c.id) FILTER (WHERE c.change = 'added'))[1] AS first_added_by,
+           (array_agg(c.change ORDER BY c.id DESC))[1] AS last_change,
+           (array_agg(c.changed_at ORDER BY c.id DESC))[1] AS last_changed_at,
+           (array_agg(c.changed_by ORDER BY c.id DESC))[1] AS last_changed_by,
+           (array_agg(c.reason ORDER BY c.id DESC))[1] AS last_reason
+      FROM ato.incident_scope_changes c
+     GROUP BY c.incident_id, c.user_id)
+SELECT coalesce(o.incident_id, c.incident_id) AS incident_id,
+       coalesce(o.user_id, c.user_id) AS user_id,
+       o.user_id IS NOT NULL AS initial,
+       coalesce(o.opened_at, c.first_added_at) AS added_at,
+       coalesce(o.opened_by, c.first_added_by) AS added_by,
+       CASE WHEN c.last_change = 'released' THEN c.last_changed_at END AS released_at,
+       CASE WHEN c.last_change = 'released' THEN c.last_changed_by END AS released_by,
+       CASE WHEN c.last_change = 'released' THEN c.last_reason END AS release_reason,
+       coalesce(c.last_change, 'added') = 'added' AS in_scope
+  FROM opening o
+  FULL JOIN changes c ON c.incident_id = o.incident_id AND c.user_id = o.user_id;
+COMMENT ON VIEW ato.incident_accounts IS
+    'Every account an incident held: initial (opened with it) or added later (when, by whom), released (found unaffected: when, by whom, why) or in scope now; the initial scope is ato.incidents.user_ids';
+REVOKE ALL ON ato.incident_records, ato.incident_follow_ups, ato.incident_scope_changes, ato.incident_changes,
+              ato.incident_accounts FROM PUBLIC;
+REVOKE ALL ON SEQUENCE ato.incident_follow_ups_id_seq, ato.incident_scope_changes_id_seq,
+              ato.incident_changes_id_seq FROM PUBLIC;
+
+-- The one check of an incident record argument: NULL 22004, unknown P0002,
+-- closed 55000 unless the caller accepts it.  Locks the row when asked.
+CREATE FUNCTION ato.incident_record(caller text, incident_id uuid, lock boolean DEFAULT false,
+                                    closed_ok boolean DEFAULT false)
+RETURNS ato.incident_records
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rec ato.incident_records;
+BEGIN
+    IF incident_id IS NULL THEN
+        RAISE EXCEPTION '%: incident_id must not be NULL', caller
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the id ato.report_incident() or ato.revoke_incident() returned; the incidents are in ato.incident_records.';
+    END IF;
+    IF lock THEN
+        SELECT * INTO rec FROM ato.incident_records r WHERE r.incident_id = incident_record.incident_id FOR UPDATE;
+    ELSE
+        SELECT * INTO rec FROM ato.incident_records r WHERE r.incident_id = incident_record.incident_id;
+    END IF;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: incident % does not exist', caller, incident_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'The incidents are in ato.incident_records; open one with ato.report_incident() or ato.revoke_incident().';
+    END IF;
+    IF rec.stage = 'closed' AND NOT closed_ok THEN
+        RAISE EXCEPTION '%: incident % is closed', caller, incident_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'A closed incident''s record no longer changes (but its follow-ups); for new findings, report a new incident.';
+    END IF;
+    RETURN rec;
+END;
+$$;
+COMMENT ON FUNCTION ato.incident_record(text, uuid, boolean, boolean) IS
+    'The record of that incident, for the record''s functions: an error naming the caller when the id is NULL (22004), unknown (P0002) or, unless closed_ok, the incident is closed (55000); lock: FOR UPDATE';
+REVOKE ALL ON FUNCTION ato.incident_record(text, uuid, boolean, boolean) FROM PUBLIC;
+
+CREATE FUNCTION ato.check_record_text(caller text, argument text, value text, example text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NULL OR btrim(value) = '' THEN
+        RAISE EXCEPTION '%: % must not be %', caller, argument, CASE WHEN value IS NULL THEN 'NULL' ELSE 'empty' END
+            USING ERRCODE = CASE WHEN value IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = format('For example %s.', example);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION ato.check_record_text(text, text, text, text) IS
+    'Raises 22004 for a NULL and 22023 for an empty (or blank) text argument of the record''s functions, naming the caller, the argument and an example';
+REVOKE ALL ON FUNCTION ato.check_record_text(text, text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION ato.report_incident(summary text, reported_by text, channel ato.report_channel,
+                                    reported_at timestamptz DEFAULT NULL, alert_id bigint DEFAULT NULL,
+                                    incident_id uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id uuid := coalesce(incident_id, gen_random_uuid());
+    at timestamptz := coalesce(reported_at, now());
+BEGIN
+    PERFORM ato.check_record_text('report_incident', 'summary', summary, '''user reports a login they did not make''');
+    PERFORM ato.check_record_text('report_incident', 'reported_by', reported_by, '''alice@example.com'' or ''support ticket 4711''');
+    IF channel IS NULL THEN
+        RAISE EXCEPTION 'report_incident: channel must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Say how it was reported: alert, user_report, support_ticket or third_party_notice.';
+    END IF;
+    IF NOT isfinite(at) OR at > now() THEN
+        RAISE EXCEPTION 'report_incident: reported_at must be a finite time, not in the future'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give when the report came in, or leave it out for now.';
+    END IF;
+    IF alert_id IS NOT NULL AND NOT EXISTS (SELECT FROM ato.alerts a WHERE a.id = report_incident.alert_id) THEN
+        RAISE EXCEPTION 'report_incident: alert % does not exist', alert_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'The alerts are in ato.alerts.';
+    END IF;
+    IF EXISTS (SELECT FROM ato.incident_records r WHERE r.incident_id = new_id)
+       OR EXISTS (SELECT FROM ato.incidents i WHERE i.id = new_id) THEN
+        RAISE EXCEPTION 'report_incident: incident % exists already', new_id
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Its record is in ato.incident_records; leave incident_id out for a new incident.';
+    END IF;
+    INSERT INTO ato.incident_records (incident_id, summary, reported_at, reported_by, report_channel, alert_id,
+                                      stage, recorded_at, recorded_by)
+    VALUES (new_id, summary, at, reported_by, channel, alert_id, 'reported', now(), session_user);
+    -- the alert is escalated into the incident (its evidence sets the
+    -- incident's window and attacker networks), unless it is in one already
+    UPDATE ato.alerts a
+       SET status = 'escalated', incident_id = new_id, triaged_by = session_user, triaged_at = now()
+     WHERE a.id = report_incident.alert_id AND a.incident_id IS NULL;
+    IF alert_id IS NOT NULL AND NOT FOUND THEN
+        RAISE NOTICE 'report_incident: alert % belongs to incident % already and is left to it', alert_id,
+            (SELECT a.incident_id FROM ato.alerts a WHERE a.id = report_incident.alert_id)
+            USING HINT = 'The new incident''s record names the alert all the same.';
+    END IF;
+    INSERT INTO ato.incident_changes (incident_id, change, stage, detail)
+    VALUES (new_id, 'reported', 'reported',
+            jsonb_build_object('reported_at', at, 'reported_by', reported_by, 'channel', channel,
+                               'alert_id', alert_id, 'summary', summary));
+    RETURN new_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.report_incident(text, text, ato.report_channel, timestamptz, bigint, uuid) IS
+    'Opens an incident''s record at stage reported: what was reported, by whom, how (alert, user_report, support_ticket, third_party_notice), when (default now) and the alert, if one (escalated into the incident unless it is in one already); returns its id, which ato.revoke_incident(..., incident_id => id) contains';
+REVOKE ALL ON FUNCTION ato.report_incident(text, text, ato.report_channel, timestamptz, bigint, uuid) FROM PUBLIC;
+
+-- The hook of the stage "confirmed".
+CREATE FUNCTION ato.on_incident_confirmed(incident_id uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- nothing yet: see the comment
+    RETURN;
+END;
+$$;
+COMMENT ON FUNCTION ato.on_incident_confirmed(uuid) IS
+    'Called by ato.advance_incident() in the transaction that records the stage confirmed, for what confirmation sets off; does nothing yet: the user notifications (written when the scope is confirmed, seed 004) are to be wired in here';
+REVOKE ALL ON FUNCTION ato.on_incident_confirmed(uuid) FROM PUBLIC;
+
+CREATE FUNCTION ato.advance_incident(incident_id uuid, stage ato.incident_stage, note text DEFAULT NULL,
+                                     at timestamptz DEFAULT NULL)
+RETURNS ato.incident_stage
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rec ato.incident_records := ato.incident_record('advance_incident', incident_id, true);
+    incident ato.incidents;
+    reached timestamptz;
+    latest timestamptz;
+    suspended integer;
+    open_follow_ups integer;
+    new_stage ato.incident_stage;
+BEGIN
+    IF stage IS NULL THEN
+        RAISE EXCEPTION 'advance_incident: stage must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass confirmed, eradicated, recovered or closed.';
+    END IF;
+    IF stage IN ('reported', 'contained') THEN
+        RAISE EXCEPTION 'advance_incident: stage % is recorded by %', stage,
+                        CASE stage WHEN 'reported' THEN 'ato.report_incident()' ELSE 'ato.revoke_incident()' END
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = CASE stage WHEN 'reported' THEN 'Every incident is reported when its record opens.'
+                         ELSE format('Contain it with SELECT ato.revoke_incident(accounts, reason, incident_id => %L).', incident_id) END;
+    END IF;
+    reached := CASE stage WHEN 'confirmed' THEN rec.confirmed_at WHEN 'eradicated' THEN rec.eradicated_at
+                          WHEN 'recovered' THEN rec.recovered_at ELSE rec.closed_at END;
+    IF reached IS NOT NULL THEN
+        RAISE EXCEPTION 'advance_incident: incident % was % already', incident_id, stage
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Each stage is reached once; ato.incident_history() shows when and who recorded it.';
+    END IF;
+    IF stage < rec.stage AND NOT (stage = 'confirmed' AND rec.stage = 'contained') THEN
+        RAISE EXCEPTION 'advance_incident: incident % is % already: % would go back', incident_id, rec.stage, stage
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Stages go forward: reported, confirmed, contained, eradicated, recovered, closed (confirmed may also follow contained).';
+    END IF;
+    SELECT * INTO incident FROM ato.incidents i WHERE i.id = advance_incident.incident_id;
+    IF stage = 'eradicated' AND rec.contained_at IS NULL THEN
+        RAISE EXCEPTION 'advance_incident: incident % cannot be eradicated before it is contained', incident_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Contain it first with SELECT ato.revoke_incident(accounts, reason, incident_id => %L).', incident_id);
+    END IF;
+    IF stage = 'recovered' THEN
+        IF rec.eradicated_at IS NULL THEN
+            RAISE EXCEPTION 'advance_incident: incident % cannot be recovered before it is eradicated', incident_id
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Close the attacker''s ways in first (rotate secrets, remove the factors and grants they added), then record eradicated.';
+        END IF;
+        IF incident.status = 'marking' THEN
+            RAISE EXCEPTION 'advance_incident: incident % is still marking the application''s rows', incident_id
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Wait until ato.incident_progress shows it contained.';
+        END IF;
+        SELECT count(*) INTO suspended FROM ato.account_flags f
+         WHERE f.incident_id = advance_incident.incident_id AND f.suspended;
+        IF suspended > 0 THEN
+            RAISE EXCEPTION 'advance_incident: % accounts are still suspended by incident %', suspended, incident_id
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Reactivate them (ato.lift_incident(), in stages if need be) before recording recovered.';
+        END IF;
+    END IF;
+    IF stage = 'closed' AND rec.recovered_at IS NULL AND rec.contained_at IS NOT NULL THEN
+        RAISE EXCEPTION 'advance_incident: incident % was contained and is not recovered', incident_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Record eradicated and recovered first; only an incident never contained (a false alarm) closes straight away.';
+    END IF;
+    IF stage = 'closed' AND rec.contained_at IS NULL AND (note IS NULL OR btrim(note) = '') THEN
+        RAISE EXCEPTION 'advance_incident: closing incident % without containment needs a note', incident_id
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Say why it closes uncontained, for example ''the user confirmed it was their own login''.';
+    END IF;
+
+    latest := greatest(rec.reported_at, rec.confirmed_at, rec.contained_at, rec.eradicated_at, rec.recovered_at);
+    at := coalesce(at, now());
+    IF NOT isfinite(at) OR at > now() OR at < latest THEN
+        RAISE EXCEPTION 'advance_incident: at must be between the time of the last stage and now'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give when the stage was reached (ato.incident_records has the earlier stages'' times), or leave it out for now.';
+    END IF;
+
+    new_stage := greatest(rec.stage, stage);
+    UPDATE ato.incident_records r
+       SET stage = new_stage,
+           confirmed_at = CASE WHEN advance_incident.stage = 'confirmed' THEN at ELSE r.confirmed_at END,
+           eradicated_at = CASE WHEN advance_incident.stage = 'eradicated' THEN at ELSE r.eradicated_at END,
+           recovered_at = CASE WHEN advance_incident.stage = 'recovered' THEN at ELSE r.recovered_at END,
+           closed_at = CASE WHEN advance_incident.stage = 'closed' THEN at ELSE r.closed_at END
+     WHERE r.incident_id = advance_incident.incident_id;
+    INSERT INTO ato.incident_changes (incident_id, change, stage, detail, note)
+    VALUES (incident_id, 'stage', stage, jsonb_build_object('at', at, 'from', rec.stage), note);
+    IF stage = 'confirmed' THEN
+        PERFORM ato.on_incident_confirmed(incident_id);
+    END IF;
+    IF stage = 'closed' THEN
+        SELECT count(*) INTO open_follow_ups FROM ato.incident_follow_ups f
+         WHERE f.incident_id = advance_incident.incident_id AND f.done_at IS NULL;
+        IF open_follow_ups > 0 THEN
+            RAISE NOTICE 'advance_incident: incident % is closed with % follow-ups still open', incident_id, open_follow_ups
+                USING HINT = 'They stay open: complete them with ato.complete_follow_up() as they are done.';
+        END IF;
+    END IF;
+    RETURN new_stage;
+END;
+$$;
+COMMENT ON FUNCTION ato.advance_incident(uuid, ato.incident_stage, text, timestamptz) IS
+    'Records that an incident reached a stage (confirmed, eradicated, recovered, closed; at: when, default now), with a note, in its record and its history; refuses a stage reached already, one that goes back, and skips: eradicated needs contained, recovered needs eradicated, no suspension left and no marking running, closed needs recovered or no containment (with a note); confirmed calls ato.on_incident_confirmed(); returns the record''s stage';
+REVOKE ALL ON FUNCTION ato.advance_incident(uuid, ato.incident_stage, text, timestamptz) FROM PUBLIC;
+
+-- Called by ato.revoke_incident() (src/revoke.c) once it has contained an
+-- incident, in its transaction.
+CREATE FUNCTION ato.record_containment(incident_id uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    incident ato.incidents;
+    rec ato.incident_records;
+BEGIN
+    SELECT * INTO incident FROM ato.incidents i WHERE i.id = record_containment.incident_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'record_containment: incident % does not exist', incident_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'ato.revoke_incident() calls it once it has opened the incident.';
+    END IF;
+    SELECT * INTO rec FROM ato.incident_records r WHERE r.incident_id = incident.id FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO ato.incident_records (incident_id, summary, reported_at, reported_by, stage, recorded_at, recorded_by)
+        VALUES (incident.id, incident.reason, incident.opened_at, incident.opened_by, 'reported', now(), session_user)
+        RETURNING * INTO rec;
+        INSERT INTO ato.incident_changes (incident_id, change, stage, detail)
+        VALUES (incident.id, 'reported', 'reported',
+                jsonb_build_object('reported_at', incident.opened_at, 'reported_by', incident.opened_by,
+                                   'channel', NULL, 'summary', incident.reason, 'by', 'ato.revoke_incident()'));
+    ELSIF rec.stage = 'closed' THEN
+        RAISE EXCEPTION 'revoke_incident: incident % is closed', incident.id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'A closed incident is not contained again: open a new one (give no incident_id).';
+    ELSIF rec.contained_at IS NOT NULL THEN
+        RETURN;
+    END IF;
+    UPDATE ato.incident_records r
+       SET stage = greatest(r.stage, 'contained'), contained_at = incident.opened_at
+     WHERE r.incident_id = incident.id;
+    INSERT INTO ato.incident_changes (incident_id, change, stage, detail)
+    VALUES (incident.id, 'stage', 'contained',
+            jsonb_build_object('at', incident.opened_at, 'from', rec.stage, 'accounts', cardinality(incident.user_ids),
+                               'suspend', incident.suspend, 'reauth_required', incident.reauth_required,
+                               'mfa_reenrollment_required', incident.mfa_reenrollment_required,
+                               'password_reset_required', incident.password_reset_required));
+END;
+$$;
+COMMENT ON FUNCTION ato.record_containment(uuid) IS
+    'For ato.revoke_incident(): records the stage contained (at the revocation time) in the incident''s record, creating the record of an incident opened without a report; refuses a closed incident';
+REVOKE ALL ON FUNCTION ato.record_containment(uuid) FROM PUBLIC;
+
+CREATE FUNCTION ato.set_root_cause(incident_id uuid, cause ato.root_cause, note text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rec ato.incident_records := ato.incident_record('set_root_cause', incident_id, true);
+BEGIN
+    IF cause IS NULL THEN
+        RAISE EXCEPTION 'set_root_cause: cause must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass phishing, credential_stuffing, session_theft, idp_breach, leaked_token, insider or unknown.';
+    END IF;
+    UPDATE ato.incident_records r SET root_cause = cause, root_cause_note = note
+     WHERE r.incident_id = set_root_cause.incident_id;
+    INSERT INTO ato.incident_changes (incident_id, change, stage, detail, note)
+    VALUES (incident_id, 'root_cause', rec.stage, jsonb_build_object('from', rec.root_cause, 'to', cause), note);
+END;
+$$;
+COMMENT ON FUNCTION ato.set_root_cause(uuid, ato.root_cause, text) IS
+    'Records (or corrects) an incident''s root cause, with a note; the history keeps the earlier one; refused once closed';
+REVOKE ALL ON FUNCTION ato.set_root_cause(uuid, ato.root_cause, text) FROM PUBLIC;
+
+CREATE FUNCTION ato.add_follow_up(incident_id uuid, what text, owner text, due date DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rec ato.incident_records := ato.incident_record('add_follow_up', incident_id, true, closed_ok => true);
+    new_id bigint;
+BEGIN
+    PERFORM ato.check_record_text('add_follow_up', 'what', what, '''add impossible_travel to the rules of the VPN logins''');
+    PERFORM ato.check_record_text('add_follow_up', 'owner', owner, '''detection team'' or ''alice''');
+    IF due < current_date THEN
+        RAISE EXCEPTION 'add_follow_up: due is in the past'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a date from today on, or leave it out for no due date.';
+    END IF;
+    INSERT INTO ato.incident_follow_ups (incident_id, what, owner, due, added_at, added_by)
+    VALUES (incident_id, what, owner, due, now(), session_user)
+    RETURNING id INTO new_id;
+    INSERT INTO ato.incident_changes (incident_id, change, stage, detail)
+    VALUES (incident_id, 'follow_up_added', rec.stage,
+            jsonb_build_object('follow_up', new_id, 'what', what, 'owner', owner, 'due', due));
+    RETURN new_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.add_follow_up(uuid, text, text, date) IS
+    'Adds a follow-up to an incident (also a closed one: the retrospective comes after): what, who owns it, when it is due; returns its id';
+REVOKE ALL ON FUNCTION ato.add_follow_up(uuid, text, text, date) FROM PUBLIC;
+
+CREATE FUNCTION ato.complete_follow_up(follow_up_id bigint, note text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f ato.incident_follow_ups;
+    rec ato.incident_records;
+BEGIN
+    IF follow_up_id IS NULL THEN
+        RAISE EXCEPTION 'complete_follow_up: follow_up_id must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the id ato.add_follow_up() returned; the follow-ups are in ato.incident_follow_ups.';
+    END IF;
+    SELECT * INTO f FROM ato.incident_follow_ups x WHERE x.id = follow_up_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'complete_follow_up: follow-up % does not exist', follow_up_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'The follow-ups are in ato.incident_follow_ups.';
+    END IF;
+    IF f.done_at IS NOT NULL THEN
+        RAISE EXCEPTION 'complete_follow_up: follow-up % was done already', follow_up_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'ato.incident_follow_ups says when and by whom; for more to do, add a follow-up with ato.add_follow_up().';
+    END IF;
+    rec := ato.incident_record('complete_follow_up', f.incident_id, false, closed_ok => true);
+    UPDATE ato.incident_follow_ups x SET done_at = now(), done_by = session_user, done_note = note
+     WHERE x.id = follow_up_id;
+    INSERT INTO ato.incident_changes (incident_id, change, stage, detail, note)
+    VALUES (f.incident_id, 'follow_up_done', rec.stage, jsonb_build_object('follow_up', f.id, 'what', f.what), note);
+END;
+$$;
+COMMENT ON FUNCTION ato.complete_follow_up(bigint, text) IS
+    'Marks a follow-up done (when, by whom, a note); an error if it was done already';
+REVOKE ALL ON FUNCTION ato.complete_follow_up(bigint, text) FROM PUBLIC;
+
+CREATE FUNCTION ato.incident_history(incident_id uuid)
+RETURNS TABLE (at timestamptz, change text, stage ato.incident_stage, changed_by name, changed_as name,
+               detail jsonb, note text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM ato.incident_record('incident_history', incident_id, false, closed_ok => true);
+    RETURN QUERY
+    SELECT c.changed_at, c.change, c.stage, c.changed_by, c.changed_as, c.detail, c.note
+      FROM ato.incident_changes c WHERE c.incident_id = incident_history.incident_id
+     ORDER BY c.id;
+END;
+$$;
+COMMENT ON FUNCTION ato.incident_history(uuid) IS
+    'Every change of an incident''s record, in order: when, what (reported, stage, root_cause, follow_up_added, follow_up_done, accounts_added, accounts_released), the stage, who (session_user, and the role acted as), the detail and the note';
+REVOKE ALL ON FUNCTION ato.incident_history(uuid) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Scope changes: accounts added to an open incident are contained as its
+-- first ones were (src/revoke.c: the fence, a revocation time, the
+-- incident's flags and reason, its tables marked under its id and announced
+-- in the outbox); accounts found unaffected are released (their suspension
+-- lifted as ato.lift_incident() lifts it).
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.contain_incident_accounts(incident_id uuid, user_ids text[])
+RETURNS integer
+AS 'MODULE_PATHNAME', 'ato_contain_incident_accounts'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.contain_incident_accounts(uuid, text[]) IS
+    'For ato.add_incident_accounts(): contains the accounts as the incident''s first ones were (fence, revocation time now, the incident''s flags and reason, its tables marked in its batches, in this transaction), at most 1024 at a time; returns how many';
+REVOKE ALL ON FUNCTION ato.contain_incident_accounts(uuid, text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.check_scope_change(caller text, user_ids text[], reason text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    repeated text;
+BEGIN
+    PERFORM ato.check_account_ids(caller, 'user_ids', user_ids);
+    IF array_ndims(user_ids) > 1 THEN
+        RAISE EXCEPTION '%: user_ids must be a one-dimensional array', caller
+            USING ERRCODE = 'array_subscript_error',
+                  HINT = 'Pass the accounts, for example ARRAY[''alice'', ''bob''].';
+    END IF;
+    SELECT u INTO repeated FROM unnest(user_ids) u GROUP BY u HAVING count(*) > 1 ORDER BY u LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '%: account % is given more than once', caller, repeated
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass each account once, for example ARRAY(SELECT DISTINCT unnest(ids)).';
+    END IF;
+    PERFORM ato.check_record_text(caller, 'reason', reason, '''same device fingerprint as the attacker''s''');
+END;
+$$;
+COMMENT ON FUNCTION ato.check_scope_change(text, text[], text) IS
+    'The checks of a scope change''s arguments: accounts (NULL 22004, empty 22023, not one-dimensional 2202E, an account twice 22023) and a reason';
+REVOKE ALL ON FUNCTION ato.check_scope_change(text, text[], text) FROM PUBLIC;
+
+CREATE FUNCTION ato.add_incident_accounts(incident_id uuid, user_ids text[], reason text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rec ato.incident_records := ato.incident_record('add_incident_accounts', incident_id, true);
+    incident ato.incidents;
+    added text[];
+    present text[];
+BEGIN
+    PERFORM ato.check_scope_change('add_incident_accounts', user_ids, reason);
+    SELECT * INTO incident FROM ato.incidents i WHERE i.id = add_incident_accounts.incident_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'add_incident_accounts: incident % is not contained yet', incident_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Contain its accounts first: SELECT ato.revoke_incident(accounts, reason, incident_id => %L).', incident_id);
+    END IF;
+    IF rec.stage >= 'recovered' THEN
+        RAISE EXCEPTION 'add_incident_accounts: incident % is recovered already', incident_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Accounts found after recovery are a new incident: open one with ato.revoke_incident().';
+    END IF;
+    SELECT coalesce(array_agg(u ORDER BY u COLLATE "C") FILTER (WHERE a.user_id IS NULL), '{}'),
+           coalesce(array_agg(u ORDER BY u COLLATE "C") FILTER (WHERE a.user_id IS NOT NULL), '{}')
+      INTO added, present
+      FROM unnest(user_ids) u
+      LEFT JOIN ato.incident_accounts a
+        ON a.incident_id = add_incident_accounts.incident_id AND a.user_id = u AND a.in_scope;
+    IF cardinality(present) > 0 THEN
+        RAISE NOTICE 'add_incident_accounts: % of the accounts are in the incident''s scope already and are left as they are: %',
+            cardinality(present), array_to_string(present[1:10], ', ') || CASE WHEN cardinality(present) > 10 THEN ', ...' ELSE '' END
+            USING HINT = 'ato.incident_accounts lists the scope.';
+    END IF;
+    IF cardinality(added) = 0 THEN
+        RETURN 0;
+    END IF;
+    PERFORM ato.contain_incident_accounts(incident_id, added);
+    INSERT INTO ato.incident_scope_changes (incident_id, user_id, change, changed_at, changed_by, changed_as, reason)
+    SELECT incident_id, u, 'added', now(), session_user, ato.calling_role(), reason FROM unnest(added) u;
+    INSERT INTO ato.incident_changes (incident_id, change, stage, detail, note)
+    VALUES (incident_id, 'accounts_added', rec.stage,
+            jsonb_build_object('accounts', to_jsonb(added), 'count', cardinality(added),
+                               'already_in_scope', cardinality(present)), reason);
+    -- suspended again: the incident is no longer lifted
+    IF incident.suspend THEN
+        UPDATE ato.incidents i SET status = 'contained' WHERE i.id = incident.id AND i.status = 'lifted';
+    END IF;
+    RETURN cardinality(added);
+END;
+$$;
+COMMENT ON FUNCTION ato.add_incident_accounts(uuid, text[], text) IS
+    'Adds accounts to a contained incident that is not recovered yet and contains them exactly as its first ones (the revocation fence, a revocation time of now, the incident''s flags, its registered tables marked under its id and announced in ato.revocation_outbox), at most 1024 per call, in this transaction; accounts in the scope already are left out (a NOTICE), an account given twice is an error; records the change in ato.incident_scope_changes and the history; returns the accounts added';
+REVOKE ALL ON FUNCTION ato.add_incident_accounts(uuid, text[], text) FROM PUBLIC;
+
+CREATE FUNCTION ato.release_incident_accounts(incident_id uuid, user_ids text[], reason text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rec ato.incident_records := ato.incident_record('release_incident_accounts', incident_id, true);
+    released text[];
+    gone text[];
+    strangers text[];
+    lifted integer;
+BEGIN
+    PERFORM ato.check_scope_change('release_incident_accounts', user_ids, reason);
+    IF NOT EXISTS (SELECT FROM ato.incidents i WHERE i.id = release_incident_accounts.incident_id) THEN
+        RAISE EXCEPTION 'release_incident_accounts: incident % is not contained yet', incident_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'It holds no accounts to release; an incident found to be a false alarm is closed with ato.advance_incident(id, ''closed'', note).';
+    END IF;
+    SELECT coalesce(array_agg(u ORDER BY u COLLATE "C") FILTER (WHERE a.in_scope), '{}'),
+           coalesce(array_agg(u ORDER BY u COLLATE "C") FILTER (WHERE NOT a.in_scope), '{}'),
+           coalesce(array_agg(u ORDER BY u COLLATE "C") FILTER (WHERE a.user_id IS NULL), '{}')
+      INTO released, gone, strangers
+      FROM unnest(user_ids) u
+      LEFT JOIN ato.incident_accounts a
+        ON a.incident_id = release_incident_accounts.incident_id AND a.user_id = u;
+    IF cardinality(strangers) > 0 THEN
+        RAISE EXCEPTION 'release_incident_accounts: % of the accounts were never in incident %: %', cardinality(strangers),
+            incident_id, array_to_string(strangers[1:10], ', ') || CASE WHEN cardinality(strangers) > 10 THEN ', ...' ELSE '' END
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Release only accounts of the incident; ato.incident_accounts lists them.';
+    END IF;
+    IF cardinality(gone) > 0 THEN
+        RAISE NOTICE 'release_incident_accounts: % of the accounts were released already: %',
+            cardinality(gone), array_to_string(gone[1:10], ', ') || CASE WHEN cardinality(gone) > 10 THEN ', ...' ELSE '' END
+            USING HINT = 'ato.incident_accounts says when and by whom.';
+    END IF;
+    IF cardinality(released) = 0 THEN
+        RETURN 0;
+    END IF;
+    lifted := ato.lift_incident(incident_id, released, 'released: ' || reason);
+    INSERT INTO ato.incident_scope_changes (incident_id, user_id, change, changed_at, changed_by, changed_as, reason)
+    SELECT incident_id, u, 'released', now(), session_user, ato.calling_role(), reason FROM unnest(released) u;
+    INSERT INTO ato.incident_changes (incident_id, change, stage, detail, note)
+    VALUES (incident_id, 'accounts_released', rec.stage,
+            jsonb_build_object('accounts', to_jsonb(released), 'count', cardinality(released),
+                               'suspensions_lifted', lifted), reason);
+    RETURN cardinality(released);
+END;
+$$;
+COMMENT ON FUNCTION ato.release_incident_accounts(uuid, text[], text) IS
+    'Releases accounts of an incident found unaffected: lifts the suspension the incident set on them as ato.lift_incident() does (their other steps stay until completed; revoked sessions stay revoked), records the change in ato.incident_scope_changes and the history; an account never in the incident is an error, one released already a NOTICE; returns the accounts released';
+REVOKE ALL ON FUNCTION ato.release_incident_accounts(uuid, text[], text) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The preview of a revocation: what ato.revoke_incident() would do now,
+-- changing nothing (seed 004: "premature, overly broad responses cause
+-- unnecessary user impact").
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.preview_revocation_targets(user_ids text[], delete_created_after timestamptz DEFAULT NULL)
+RETURNS TABLE (target_id integer, target text, action text, rows bigint, mismatched_ids bigint, error text)
+AS 'MODULE_PATHNAME', 'ato_preview_revocation_targets'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.preview_revocation_targets(text[], timestamptz) IS
+    'For ato.preview_revocation(): per registered table, the rows an incident over these accounts would mark or delete now (counted by the marking''s own condition, as the table''s owner), the ids not of its account column''s type and the error a table would fail with; changes nothing';
+REVOKE ALL ON FUNCTION ato.preview_revocation_targets(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.preview_revocation(
+    user_ids text[],
+    suspend boolean DEFAULT false,
+    reauth_required boolean DEFAULT true,
+    mfa_reenrollment_required boolean DEFAULT false,
+    password_reset_required boolean DEFAULT false,
+    delete_created_after timestamptz DEFAULT NULL)
+RETURNS TABLE (item text, name text, rows bigint, would_set jsonb, note text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    accounts text[];
+BEGIN
+    PERFORM ato.check_account_ids('preview_revocation', 'user_ids', user_ids);
+    IF suspend IS NULL OR reauth_required IS NULL OR mfa_reenrollment_required IS NULL OR password_reset_required IS NULL THEN
+        RAISE EXCEPTION 'preview_revocation: the flags must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass true or false, as to ato.revoke_incident().';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(user_ids) u WHERE octet_length(u) > 1000) THEN
+        RAISE EXCEPTION 'preview_revocation: an account id is longer than 1000 bytes'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Account ids are between 1 and 1000 bytes.';
+    END IF;
+    SELECT array_agg(DISTINCT u COLLATE "C" ORDER BY u COLLATE "C") INTO accounts FROM unnest(user_ids) u;
+    RETURN QUERY
+    SELECT 'table', p.target, p.rows,
+           jsonb_build_object('action', p.action) ||
+           CASE p.action
+               WHEN 'delete' THEN jsonb_build_object('deletes', CASE WHEN t.created_column IS NOT NULL AND preview_revocation.delete_created_after IS NOT NULL
+                                                                     THEN format('rows with %s >= %s', t.created_column, preview_revocation.delete_created_after)
+                                                                     ELSE 'every row of the accounts' END)
+               ELSE jsonb_strip_nulls(jsonb_build_object(
+                        t.state_column::text, CASE p.action WHEN 'end' THEN 'the revocation time' WHEN 'revoke' THEN 'true' ELSE 'false' END,
+                        coalesce(t.time_column::text, '-'), CASE WHEN t.time_column IS NOT NULL THEN 'the revocation time' END,
+                        coalesce(t.reason_column::text, '-'), CASE WHEN t.reason_column IS NOT NULL THEN 'the reason' END,
+                        coalesce(t.incident_column::text, '-'), CASE WHEN t.incident_column IS NOT NULL THEN 'the incident id' END))
+           END,
+           coalesce(p.error,
+                    CASE WHEN p.mismatched_ids > 0
+                         THEN format('%s of the ids are not values of its account column''s type: no row is marked for them', p.mismatched_ids) END)
+      FROM ato.preview_revocation_targets(accounts, preview_revocation.delete_created_after) p
+      LEFT JOIN ato.revocation_targets t ON t.id = p.target_id
+    UNION ALL
+    SELECT 'account', u, NULL::bigint,
+           jsonb_build_object('revoked_before', 'the revocation time',
+                              'suspended', coalesce(f.suspended, false) OR preview_revocation.suspend,
+                              'reauth_required', coalesce(f.reauth_required, false) OR preview_revocation.reauth_required,
+                              'mfa_reenrollment_required', coalesce(f.mfa_reenrollment_required, false) OR preview_revocation.mfa_reenrollment_required,
+                              'password_reset_required', coalesce(f.password_reset_required, false) OR preview_revocation.password_reset_required),
+           nullif(concat_ws('; ',
+                  CASE WHEN r.user_id IS NOT NULL THEN format('revoked already until %s by incident %s', r.revoked_at, r.incident_id) END,
+                  CASE WHEN f.user_id IS NOT NULL AND (f.suspended OR f.reauth_required OR f.mfa_reenrollment_required OR f.password_reset_required)
+                       THEN format('flags set already by %s', coalesce('incident ' || f.incident_id, 'hand')) END,
+                  CASE WHEN NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u)
+                        AND NOT EXISTS (SELECT FROM ato.login_events e WHERE e.user_id = u AND e.outcome = 'success')
+                       THEN 'no successful login on record' END), '')
+      FROM unnest(accounts) u
+      LEFT JOIN ato.account_flags f ON f.user_id = u
+      LEFT JOIN ato.account_revocations r ON r.user_id = u
+     ORDER BY 1 DESC, 2;
+END;
+$$;
+COMMENT ON FUNCTION ato.preview_revocation(text[], boolean, boolean, boolean, boolean, timestamptz) IS
+    'What ato.revoke_incident() with these arguments would do now, changing nothing: per registered table (item table) the rows it would mark or delete and what it would set; per account (item account) the flags it would have afterwards and what is set already (an earlier revocation, flags, no login on record); duplicate ids count once';
+REVOKE ALL ON FUNCTION ato.preview_revocation(text[], boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The retrospective (seed 004: detection gap, scope accuracy, recovery
+-- effectiveness; seed 001: feed what was learned back into detection).
+-- One row per measure: section, measure, a duration or an amount, detail;
+-- a new measure is a new row (a UNION ALL branch), the shape stays.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.incident_retrospective(incident_id uuid)
+RETURNS TABLE (section text, measure text, duration interval, amount numeric, detail jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    rec ato.incident_records := ato.incident_record('incident_retrospective', incident_id, false, closed_ok => true);
+    incident ato.incidents;
+    window_from timestamptz;
+    window_to timestamptz;
+    scope_accounts text[] := '{}';
+    scope_networks cidr[] := '{}';
+    first_event timestamptz;
+    first_event_ref text;
+    first_alert timestamptz;
+    first_alert_id bigint;
+    all_marked timestamptz;
+    v_initial text[] := '{}';
+    v_final text[];
+    v_added text[];
+    v_released text[];
+    kept integer;
+    pending integer;
+BEGIN
+    SELECT * INTO incident FROM ato.incidents i WHERE i.id = incident_retrospective.incident_id;
+    IF FOUND THEN
+        SELECT s.window_from, s.window_to, s.accounts, s.attacker_networks
+          INTO window_from, window_to, scope_accounts, scope_networks
+          FROM ato.incident_scope(incident.id) s;
+        v_initial := incident.user_ids;
+    ELSE
+        window_from := rec.reported_at - interval '24 hours';
+        window_to := now();
+    END IF;
+    window_to := least(window_to, coalesce(rec.closed_at, window_to));
+
+    -- the attacker's first event in the window: from its networks
+    SELECT x.at, x.ref INTO first_event, first_event_ref FROM (
+        SELECT l.occurred_at AS at, 'login_events:' || l.id AS ref FROM ato.login_events l
+         WHERE l.occurred_at >= window_from AND l.occurred_at <= window_to AND l.ip_address <<= ANY (scope_networks)
+        UNION ALL
+        SELECT a.occurred_at, 'audit_events:' || a.id FROM ato.audit_events a
+         WHERE a.occurred_at >= window_from AND a.occurred_at <= window_to AND a.ip_address <<= ANY (scope_networks)) x
+     ORDER BY x.at, x.ref LIMIT 1;
+    -- the first alert about it: its own, or one on its accounts in the window
+    SELECT a.first_seen_at, a.id INTO first_alert, first_alert_id FROM ato.alerts a
+     WHERE (a.incident_id = incident_retrospective.incident_id OR a.id = rec.alert_id
+            OR (a.accounts && scope_accounts AND a.last_seen_at >= window_from AND a.first_seen_at <= window_to))
+     ORDER BY a.first_seen_at, a.id LIMIT 1;
+
+    SELECT coalesce(array_agg(a.user_id ORDER BY a.user_id COLLATE "C") FILTER (WHERE a.in_scope), '{}'),
+           coalesce(array_agg(a.user_id ORDER BY a.user_id COLLATE "C") FILTER (WHERE NOT a.initial), '{}'),
+           coalesce(array_agg(a.user_id ORDER BY a.user_id COLLATE "C") FILTER (WHERE NOT a.in_scope), '{}'),
+           count(*) FILTER (WHERE a.initial AND a.in_scope)
+      INTO v_final, v_added, v_released, kept
+      FROM ato.incident_accounts a WHERE a.incident_id = incident_retrospective.incident_id;
+    all_marked := CASE WHEN incident.status <> 'marking'
+                       THEN greatest(incident.marked_at,
+                                     (SELECT max(c.changed_at) FROM ato.incident_scope_changes c
+                                       WHERE c.incident_id = incident.id AND c.change = 'added')) END;
+    SELECT count(*) INTO pending FROM ato.account_flags f
+     WHERE f.incident_id = incident_retrospective.incident_id
+       AND (f.suspended OR f.reauth_required OR f.mfa_reenrollment_required OR f.password_reset_required);
+
+    RETURN QUERY
+    SELECT 'detection', 'first attacker event to first alert', first_alert - first_event, NULL::numeric,
+           jsonb_build_object('first_attacker_event', first_event, 'event', first_event_ref,
+                              'first_alert', first_alert, 'alert_id', first_alert_id,
+                              'attacker_networks', to_jsonb(scope_networks::text[]))
+    UNION ALL
+    SELECT 'detection', 'first attacker event to opening', rec.reported_at - first_event, NULL,
+           jsonb_build_object('first_attacker_event', first_event, 'opened_at', rec.reported_at,
+                              'channel', rec.report_channel)
+    UNION ALL
+    SELECT 'containment', 'opening to containment', rec.contained_at - rec.reported_at, NULL,
+           jsonb_build_object('opened_at', rec.reported_at, 'contained_at', rec.contained_at)
+    UNION ALL
+    SELECT 'containment', 'containment to every row marked', all_marked - rec.contained_at, NULL,
+           jsonb_build_object('contained_at', rec.contained_at, 'every_row_marked_at', all_marked,
+                              'status', incident.status,
+                              'rows_marked', (SELECT sum(t.rows_touched) FROM ato.incident_targets t WHERE t.incident_id = incident.id),
+                              'failed_batches', (SELECT sum(t.failed_batches) FROM ato.incident_targets t WHERE t.incident_id = incident.id))
+    UNION ALL
+    SELECT 'scope', 'initial accounts', NULL, cardinality(v_initial)::numeric, jsonb_build_object('opened_at', incident.opened_at)
+    UNION ALL
+    SELECT 'scope', 'final accounts', NULL, cardinality(v_final)::numeric, '{}'::jsonb
+    UNION ALL
+    SELECT 'scope', 'accounts added', NULL, cardinality(v_added)::numeric, jsonb_build_object('accounts', to_jsonb(v_added))
+    UNION ALL
+    SELECT 'scope', 'accounts released', NULL, cardinality(v_released)::numeric, jsonb_build_object('accounts', to_jsonb(v_released))
+    UNION ALL
+    SELECT 'scope', 'final scope found initially', NULL,
+           CASE WHEN cardinality(v_final) > 0 THEN round(coalesce(kept, 0)::numeric / cardinality(v_final), 3) END,
+           jsonb_build_object('initial_and_final', kept, 'final', cardinality(v_final))
+    UNION ALL
+    SELECT 'scope', 'initial scope affected', NULL,
+           CASE WHEN cardinality(v_initial) > 0 THEN round(coalesce(kept, 0)::numeric / cardinality(v_initial), 3) END,
+           jsonb_build_object('initial_and_final', kept, 'initial', cardinality(v_initial))
+    UNION ALL
+    SELECT 'recovery', 'containment to recovery', rec.recovered_at - rec.contained_at, NULL,
+           jsonb_build_object('eradicated_at', rec.eradicated_at, 'recovered_at', rec.recovered_at,
+                              'accounts_with_steps_pending', pending)
+    UNION ALL
+    SELECT 'recovery', 'opening to close', rec.closed_at - rec.reported_at, NULL,
+           jsonb_build_object('closed_at', rec.closed_at, 'root_cause', rec.root_cause,
+                              'follow_ups', (SELECT count(*) FROM ato.incident_follow_ups f WHERE f.incident_id = rec.incident_id),
+                              'follow_ups_open', (SELECT count(*) FROM ato.incident_follow_ups f
+                                                   WHERE f.incident_id = rec.incident_id AND f.done_at IS NULL));
+    -- every rule: whether it fired for the incident's accounts in its window
+    RETURN QUERY
+    SELECT 'detection rules', r.name, min(a.first_seen_at) - first_event, count(a.id)::numeric,
+           jsonb_build_object('fired', count(a.id) > 0, 'enabled', r.enabled, 'function', r.function,
+                              'first_alert', min(a.first_seen_at),
+                              'alert_ids', coalesce(jsonb_agg(a.id ORDER BY a.id) FILTER (WHERE a.id IS NOT NULL), '[]'),
+                              'ran_in_window', r.covered_until >= window_from)
+      FROM ato.detection_rules r
+      LEFT JOIN ato.alerts a
+        ON a.rule = r.name
+       AND (a.incident_id = incident_retrospective.incident_id OR a.id = rec.alert_id
+            OR (a.accounts && scope_accounts AND a.last_seen_at >= window_from AND a.first_seen_at <= window_to))
+     GROUP BY r.name, r.enabled, r.function, r.covered_until
+     ORDER BY r.name;
+END;
+$$;
+COMMENT ON FUNCTION ato.incident_retrospective(uuid) IS
+    'An incident''s retrospective, one row per measure (section, measure, duration or amount, detail): detection (first attacker event, from its networks in its window, to the first alert and to the opening), containment (opening to containment, containment to every row marked, added accounts included), scope (initial, final, added and released accounts, the share of the final scope found initially and of the initial scope affected), recovery (containment to recovery, opening to close), and per detection rule whether it fired for the incident''s accounts in its window; a new measure is a new row';
+REVOKE ALL ON FUNCTION ato.incident_retrospective(uuid) FROM PUBLIC;
