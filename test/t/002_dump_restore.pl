@@ -127,8 +127,8 @@ my $indexes = q{
 	 ORDER BY 1
 };
 my $src_indexes = $node->safe_psql('src', $indexes);
-is(scalar(() = $src_indexes =~ /\n/g) + 1, 47,
-	'source: 1 index on each of the 5 login partitions, 2 on each of the 5 audit partitions, 32 on the other tables');
+is(scalar(() = $src_indexes =~ /\n/g) + 1, 60,
+	'source: 1 index on each of the 5 login partitions, 2 on each of the 5 audit partitions, 45 on the other tables');
 
 # The per-account summaries, folded up to a minute ago.
 $node->safe_psql('src', q{SELECT ato.refresh_summaries('2010-01-01')});
