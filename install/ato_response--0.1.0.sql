@@ -3901,6 +3901,14 @@ COMMENT ON FUNCTION ato.call_hook(regprocedure, regtype, text) IS
     'The hook''s value for the account, as text, called as the hook''s owner in a security-restricted operation with search_path pinned (at most 2000 bytes)';
 REVOKE ALL ON FUNCTION ato.call_hook(regprocedure, regtype, text) FROM PUBLIC;
 
+CREATE FUNCTION ato.outer_role()
+RETURNS name
+AS 'MODULE_PATHNAME', 'ato_outer_role'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION ato.outer_role() IS
+    'The role that calls, as SET ROLE made it, also inside a SECURITY DEFINER function: who registered a hook, a downstream application or a secret';
+REVOKE ALL ON FUNCTION ato.outer_role() FROM PUBLIC;
+
 CREATE TABLE ato.notification_hooks (
     name text PRIMARY KEY,
     kind text NOT NULL CHECK (kind IN ('account_detail', 'contact')),
@@ -3952,7 +3960,7 @@ AS $$
 BEGIN
     PERFORM ato.check_hook(hook, 'text'::regtype, 'register_account_detail');
     INSERT INTO ato.notification_hooks AS h (name, kind, hook, registered_by)
-    VALUES ('account_detail', 'account_detail', hook, current_user)
+    VALUES ('account_detail', 'account_detail', hook, ato.outer_role())
     ON CONFLICT ON CONSTRAINT notification_hooks_pkey DO UPDATE
        SET hook = excluded.hook, registered_at = now(), registered_by = excluded.registered_by;
 END;
@@ -3980,7 +3988,7 @@ BEGIN
     END IF;
     PERFORM ato.check_hook(hook, 'text'::regtype, 'register_contact_channel');
     INSERT INTO ato.notification_hooks AS h (name, kind, hook, priority, registered_by)
-    VALUES (channel, 'contact', hook, priority, current_user)
+    VALUES (channel, 'contact', hook, priority, ato.outer_role())
     ON CONFLICT ON CONSTRAINT notification_hooks_pkey DO UPDATE
        SET hook = excluded.hook, priority = excluded.priority, registered_at = now(),
            registered_by = excluded.registered_by;
@@ -4587,7 +4595,7 @@ BEGIN
         PERFORM ato.check_hook(uses_hook, 'boolean'::regtype, 'register_downstream_app');
     END IF;
     INSERT INTO ato.downstream_apps AS a (name, revocation, owner_contact, uses_hook, registered_by)
-    VALUES (name, revocation, owner_contact, uses_hook, current_user)
+    VALUES (name, revocation, owner_contact, uses_hook, ato.outer_role())
     ON CONFLICT ON CONSTRAINT downstream_apps_name_key DO UPDATE
        SET revocation = excluded.revocation, owner_contact = excluded.owner_contact, uses_hook = excluded.uses_hook,
            registered_at = now(), registered_by = excluded.registered_by
@@ -4616,7 +4624,7 @@ BEGIN
         PERFORM ato.check_hook(reachable_hook, 'boolean'::regtype, 'register_secret');
     END IF;
     INSERT INTO ato.downstream_secrets AS s (name, kind, rotation, owner_contact, reachable_hook, registered_by)
-    VALUES (name, kind, rotation, owner_contact, reachable_hook, current_user)
+    VALUES (name, kind, rotation, owner_contact, reachable_hook, ato.outer_role())
     ON CONFLICT ON CONSTRAINT downstream_secrets_name_key DO UPDATE
        SET kind = excluded.kind, rotation = excluded.rotation, owner_contact = excluded.owner_contact,
            reachable_hook = excluded.reachable_hook, registered_at = now(), registered_by = excluded.registered_by
@@ -4827,7 +4835,7 @@ REVOKE ALL ON FUNCTION ato.html_escape(text) FROM PUBLIC;
 -- The attack curve: attempts and successes per minute (per 5, 15, 60 ...
 -- minutes when the attack is longer than 12 hours), with the opening and the
 -- containment marked.
-CREATE FUNCTION ato.report_attack_curve(incident ato.incidents, logins jsonb)
+CREATE FUNCTION ato.report_attack_curve(incident ato.incidents, minutes jsonb)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -4849,8 +4857,8 @@ DECLARE
     marks text := '';
     x numeric;
 BEGIN
-    SELECT min((l ->> 'at')::timestamptz), max((l ->> 'at')::timestamptz) INTO first_at, last_at
-      FROM jsonb_array_elements(logins) l;
+    SELECT min((m ->> 'at')::timestamptz), max((m ->> 'at')::timestamptz) INTO first_at, last_at
+      FROM jsonb_array_elements(minutes) m;
     IF first_at IS NULL THEN
         RETURN '<p class="empty">No login attempts in the incident''s window.</p>';
     END IF;
@@ -4863,16 +4871,13 @@ BEGIN
     step := coalesce(step, 1440);
     buckets := floor(extract(epoch FROM last_at - first_at) / 60 / step)::integer + 1;
     bar := (w - left_ - 10)::numeric / buckets;
-    SELECT max(c.n) INTO top
-      FROM (SELECT count(*) AS n FROM jsonb_array_elements(logins) l
-             GROUP BY floor(extract(epoch FROM (l ->> 'at')::timestamptz - first_at) / 60 / step)) c;
     WITH b AS (
-        SELECT floor(extract(epoch FROM (l ->> 'at')::timestamptz - first_at) / 60 / step)::integer AS k,
-               l ->> 'outcome' AS outcome
-          FROM jsonb_array_elements(logins) l),
-    counts AS (
-        SELECT k, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'success') AS successes
-          FROM b GROUP BY k)
+        SELECT floor(extract(epoch FROM (m ->> 'at')::timestamptz - first_at) / 60 / step)::integer AS k,
+               (m ->> 'a')::bigint AS a, (m ->> 's')::bigint AS s
+          FROM jsonb_array_elements(minutes) m)
+    SELECT jsonb_agg(jsonb_build_object('k', c.k, 'a', c.a, 's', c.s) ORDER BY c.k), max(c.a)
+      INTO minutes, top
+      FROM (SELECT b.k, sum(b.a) AS a, sum(b.s) AS s FROM b GROUP BY b.k) c;
     SELECT string_agg(
                format('<rect class="attempts" x="%s" y="%s" width="%s" height="%s"><title>%s: %s attempts, %s successes</title></rect>',
                       round(left_ + k * bar, 2), round(bottom - attempts::numeric * plot_h / top, 2),
@@ -4884,7 +4889,8 @@ BEGIN
                              greatest(round(bar - 0.5, 2), 0.5), greatest(round(successes::numeric * plot_h / top, 2), 1))
                     ELSE '' END, '' ORDER BY k)
       INTO svg
-      FROM counts;
+      FROM (SELECT (c ->> 'k')::integer AS k, (c ->> 'a')::bigint AS attempts, (c ->> 's')::bigint AS successes
+              FROM jsonb_array_elements(minutes) c) counts;
     x := round(left_ + extract(epoch FROM incident.opened_at - first_at) / 60 / step * bar, 2);
     marks := format('<line class="opened" x1="%s" y1="20" x2="%s" y2="%s"/><text x="%s" y="14" class="mark" text-anchor="%s">opened %s</text>',
                     x, x, bottom, x, CASE WHEN x > w * 0.6 THEN 'end' ELSE 'start' END, to_char(incident.opened_at, 'HH24:MI:SS'));
@@ -4909,7 +4915,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.report_attack_curve(ato.incidents, jsonb) IS
-    'For ato.incident_report(): the SVG bar chart of login attempts and successes per minute (coarser past 12 hours) from the first attempt, with the opening and containment marked';
+    'For ato.incident_report(): the SVG bar chart of login attempts and successes per minute (from [{"at", "a", "s"}] per minute; coarser past 12 hours) from the first attempt, with the opening and containment marked';
 REVOKE ALL ON FUNCTION ato.report_attack_curve(ato.incidents, jsonb) FROM PUBLIC;
 
 -- Horizontal bars, one per label (already escaped by the caller's query).
@@ -4943,7 +4949,7 @@ AS $$
 DECLARE
     incident ato.incidents := ato.check_incident('incident_report', incident_id);
     scope record;
-    logins jsonb;
+    minutes jsonb;
     ts constant text := 'YYYY-MM-DD HH24:MI:SS';
     html text;
     summary text;
@@ -4951,13 +4957,13 @@ DECLARE
     networks jsonb;
     timeline text;
     timeline_total bigint;
+    timeline_events bigint;
     scope_rows text;
     agents text;
     outstanding text;
     notices text;
     n_attempts bigint;
     n_successes bigint;
-    n_failures bigint;
     owed bigint;
     unsent bigint;
 BEGIN
@@ -4967,36 +4973,33 @@ BEGIN
                   HINT = 'It bounds the timeline''s rows on the page (the attack curve counts every event); the default is 500.';
     END IF;
     SELECT * INTO scope FROM ato.incident_scope(incident.id);
-    SELECT coalesce(jsonb_agg(jsonb_build_object('at', v.e ->> 'occurred_at', 'outcome', v.e ->> 'outcome',
-                                                 'country', v.e ->> 'country_code', 'asn', v.e ->> 'asn',
-                                                 'as_org', v.e ->> 'as_org', 'ip', v.e ->> 'ip_address',
-                                                 'user_agent', v.e ->> 'user_agent')), '[]')
-      INTO logins
-      FROM ato.incident_events(incident.id) v WHERE v.event_table = 'login_events';
-    SELECT count(*), count(*) FILTER (WHERE l ->> 'outcome' = 'success'), count(*) FILTER (WHERE l ->> 'outcome' = 'failure')
-      INTO n_attempts, n_successes, n_failures FROM jsonb_array_elements(logins) l;
+    -- the window's logins read once, in one statement: per minute, per
+    -- country, network and user agent
+    WITH l AS MATERIALIZED (
+        SELECT (v.e ->> 'occurred_at')::timestamptz AS at, v.e ->> 'outcome' AS outcome,
+               v.e ->> 'country_code' AS country, coalesce(nullif(concat_ws(' ', 'AS' || (v.e ->> 'asn'), v.e ->> 'as_org'), ''),
+                   set_masklen((v.e ->> 'ip_address')::inet,
+                               CASE WHEN family((v.e ->> 'ip_address')::inet) = 4 THEN 24 ELSE 48 END)::cidr::text) AS net,
+               left(v.e ->> 'user_agent', 300) AS agent
+          FROM ato.incident_events(incident.id) v WHERE v.event_table = 'login_events')
+    SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM l WHERE l.outcome = 'success'),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('at', m.at, 'a', m.a, 's', m.s)), '[]')
+              FROM (SELECT date_trunc('minute', l.at) AS at, count(*) AS a, count(*) FILTER (WHERE l.outcome = 'success') AS s
+                      FROM l GROUP BY 1) m),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('label', c.label, 'count', c.n, 'extra', c.ok || ' ok') ORDER BY c.n DESC, c.label), '[]')
+              FROM (SELECT coalesce(l.country, 'unknown') AS label, count(*) AS n, count(*) FILTER (WHERE l.outcome = 'success') AS ok
+                      FROM l GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 15) c),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('label', c.label, 'count', c.n, 'extra', c.ok || ' ok') ORDER BY c.n DESC, c.label), '[]')
+              FROM (SELECT coalesce(l.net, 'unknown') AS label, count(*) AS n, count(*) FILTER (WHERE l.outcome = 'success') AS ok
+                      FROM l GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 15) c),
+           (SELECT string_agg(format('<tr><td>%s</td><td>%s</td><td>%s</td></tr>', ato.html_escape(a.agent), a.n, a.ok),
+                              '' ORDER BY a.n DESC, a.agent)
+              FROM (SELECT coalesce(l.agent, '(none)') AS agent, count(*) AS n, count(*) FILTER (WHERE l.outcome = 'success') AS ok
+                      FROM l GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10) a)
+      INTO n_attempts, n_successes, minutes, countries, networks, agents;
 
-    SELECT coalesce(jsonb_agg(jsonb_build_object('label', c.country, 'count', c.n, 'extra', c.ok || ' ok') ORDER BY c.n DESC, c.country), '[]')
-      INTO countries
-      FROM (SELECT coalesce(l ->> 'country', 'unknown') AS country, count(*) AS n,
-                   count(*) FILTER (WHERE l ->> 'outcome' = 'success') AS ok
-              FROM jsonb_array_elements(logins) l GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 15) c;
-    SELECT coalesce(jsonb_agg(jsonb_build_object('label', c.net, 'count', c.n, 'extra', c.ok || ' ok') ORDER BY c.n DESC, c.net), '[]')
-      INTO networks
-      FROM (SELECT coalesce(nullif(concat_ws(' ', 'AS' || (l ->> 'asn'), l ->> 'as_org'), ''),
-                            set_masklen((l ->> 'ip')::inet, CASE WHEN family((l ->> 'ip')::inet) = 4 THEN 24 ELSE 48 END)::cidr::text,
-                            'unknown') AS net,
-                   count(*) AS n, count(*) FILTER (WHERE l ->> 'outcome' = 'success') AS ok
-              FROM jsonb_array_elements(logins) l GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 15) c;
-
-    SELECT string_agg(format('<tr><td>%s</td><td>%s</td><td>%s</td></tr>', ato.html_escape(a.agent), a.n, a.ok), '' ORDER BY a.n DESC, a.agent)
-      INTO agents
-      FROM (SELECT coalesce(left(l ->> 'user_agent', 300), '(none)') AS agent, count(*) AS n,
-                   count(*) FILTER (WHERE l ->> 'outcome' = 'success') AS ok
-              FROM jsonb_array_elements(logins) l GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10) a;
-
-    -- the timeline: the response's own items all, the events up to the limit
-    SELECT count(*) INTO timeline_total FROM ato.incident_timeline(incident.id);
+    -- the timeline: the response's own items all, the failed logins and the
+    -- other events (successes, account changes) each up to the limit
     SELECT string_agg(format('<tr class="%s"><td class="at">%s</td><td>%s</td><td class="accounts">%s</td><td>%s</td></tr>',
                              CASE WHEN t.kind = 'contained' THEN 'contained'
                                   WHEN t.kind = 'incident opened' THEN 'opened'
@@ -5007,10 +5010,12 @@ BEGIN
                                                   THEN array_to_string(t.accounts[1:5], ', ') || format(' and %s more', cardinality(t.accounts) - 5)
                                                   ELSE array_to_string(t.accounts, ', ') END),
                              ato.html_escape(t.detail)), '' ORDER BY t.n)
-      INTO timeline
-      FROM (SELECT x.*, row_number() OVER (PARTITION BY x.kind LIKE 'login %' OR x.kind = 'account change' ORDER BY x.n) AS nk
-              FROM ato.incident_timeline(incident.id) WITH ORDINALITY AS x(at, kind, accounts, detail, ref, n)) t
-     WHERE NOT (t.kind LIKE 'login %' OR t.kind = 'account change') OR t.nk <= max_timeline_rows;
+                FILTER (WHERE NOT (t.kind LIKE 'login %' OR t.kind = 'account change') OR t.nk <= max_timeline_rows),
+           count(*), count(*) FILTER (WHERE t.kind LIKE 'login %' OR t.kind = 'account change')
+      INTO timeline, timeline_total, timeline_events
+      FROM (SELECT x.*, row_number() OVER (PARTITION BY x.kind = 'login failure', x.kind LIKE 'login %' OR x.kind = 'account change'
+                                           ORDER BY x.n) AS nk
+              FROM ato.incident_timeline(incident.id) WITH ORDINALITY AS x(at, kind, accounts, detail, ref, n)) t;
 
     SELECT string_agg(format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
                              ato.html_escape(u), CASE WHEN f.suspended THEN 'suspended' ELSE '' END,
@@ -5045,7 +5050,8 @@ BEGIN
                       '<div><dt>Accounts</dt><dd>%s</dd></div><div><dt>Countries</dt><dd>%s</dd></div>'
                       '<div><dt>Time to contain</dt><dd>%s</dd></div><div><dt>Notices sent</dt><dd>%s of %s</dd></div>'
                       '<div><dt>Downstream owed</dt><dd class="%s">%s</dd></div></dl>',
-                      n_attempts, n_successes, cardinality(incident.user_ids), jsonb_array_length(countries),
+                      n_attempts, n_successes, cardinality(incident.user_ids),
+                      (SELECT count(*) FROM jsonb_array_elements(countries) c WHERE c ->> 'label' <> 'unknown'),
                       coalesce(ato.html_escape(date_trunc('second', incident.marked_at - incident.opened_at)::text), 'not yet'),
                       (SELECT count(*) FROM ato.user_notifications n WHERE n.incident_id = incident.id AND n.delivered_at IS NOT NULL),
                       cardinality(incident.user_ids),
@@ -5079,7 +5085,7 @@ BEGIN
         || '<span><i class="swatch" style="background:#cf222e"></i>successes</span>'
         || '<span><i class="swatch" style="background:#bf8700"></i>opened</span>'
         || '<span><i class="swatch" style="background:#1a7f37"></i>contained</span></p>'
-        || ato.report_attack_curve(incident, logins) || '</section>'
+        || ato.report_attack_curve(incident, minutes) || '</section>'
         || '<div class="cols"><section id="countries"><h2>Countries</h2>' || ato.report_bars('Login attempts by country', countries) || '</section>'
         || '<section id="networks"><h2>Networks</h2>' || ato.report_bars('Login attempts by network', networks) || '</section></div>'
         || '<section id="agents"><h2>User agents</h2><table><thead><tr><th>User agent</th><th>Attempts</th><th>Successes</th></tr></thead><tbody>'
@@ -5099,8 +5105,9 @@ BEGIN
                 ELSE '' END
         || '</section>'
         || format('<section id="timeline"><h2>Timeline (%s items)</h2>', timeline_total)
-        || CASE WHEN timeline_total > max_timeline_rows
-                THEN format('<p class="note">The first %s events are shown; the response''s steps all are.</p>', max_timeline_rows)
+        || CASE WHEN timeline_events > max_timeline_rows
+                THEN format('<p class="note">Of %s events, the first %s failed logins and the first %s other events are shown; the response''s steps all are.</p>',
+                            timeline_events, max_timeline_rows, max_timeline_rows)
                 ELSE '' END
         || '<table><thead><tr><th>When (UTC)</th><th>What</th><th>Accounts</th><th>Detail</th></tr></thead><tbody>'
         || coalesce(timeline, '') || '</tbody></table></section>'
@@ -5110,5 +5117,5 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.incident_report(uuid, integer) IS
-    'The incident as one self-contained HTML page (inline SVG and CSS, no script, no external asset, every value escaped): the attack curve (attempts and successes per minute, the opening and containment marked), countries, networks and user agents, scope and each account''s flags and notice, what is outstanding downstream and in the outbox, and the timeline (at most max_timeline_rows events; the response''s steps all); psql -XAt -c "SELECT ato.incident_report(...)" > report.html';
+    'The incident as one self-contained HTML page (inline SVG and CSS, no script, no external asset, every value escaped): the attack curve (attempts and successes per minute, the opening and containment marked), countries, networks and user agents, scope and each account''s flags and notice, what is outstanding downstream and in the outbox, and the timeline (at most max_timeline_rows failed logins and as many other events; the response''s steps all); psql -XAt -c "SELECT ato.incident_report(...)" > report.html';
 REVOKE ALL ON FUNCTION ato.incident_report(uuid, integer) FROM PUBLIC;

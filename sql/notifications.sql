@@ -32,8 +32,12 @@ CREATE FUNCTION app.reaches_signing_key(user_id text) RETURNS boolean LANGUAGE s
 -- its owner and not as the extension's
 CREATE FUNCTION app.peek(user_id text) RETURNS text LANGUAGE plpgsql STABLE
     AS $$ BEGIN RETURN (SELECT count(*)::text FROM ato.incidents); END $$;
+-- and one that would leave something behind: refused in a security-restricted operation
+CREATE FUNCTION app.sneaky(user_id text) RETURNS text LANGUAGE plpgsql
+    AS $$ BEGIN CREATE TEMP TABLE left_behind (x int); RETURN 'x'; END $$;
 CREATE FUNCTION app.wrong_shape(user_id text, extra int) RETURNS text LANGUAGE sql RETURN NULL;
 CREATE FUNCTION app.huge(user_id text) RETURNS text LANGUAGE sql RETURN repeat('x', 5000);
+CREATE FUNCTION app.backup_email(user_id text) RETURNS text LANGUAGE sql RETURN NULL;
 RESET ROLE;
 
 -- The story: u1 and u2 log in from home (GB).  Half an hour ago
@@ -72,16 +76,26 @@ SELECT ato.register_account_detail(NULL);
 SELECT ato.register_contact_channel('primary', 'app.sms(text)');
 SELECT ato.register_contact_channel(repeat('c', 64), 'app.sms(text)');
 SELECT ato.register_contact_channel('sms', 'app.uses_github(text)');
--- a hook that reads the extension's tables is refused them: it is not the
--- extension's owner that calls it
+-- a hook that reads the extension's tables is refused them (it is not the
+-- extension's owner that calls it), one that creates a temporary table is
+-- refused it (a security-restricted operation), one that returns too much
+-- is refused: each stops notify_users with nothing written
 SELECT ato.register_account_detail('app.peek(text)');
+SELECT ato.notify_users(:'incident');
+SELECT ato.register_account_detail('app.sneaky(text)');
 SELECT ato.notify_users(:'incident');
 SELECT ato.register_account_detail('app.huge(text)');
 SELECT ato.notify_users(:'incident');
 SELECT count(*) AS notices_after_failures FROM ato.user_notifications;
 SELECT ato.register_account_detail('app.account_hint(text)');
 SELECT ato.register_contact_channel('sms', 'app.sms(text)', priority => 10);
-SELECT name, kind, hook, priority FROM ato.notification_hooks ORDER BY name;
+-- the hook's owner registers its own (registered_by: the role, as SET ROLE made it)
+GRANT USAGE ON SCHEMA ato TO regress_notify_app;
+GRANT EXECUTE ON FUNCTION ato.register_contact_channel(text, regprocedure, integer) TO regress_notify_app;
+SET ROLE regress_notify_app;
+SELECT ato.register_contact_channel('secondary_email', 'app.backup_email(text)', priority => 20);
+RESET ROLE;
+SELECT name, kind, hook, priority, registered_by FROM ato.notification_hooks ORDER BY name;
 
 -- One notice per account, once: a second call writes none.
 SELECT ato.notify_users(:'incident') AS written;
@@ -182,6 +196,16 @@ SELECT ato.apply_retention() AS partitions_dropped;
 SELECT count(*) AS kept_after_lifting FROM ato.notification_outbox;
 RESET ato_response.retention;
 
+-- An incident with no event in its scope yet: the page says so.
+SELECT ato.unblock_network('5.188.10.0/24') AS unblocked;
+SET client_min_messages = warning;
+SELECT ato.revoke_incident('{quiet}', 'reported by the user, nothing seen') AS quiet \gset
+SET client_min_messages = notice;
+SELECT ato.incident_report(:'quiet') AS quiet_report \gset
+SELECT :'quiet_report' LIKE '%No login attempts in the incident%' AS says_no_attempts,
+       :'quiet_report' LIKE '%<p class="empty">None.</p>%' AS no_countries,
+       :'quiet_report' LIKE '%Nothing owed downstream%' AS nothing_owed;
+
 -- Bad input: NULL 22004, unknown P0002, empty 22023, too long 22001, each
 -- with a hint.
 CREATE FUNCTION pg_temp.error_of(statement text) RETURNS text LANGUAGE plpgsql AS $$
@@ -228,7 +252,8 @@ SELECT pg_temp.error_of(s) AS error FROM (VALUES
 SET client_min_messages = warning;
 DROP SCHEMA app CASCADE;
 RESET client_min_messages;
-REVOKE ALL ON SCHEMA ato FROM regress_notify_other;
+REVOKE ALL ON SCHEMA ato FROM regress_notify_other, regress_notify_app;
+REVOKE ALL ON FUNCTION ato.register_contact_channel(text, regprocedure, integer) FROM regress_notify_app;
 REVOKE ALL ON FUNCTION ato.register_account_detail(regprocedure) FROM regress_notify_other;
 DROP ROLE regress_notify_app;
 DROP ROLE regress_notify_other;
