@@ -4073,50 +4073,21 @@ SELECT pg_catalog.pg_extension_config_dump('ato.notification_outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.notification_outbox_id_seq', '');
 REVOKE ALL ON ato.notification_hooks, ato.user_notifications, ato.notification_outbox FROM PUBLIC;
 
--- What one account's notice says, from the store and the incident.
-CREATE FUNCTION ato.notice_content(incident ato.incidents, window_from timestamptz, window_to timestamptz,
-                                   nets cidr[], user_id text,
-                                   OUT happened jsonb, OUT done jsonb, OUT must_do text[])
+-- What the accounts' notices say, from the store and the incident: one
+-- pass over the window for all of them (an account is matched through a
+-- hashed IN, as in ato.incident_events()).
+CREATE FUNCTION ato.notice_contents(incident ato.incidents, window_from timestamptz, window_to timestamptz,
+                                    nets cidr[], accounts text[])
+RETURNS TABLE (user_id text, happened jsonb, done jsonb, must_do text[])
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET timezone = 'UTC'
 AS $$
-#variable_conflict use_variable
+#variable_conflict use_column
+DECLARE
+    done_ jsonb;
 BEGIN
-    -- the suspicious events: from the attacker's networks where they are
-    -- known, else from countries the account had not signed in from before
-    -- the window
-    WITH logins AS (
-        SELECT l.occurred_at, l.ip_address, l.country_code, l.asn, l.as_org, l.outcome
-          FROM ato.login_events l
-         WHERE l.user_id = notice_content.user_id
-           AND l.occurred_at >= notice_content.window_from AND l.occurred_at <= notice_content.window_to
-           AND CASE WHEN cardinality(nets) > 0 THEN l.ip_address <<= ANY (nets)
-                    ELSE l.country_code IS NOT NULL AND NOT EXISTS (
-                             SELECT FROM ato.account_countries c
-                              WHERE c.user_id = l.user_id AND c.country_code = l.country_code
-                                AND c.first_success_at < notice_content.window_from) END),
-    changes AS (
-        SELECT a.occurred_at, a.event_type, a.target_type, a.ip_address
-          FROM ato.audit_events a
-         WHERE (a.actor_id = notice_content.user_id OR a.target_id = notice_content.user_id)
-           AND a.occurred_at >= notice_content.window_from AND a.occurred_at <= notice_content.window_to
-           AND coalesce(a.outcome, 'success') = 'success'
-           AND (a.ip_address IN (SELECT g.ip_address FROM logins g)
-                OR (cardinality(nets) > 0 AND a.ip_address <<= ANY (nets))))
-    SELECT jsonb_build_object(
-               'first_sign_in', (SELECT min(g.occurred_at) FROM logins g WHERE g.outcome = 'success'),
-               'last_sign_in', (SELECT max(g.occurred_at) FROM logins g WHERE g.outcome = 'success'),
-               'sign_ins', (SELECT count(*) FROM logins g WHERE g.outcome = 'success'),
-               'failed_attempts', (SELECT count(*) FROM logins g WHERE g.outcome = 'failure'),
-               'countries', (SELECT coalesce(jsonb_agg(DISTINCT g.country_code), '[]') FROM logins g WHERE g.country_code IS NOT NULL),
-               'networks', (SELECT coalesce(jsonb_agg(DISTINCT concat_ws(' ', 'AS' || g.asn, g.as_org)), '[]')
-                              FROM logins g WHERE g.asn IS NOT NULL OR g.as_org IS NOT NULL),
-               'addresses', (SELECT coalesce(jsonb_agg(DISTINCT host(g.ip_address)), '[]') FROM logins g WHERE g.ip_address IS NOT NULL),
-               'changes', (SELECT coalesce(jsonb_agg(jsonb_build_object('at', c.occurred_at, 'event_type', c.event_type)
-                                                     ORDER BY c.occurred_at, c.event_type), '[]') FROM changes c))
-      INTO happened;
-    done := jsonb_build_object(
+    done_ := jsonb_build_object(
         'sessions_revoked_at', incident.opened_at,
         'suspended', incident.suspend,
         'password_disabled', incident.password_reset_required,
@@ -4128,17 +4099,66 @@ BEGIN
                      FROM ato.incident_targets t
                      LEFT JOIN ato.revocation_targets r ON r.id = t.target_id
                     WHERE t.incident_id = incident.id AND t.rows_touched > 0));
-    must_do := array_remove(ARRAY[
-        CASE WHEN incident.password_reset_required THEN 'reset_password' END,
-        CASE WHEN incident.mfa_reenrollment_required THEN 're_enrol_mfa' END,
-        CASE WHEN incident.reauth_required THEN 'sign_in_again' END,
-        CASE WHEN incident.suspend THEN 'verify_identity' END,
-        CASE WHEN jsonb_array_length(happened -> 'changes') > 0 THEN 'review_changes' END], NULL);
+    RETURN QUERY
+    -- the suspicious events: from the attacker's networks where they are
+    -- known, else from countries the account had not signed in from before
+    -- the window; the account changes made from their addresses (or the
+    -- networks) in the window
+    WITH accts AS (SELECT DISTINCT u COLLATE "C" AS user_id FROM unnest(accounts) u),
+    logins AS (
+        SELECT l.user_id, l.occurred_at, l.ip_address, l.country_code, l.outcome,
+               nullif(concat_ws(' ', 'AS' || l.asn, l.as_org), '') AS network
+          FROM ato.login_events l
+         WHERE l.user_id IN (SELECT a.user_id FROM accts a)
+           AND l.occurred_at >= window_from AND l.occurred_at <= window_to
+           AND CASE WHEN cardinality(nets) > 0 THEN l.ip_address <<= ANY (nets)
+                    ELSE l.country_code IS NOT NULL AND NOT EXISTS (
+                             SELECT FROM ato.account_countries c
+                              WHERE c.user_id = l.user_id AND c.country_code = l.country_code
+                                AND c.first_success_at < window_from) END),
+    lg AS (
+        SELECT g.user_id,
+               min(g.occurred_at) FILTER (WHERE g.outcome = 'success') AS first_sign_in,
+               max(g.occurred_at) FILTER (WHERE g.outcome = 'success') AS last_sign_in,
+               count(*) FILTER (WHERE g.outcome = 'success') AS sign_ins,
+               count(*) FILTER (WHERE g.outcome = 'failure') AS failed_attempts,
+               jsonb_agg(DISTINCT g.country_code) FILTER (WHERE g.country_code IS NOT NULL) AS countries,
+               jsonb_agg(DISTINCT g.network) FILTER (WHERE g.network IS NOT NULL) AS networks,
+               jsonb_agg(DISTINCT host(g.ip_address)) FILTER (WHERE g.ip_address IS NOT NULL) AS addresses
+          FROM logins g GROUP BY g.user_id),
+    ch AS (
+        SELECT a.user_id, jsonb_agg(jsonb_build_object('at', e.occurred_at, 'event_type', e.event_type)
+                                    ORDER BY e.occurred_at, e.event_type) AS changes
+          FROM ato.audit_events e
+          JOIN accts a ON a.user_id IN (e.actor_id, e.target_id)
+         WHERE (e.actor_id IN (SELECT x.user_id FROM accts x) OR e.target_id IN (SELECT x.user_id FROM accts x))
+           AND e.occurred_at >= window_from AND e.occurred_at <= window_to
+           AND coalesce(e.outcome, 'success') = 'success'
+           AND ((cardinality(nets) > 0 AND e.ip_address <<= ANY (nets))
+                OR EXISTS (SELECT FROM logins g WHERE g.user_id = a.user_id AND g.ip_address = e.ip_address))
+         GROUP BY a.user_id)
+    SELECT a.user_id::text,
+           jsonb_build_object(
+               'first_sign_in', lg.first_sign_in, 'last_sign_in', lg.last_sign_in,
+               'sign_ins', coalesce(lg.sign_ins, 0), 'failed_attempts', coalesce(lg.failed_attempts, 0),
+               'countries', coalesce(lg.countries, '[]'), 'networks', coalesce(lg.networks, '[]'),
+               'addresses', coalesce(lg.addresses, '[]'), 'changes', coalesce(ch.changes, '[]')),
+           done_,
+           array_remove(ARRAY[
+               CASE WHEN incident.password_reset_required THEN 'reset_password' END,
+               CASE WHEN incident.mfa_reenrollment_required THEN 're_enrol_mfa' END,
+               CASE WHEN incident.reauth_required THEN 'sign_in_again' END,
+               CASE WHEN incident.suspend THEN 'verify_identity' END,
+               CASE WHEN ch.changes IS NOT NULL THEN 'review_changes' END], NULL)
+      FROM accts a
+      LEFT JOIN lg ON lg.user_id = a.user_id
+      LEFT JOIN ch ON ch.user_id = a.user_id
+     ORDER BY a.user_id;
 END;
 $$;
-COMMENT ON FUNCTION ato.notice_content(ato.incidents, timestamptz, timestamptz, cidr[], text) IS
-    'For ato.notify_users(): what happened to one account (from the events of the incident''s window: its attacker networks, else countries new to the account), what the incident did and what the user must do';
-REVOKE ALL ON FUNCTION ato.notice_content(ato.incidents, timestamptz, timestamptz, cidr[], text) FROM PUBLIC;
+COMMENT ON FUNCTION ato.notice_contents(ato.incidents, timestamptz, timestamptz, cidr[], text[]) IS
+    'For ato.notify_users(), one row per account: what happened to it (from the events of the incident''s window: its attacker networks, else countries new to the account; the account changes made from there), what the incident did and what the user must do';
+REVOKE ALL ON FUNCTION ato.notice_contents(ato.incidents, timestamptz, timestamptz, cidr[], text[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.notice_text(happened jsonb, done jsonb, must_do text[], account_detail text,
                                 OUT subject text, OUT message text)
@@ -4219,19 +4239,20 @@ DECLARE
     addr text;
     channel_hook record;
     written bigint := 0;
+    missing text[];
     accounts text[] := '{}';
 BEGIN
-    -- one writer per incident at a time: a second call waits here, then
-    -- finds every notice written and writes none (the primary key would
-    -- refuse a second notice all the same)
-    PERFORM FROM ato.incidents i WHERE i.id = incident.id FOR NO KEY UPDATE;
-    SELECT * INTO incident FROM ato.incidents i WHERE i.id = notify_users.incident_id;
+    -- Exactly once is the primary key's: a second call at the same time
+    -- inserts in the same (account) order, waits on the first notice the
+    -- first call has not committed, and then writes none that it wrote.  (No
+    -- lock on the incident's row: that would hold up its marking batches.)
     SELECT * INTO scope FROM ato.incident_scope(incident.id);
     SELECT h.hook INTO detail_hook FROM ato.notification_hooks h WHERE h.kind = 'account_detail';
-    FOREACH account IN ARRAY incident.user_ids LOOP
-        CONTINUE WHEN EXISTS (SELECT FROM ato.user_notifications n
-                               WHERE n.incident_id = incident.id AND n.user_id = account);
-        c := ato.notice_content(incident, scope.window_from, scope.window_to, scope.attacker_networks, account);
+    SELECT coalesce(array_agg(u ORDER BY u), '{}') INTO missing
+      FROM unnest(incident.user_ids) u
+     WHERE NOT EXISTS (SELECT FROM ato.user_notifications n WHERE n.incident_id = incident.id AND n.user_id = u COLLATE "C");
+    FOR c IN SELECT * FROM ato.notice_contents(incident, scope.window_from, scope.window_to, scope.attacker_networks, missing) LOOP
+        account := c.user_id;
         detail := CASE WHEN detail_hook IS NOT NULL THEN ato.call_hook(detail_hook, 'text', account) END;
         chan := 'primary';
         addr := NULL;
