@@ -24,7 +24,8 @@ OBJS = \
 	src/workers.o \
 	src/incident_worker.o \
 	src/detection_worker.o \
-	src/import.o
+	src/import.o \
+	src/hooks.o
 PGFILEDESC = "ato_response - account-takeover detection and response"
 
 # Install and upgrade scripts live in install/ (sql/ belongs to pg_regress).
@@ -34,9 +35,9 @@ ATO_INSTALL_SQL = install/$(EXTENSION)--$(EXTVERSION).sql
 ATO_INSTALL_PIECES = install/header.sql $(sort $(wildcard install/sections/*.sql))
 DATA = $(sort $(ATO_INSTALL_SQL) $(wildcard install/$(EXTENSION)--*.sql))
 
-REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection summaries detection_kit response alerts late_alerts error_codes roles import evidence incident_record
+REGRESS = event_store geoip_bundled ingest_bad_input partitions privileges attacks detection summaries detection_kit response alerts late_alerts error_codes roles import evidence incident_record notifications
 REGRESS_OPTS = --load-extension=$(EXTENSION) --encoding=UTF8 --no-locale
-ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance partition_writers evidence_preservation event_layout incident_scope
+ISOLATION = summary_refresh overlapping_incidents revocation_outbox revocation_fence partition_maintenance partition_writers evidence_preservation event_layout incident_scope notification_once
 ISOLATION_OPTS = --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

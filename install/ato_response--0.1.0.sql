@@ -2777,11 +2777,13 @@ BEGIN
     DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
     -- the import's rejected events as old (few, and read by hand: row by row)
     DELETE FROM ato.import_rejections r WHERE r.rejected_at < now() - keep;
+    -- the notices sent or given up as long ago, but an open incident's
+    PERFORM ato.apply_notification_retention(keep);
     RETURN dropped;
 END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS
-    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
+    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old, and the notification outbox''s rows sent or given up as long ago but an open incident''s (ato.apply_notification_retention()); the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
 REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;
 
 CREATE FUNCTION ato.schedule_detection(rule text, schedule text)
@@ -4056,6 +4058,48 @@ COMMENT ON FUNCTION ato.partition_held(regclass, timestamptz) IS
     'True, with a NOTICE saying which incident, when an open (not lifted) incident''s window reaches into the partition ending at upper_bound: ato.drop_event_partitions() keeps it';
 REVOKE ALL ON FUNCTION ato.partition_held(regclass, timestamptz) FROM PUBLIC;
 
+-- The events of an incident's window for its accounts and networks: what
+-- its timeline and its report show.
+CREATE FUNCTION ato.incident_events(incident_id uuid)
+RETURNS TABLE (event_table text, event_id bigint, e jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    scope record;
+    incident ato.incidents;
+BEGIN
+    incident := ato.check_incident('incident_events', incident_id);
+    SELECT * INTO scope FROM ato.incident_scope(incident.id);
+    -- (accounts are matched through a hashed IN: = ANY of a variable would
+    -- compare every event with every account)
+    RETURN QUERY
+    -- preserved events, as preserved (they outlive retention), then the
+    -- window's events not preserved yet
+    SELECT r.event_table, r.event_id, r.body::jsonb -> 'event' AS e
+      FROM ato.evidence_rows r WHERE r.incident_id = incident.id
+    UNION ALL
+    SELECT 'login_events', l.id, to_jsonb(l)
+      FROM ato.login_events l
+     WHERE l.occurred_at >= scope.window_from AND l.occurred_at <= scope.window_to
+       AND (l.user_id IN (SELECT u FROM unnest(scope.accounts) u) OR l.ip_address <<= ANY (scope.attacker_networks))
+       AND NOT EXISTS (SELECT FROM ato.evidence_rows r
+                        WHERE r.incident_id = incident.id AND r.event_table = 'login_events' AND r.event_id = l.id)
+    UNION ALL
+    SELECT 'audit_events', a.id, to_jsonb(a)
+      FROM ato.audit_events a
+     WHERE a.occurred_at >= scope.window_from AND a.occurred_at <= scope.window_to
+       AND (a.actor_id IN (SELECT u FROM unnest(scope.accounts) u) OR a.target_id IN (SELECT u FROM unnest(scope.accounts) u)
+            OR a.ip_address <<= ANY (scope.attacker_networks))
+       AND NOT EXISTS (SELECT FROM ato.evidence_rows r
+                        WHERE r.incident_id = incident.id AND r.event_table = 'audit_events' AND r.event_id = a.id);
+END;
+$$;
+COMMENT ON FUNCTION ato.incident_events(uuid) IS
+    'The events of an incident''s window (ato.incident_scope()) for its accounts (actor or target) and attacker networks, each as its row in JSON: the preserved ones as preserved (they outlive retention), then those not preserved yet; what ato.incident_timeline() and ato.incident_report() show';
+REVOKE ALL ON FUNCTION ato.incident_events(uuid) FROM PUBLIC;
+
 -- The timeline: one ordered list from the attacker's first event in the
 -- window to the lifting.
 CREATE FUNCTION ato.incident_timeline(incident_id uuid)
@@ -4070,29 +4114,8 @@ DECLARE
 BEGIN
     incident := ato.check_incident('incident_timeline', incident_id);
     SELECT * INTO scope FROM ato.incident_scope(incident.id);
-    -- (accounts are matched through a hashed IN: = ANY of a variable would
-    -- compare every event with every account)
     RETURN QUERY
-    WITH events AS (
-        -- preserved events, as preserved (they outlive retention), then the
-        -- window's events not preserved yet
-        SELECT r.event_table, r.event_id, r.body::jsonb -> 'event' AS e
-          FROM ato.evidence_rows r WHERE r.incident_id = incident.id
-        UNION ALL
-        SELECT 'login_events', l.id, to_jsonb(l)
-          FROM ato.login_events l
-         WHERE l.occurred_at >= scope.window_from AND l.occurred_at <= scope.window_to
-           AND (l.user_id IN (SELECT u FROM unnest(scope.accounts) u) OR l.ip_address <<= ANY (scope.attacker_networks))
-           AND NOT EXISTS (SELECT FROM ato.evidence_rows r
-                            WHERE r.incident_id = incident.id AND r.event_table = 'login_events' AND r.event_id = l.id)
-        UNION ALL
-        SELECT 'audit_events', a.id, to_jsonb(a)
-          FROM ato.audit_events a
-         WHERE a.occurred_at >= scope.window_from AND a.occurred_at <= scope.window_to
-           AND (a.actor_id IN (SELECT u FROM unnest(scope.accounts) u) OR a.target_id IN (SELECT u FROM unnest(scope.accounts) u)
-                OR a.ip_address <<= ANY (scope.attacker_networks))
-           AND NOT EXISTS (SELECT FROM ato.evidence_rows r
-                            WHERE r.incident_id = incident.id AND r.event_table = 'audit_events' AND r.event_id = a.id)),
+    WITH events AS (SELECT * FROM ato.incident_events(incident.id)),
     items AS (
         SELECT (v.e ->> 'occurred_at')::timestamptz AS at, 1 AS ord,
                CASE v.event_table WHEN 'login_events' THEN 'login ' || (v.e ->> 'outcome') ELSE 'account change' END AS kind,
@@ -4151,12 +4174,15 @@ BEGIN
                               WHEN 'follow_up_done' THEN c.detail ->> 'what' END,
                          c.note),
                'incident_changes:' || c.id
-          FROM ato.incident_changes c WHERE c.incident_id = incident.id)
+          FROM ato.incident_changes c WHERE c.incident_id = incident.id
+        UNION ALL
+        -- the users' notices sent and given up (14_user_notifications.sql)
+        SELECT x.at, x.ord, x.kind, x.accounts, x.detail, x.ref FROM ato.notification_timeline(incident.id) x)
     SELECT t.at, t.kind, t.accounts, t.detail, t.ref FROM items t ORDER BY t.at, t.ord, t.ref;
 END;
 $$;
 COMMENT ON FUNCTION ato.incident_timeline(uuid) IS
-    'Everything that happened in an incident, in order: the events of its window for its accounts and networks (failed and successful logins, account changes; preserved ones as preserved), its alerts and their triage, the opening, each marked batch and its announcement, containment, the response''s steps (flags, lifting, evidence preserved, networks blocked), the accounts'' recovery, and the record''s changes (the report, each stage, the root cause, follow-ups, accounts added and released)';
+    'Everything that happened in an incident, in order: the events of its window for its accounts and networks (failed and successful logins, account changes; preserved ones as preserved), its alerts and their triage, the opening, each marked batch and its announcement, containment, the response''s steps (flags, lifting, evidence preserved, networks blocked, users notified, downstream revocations and secret rotations confirmed), each notice sent or given up, the accounts'' recovery, and the record''s changes (the report, each stage, the root cause, follow-ups, accounts added and released)';
 REVOKE ALL ON FUNCTION ato.incident_timeline(uuid) FROM PUBLIC;
 -- install/sections/13_incident_record.sql: the incident record: its lifecycle (reported to closed), root cause, follow-ups, scope changes (accounts added and released), an append-only history of every change, the preview of a revocation and the retrospective (src/revoke.c, src/targets.c, src/owner.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
@@ -5114,3 +5140,1278 @@ $$;
 COMMENT ON FUNCTION ato.incident_retrospective(uuid) IS
     'An incident''s retrospective, one row per measure (section, measure, duration or amount, detail): detection (first attacker event, from its networks in its window, to the first alert and to the opening), containment (opening to containment, containment to every row marked, added accounts included), scope (initial, final, added and released accounts, the share of the final scope found initially and of the initial scope affected), recovery (containment to recovery, opening to close), and per detection rule whether it fired for the incident''s accounts in its window; a new measure is a new row';
 REVOKE ALL ON FUNCTION ato.incident_retrospective(uuid) FROM PUBLIC;
+-- install/sections/14_user_notifications.sql: telling the users: the application's hooks (src/hooks.c), one notice per account and incident, its outbox for the application's mailer, recovery tokens, retention, the notices on the timeline.
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+
+-- ---------------------------------------------------------------------------
+-- User notifications (seed 004: "sent as soon as the affected account list
+-- is confirmed ... what happened ... what you have done ... what the user
+-- should do ... a direct link to the recovery flow ... account-identifying
+-- information that a phisher would not have"; seeds 000 and 002: notify
+-- out-of-band, on a secondary channel).
+--
+-- ato.notify_users() writes one notice per account and incident, exactly
+-- once however often or concurrently it is called, and one outbox row for
+-- it.  The application's mailer claims outbox rows (SKIP LOCKED, with a
+-- lease), sends them and marks them sent or failed; a failure is retried
+-- with backoff.  The recovery token is made when a row is claimed and handed
+-- to the mailer only: the database keeps its SHA-256, and the application's
+-- recovery endpoint redeems it with ato.redeem_recovery_token().
+-- ---------------------------------------------------------------------------
+
+-- The hooks: src/hooks.c checks and calls them.
+CREATE FUNCTION ato.check_hook(hook regprocedure, returns regtype, caller text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'ato_check_hook'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION ato.check_hook(regprocedure, regtype, text) IS
+    'An error unless the hook is a function of the application of one text argument returning that type, owned by the role that asks (as SET ROLE made it): the registration functions'' check';
+REVOKE ALL ON FUNCTION ato.check_hook(regprocedure, regtype, text) FROM PUBLIC;
+
+CREATE FUNCTION ato.call_hook(hook regprocedure, returns regtype, user_id text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'ato_call_hook'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION ato.call_hook(regprocedure, regtype, text) IS
+    'The hook''s value for the account, as text, called as the hook''s owner in a security-restricted operation with search_path pinned (at most 2000 bytes)';
+REVOKE ALL ON FUNCTION ato.call_hook(regprocedure, regtype, text) FROM PUBLIC;
+
+CREATE FUNCTION ato.outer_role()
+RETURNS name
+AS 'MODULE_PATHNAME', 'ato_outer_role'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION ato.outer_role() IS
+    'The role that calls, as SET ROLE made it, also inside a SECURITY DEFINER function: who registered a hook, a downstream application or a secret';
+REVOKE ALL ON FUNCTION ato.outer_role() FROM PUBLIC;
+
+CREATE TABLE ato.notification_hooks (
+    name text PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('account_detail', 'contact')),
+    hook regprocedure NOT NULL,
+    priority integer NOT NULL DEFAULT 100,
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    registered_by name NOT NULL,
+    CHECK ((kind = 'account_detail') = (name = 'account_detail'))
+);
+COMMENT ON TABLE ato.notification_hooks IS
+    'The application''s functions a notice is written with: account_detail (what identifies the account to its user) and the contact channels (a secondary e-mail address, a phone for SMS), tried in priority order';
+COMMENT ON COLUMN ato.notification_hooks.name IS 'account_detail, or the channel''s name (sms, secondary_email, ...), which the mailer reads in the outbox';
+SELECT pg_catalog.pg_extension_config_dump('ato.notification_hooks', '');
+
+CREATE FUNCTION ato.check_short_text(caller text, argument text, value text, max_length integer, may_be_null boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NULL AND NOT may_be_null THEN
+        RAISE EXCEPTION '%: % must not be NULL', caller, argument
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = format('Pass %s as text of at most %s characters.', argument, max_length);
+    END IF;
+    IF value = '' THEN
+        RAISE EXCEPTION '%: % must not be empty', caller, argument
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('Pass %s as text of at most %s characters%s.', argument, max_length,
+                                CASE WHEN may_be_null THEN ', or leave it out' ELSE '' END);
+    END IF;
+    IF length(value) > max_length THEN
+        RAISE EXCEPTION '%: % is % characters long, more than %', caller, argument, length(value), max_length
+            USING ERRCODE = 'string_data_right_truncation',
+                  HINT = format('Shorten it to %s characters; it is shown to responders as it is.', max_length);
+    END IF;
+    RETURN value;
+END;
+$$;
+COMMENT ON FUNCTION ato.check_short_text(text, text, text, integer, boolean) IS
+    'The one check of a short text argument of the notification and downstream functions: NULL 22004 (unless allowed), empty 22023, longer than max_length 22001, naming caller and argument; returns the value';
+REVOKE ALL ON FUNCTION ato.check_short_text(text, text, text, integer, boolean) FROM PUBLIC;
+
+CREATE FUNCTION ato.register_account_detail(hook regprocedure)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ato.check_hook(hook, 'text'::regtype, 'register_account_detail');
+    INSERT INTO ato.notification_hooks AS h (name, kind, hook, registered_by)
+    VALUES ('account_detail', 'account_detail', hook, ato.outer_role())
+    ON CONFLICT ON CONSTRAINT notification_hooks_pkey DO UPDATE
+       SET hook = excluded.hook, registered_at = now(), registered_by = excluded.registered_by;
+END;
+$$;
+COMMENT ON FUNCTION ato.register_account_detail(regprocedure) IS
+    'Registers the application''s function (account id text -> text) that says what identifies the account to its user and a phisher would not know (the last digits of the card on file, the month the account was opened); each notice quotes it; called as its owner, whom only its owner may register; replaces the one before';
+REVOKE ALL ON FUNCTION ato.register_account_detail(regprocedure) FROM PUBLIC;
+
+CREATE FUNCTION ato.register_contact_channel(channel text, hook regprocedure, priority integer DEFAULT 100)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ato.check_short_text('register_contact_channel', 'channel', channel, 63);
+    IF channel IN ('account_detail', 'primary') THEN
+        RAISE EXCEPTION 'register_contact_channel: "%" is not a channel name one can register', channel
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'primary is where a notice goes without a secondary channel; name the channel, for example sms or secondary_email.';
+    END IF;
+    IF priority IS NULL THEN
+        RAISE EXCEPTION 'register_contact_channel: priority must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Channels are tried in ascending priority; the default is 100.';
+    END IF;
+    PERFORM ato.check_hook(hook, 'text'::regtype, 'register_contact_channel');
+    INSERT INTO ato.notification_hooks AS h (name, kind, hook, priority, registered_by)
+    VALUES (channel, 'contact', hook, priority, ato.outer_role())
+    ON CONFLICT ON CONSTRAINT notification_hooks_pkey DO UPDATE
+       SET hook = excluded.hook, priority = excluded.priority, registered_at = now(),
+           registered_by = excluded.registered_by;
+END;
+$$;
+COMMENT ON FUNCTION ato.register_contact_channel(text, regprocedure, integer) IS
+    'Registers a secondary channel to reach a user out of band: the application''s function (account id text -> text) gives the account''s address on it, NULL where it has none; a notice goes to the first channel (ascending priority) with an address, else to the primary one (address NULL: the mailer''s own); called as its owner, whom only its owner may register';
+REVOKE ALL ON FUNCTION ato.register_contact_channel(text, regprocedure, integer) FROM PUBLIC;
+
+CREATE FUNCTION ato.unregister_notification_hook(name text)
+RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (DELETE FROM ato.notification_hooks h WHERE h.name = $1 RETURNING 1)
+    SELECT count(*) > 0 FROM gone;
+$$;
+COMMENT ON FUNCTION ato.unregister_notification_hook(text) IS
+    'Removes the account_detail hook or a contact channel by name; true if it was registered';
+REVOKE ALL ON FUNCTION ato.unregister_notification_hook(text) FROM PUBLIC;
+
+-- No foreign key to ato.incidents: what the users were told outlives the
+-- incident's row.
+CREATE TABLE ato.user_notifications (
+    incident_id uuid NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
+    shard text,
+    written_at timestamptz NOT NULL,
+    written_by name NOT NULL,
+    happened jsonb NOT NULL,
+    done jsonb NOT NULL,
+    must_do text[] NOT NULL,
+    account_detail text,
+    channel text NOT NULL,
+    address text,
+    subject text NOT NULL,
+    message text NOT NULL,
+    token_hash bytea UNIQUE,
+    token_expires_at timestamptz,
+    token_used_at timestamptz,
+    delivered_at timestamptz,
+    PRIMARY KEY (incident_id, user_id)
+);
+COMMENT ON TABLE ato.user_notifications IS
+    'One notice per account and incident (ato.notify_users()): what happened, what was done, what the user must do, the detail that shows it is genuine, the channel, and the hash of its recovery token; kept when its outbox row is removed';
+COMMENT ON COLUMN ato.user_notifications.shard IS 'ato.shard_name() of the server that wrote it';
+COMMENT ON COLUMN ato.user_notifications.happened IS
+    'From the event store, in the incident''s window: the suspicious sign-ins (first and last, countries, networks) and the account changes made in them';
+COMMENT ON COLUMN ato.user_notifications.done IS 'What ato.revoke_incident() did to the account: the revocation time, the tables marked, the flags set';
+COMMENT ON COLUMN ato.user_notifications.message IS
+    'The notice as plain text; {recovery_link} stands where the mailer puts its recovery URL with the token ato.claim_notifications() hands it';
+COMMENT ON COLUMN ato.user_notifications.token_hash IS 'sha256 of the recovery token last handed to the mailer (the token itself is never stored)';
+SELECT pg_catalog.pg_extension_config_dump('ato.user_notifications', '');
+
+CREATE TABLE ato.notification_outbox (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    incident_id uuid NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
+    shard text,
+    channel text NOT NULL,
+    address text,
+    status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    attempts integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL DEFAULT 8,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    lease_until timestamptz,
+    claimed_by name,
+    sent_at timestamptz,
+    failed_at timestamptz,
+    provider_ref text,
+    last_error text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (incident_id, user_id)
+);
+CREATE INDEX notification_outbox_due_idx ON ato.notification_outbox (next_attempt_at) WHERE status IN ('pending', 'sending');
+COMMENT ON TABLE ato.notification_outbox IS
+    'The delivery of each notice, which the application''s mailer claims (ato.claim_notifications()) and marks sent or failed; a failure is retried after 1, 2, 4 ... minutes (at most an hour) until max_attempts';
+COMMENT ON COLUMN ato.notification_outbox.status IS
+    'pending: due at next_attempt_at; sending: claimed until lease_until (claimed again after it); sent; failed: given up after max_attempts';
+COMMENT ON COLUMN ato.notification_outbox.shard IS 'ato.shard_name() of the server that wrote it';
+SELECT pg_catalog.pg_extension_config_dump('ato.notification_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('ato.notification_outbox_id_seq', '');
+REVOKE ALL ON ato.notification_hooks, ato.user_notifications, ato.notification_outbox FROM PUBLIC;
+
+-- What the accounts' notices say, from the store and the incident: one
+-- pass over the window for all of them (an account is matched through a
+-- hashed IN, as in ato.incident_events()).
+CREATE FUNCTION ato.notice_contents(incident ato.incidents, window_from timestamptz, window_to timestamptz,
+                                    nets cidr[], accounts text[])
+RETURNS TABLE (user_id text, happened jsonb, done jsonb, must_do text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET timezone = 'UTC'
+AS $$
+#variable_conflict use_column
+DECLARE
+    done_ jsonb;
+BEGIN
+    done_ := jsonb_build_object(
+        'sessions_revoked_at', incident.opened_at,
+        'suspended', incident.suspend,
+        'password_disabled', incident.password_reset_required,
+        'factors_removed', incident.mfa_reenrollment_required,
+        'sign_in_again', incident.reauth_required,
+        'created_after_deleted', incident.delete_created_after,
+        'marked', (SELECT coalesce(jsonb_agg(jsonb_build_object('table', t.target_name, 'action', r.action)
+                                             ORDER BY t.target_name), '[]')
+                     FROM ato.incident_targets t
+                     LEFT JOIN ato.revocation_targets r ON r.id = t.target_id
+                    WHERE t.incident_id = incident.id AND t.rows_touched > 0));
+    RETURN QUERY
+    -- the suspicious events: from the attacker's networks where they are
+    -- known, else from countries the account had not signed in from before
+    -- the window; the account changes made from their addresses (or the
+    -- networks) in the window
+    WITH accts AS (SELECT DISTINCT u COLLATE "C" AS user_id FROM unnest(accounts) u),
+    logins AS (
+        SELECT l.user_id, l.occurred_at, l.ip_address, l.country_code, l.outcome,
+               nullif(concat_ws(' ', 'AS' || l.asn, l.as_org), '') AS network
+          FROM ato.login_events l
+         WHERE l.user_id IN (SELECT a.user_id FROM accts a)
+           AND l.occurred_at >= window_from AND l.occurred_at <= window_to
+           AND CASE WHEN cardinality(nets) > 0 THEN l.ip_address <<= ANY (nets)
+                    ELSE l.country_code IS NOT NULL AND NOT EXISTS (
+                             SELECT FROM ato.account_countries c
+                              WHERE c.user_id = l.user_id AND c.country_code = l.country_code
+                                AND c.first_success_at < window_from) END),
+    lg AS (
+        SELECT g.user_id,
+               min(g.occurred_at) FILTER (WHERE g.outcome = 'success') AS first_sign_in,
+               max(g.occurred_at) FILTER (WHERE g.outcome = 'success') AS last_sign_in,
+               count(*) FILTER (WHERE g.outcome = 'success') AS sign_ins,
+               count(*) FILTER (WHERE g.outcome = 'failure') AS failed_attempts,
+               jsonb_agg(DISTINCT g.country_code) FILTER (WHERE g.country_code IS NOT NULL) AS countries,
+               jsonb_agg(DISTINCT g.network) FILTER (WHERE g.network IS NOT NULL) AS networks,
+               jsonb_agg(DISTINCT host(g.ip_address)) FILTER (WHERE g.ip_address IS NOT NULL) AS addresses
+          FROM logins g GROUP BY g.user_id),
+    ch AS (
+        SELECT a.user_id, jsonb_agg(jsonb_build_object('at', e.occurred_at, 'event_type', e.event_type)
+                                    ORDER BY e.occurred_at, e.event_type) AS changes
+          FROM ato.audit_events e
+          JOIN accts a ON a.user_id IN (e.actor_id, e.target_id)
+         WHERE (e.actor_id IN (SELECT x.user_id FROM accts x) OR e.target_id IN (SELECT x.user_id FROM accts x))
+           AND e.occurred_at >= window_from AND e.occurred_at <= window_to
+           AND coalesce(e.outcome, 'success') = 'success'
+           AND ((cardinality(nets) > 0 AND e.ip_address <<= ANY (nets))
+                OR EXISTS (SELECT FROM logins g WHERE g.user_id = a.user_id AND g.ip_address = e.ip_address))
+         GROUP BY a.user_id)
+    SELECT a.user_id::text,
+           jsonb_build_object(
+               'first_sign_in', lg.first_sign_in, 'last_sign_in', lg.last_sign_in,
+               'sign_ins', coalesce(lg.sign_ins, 0), 'failed_attempts', coalesce(lg.failed_attempts, 0),
+               'countries', coalesce(lg.countries, '[]'), 'networks', coalesce(lg.networks, '[]'),
+               'addresses', coalesce(lg.addresses, '[]'), 'changes', coalesce(ch.changes, '[]')),
+           done_,
+           array_remove(ARRAY[
+               CASE WHEN incident.password_reset_required THEN 'reset_password' END,
+               CASE WHEN incident.mfa_reenrollment_required THEN 're_enrol_mfa' END,
+               CASE WHEN incident.reauth_required THEN 'sign_in_again' END,
+               CASE WHEN incident.suspend THEN 'verify_identity' END,
+               CASE WHEN ch.changes IS NOT NULL THEN 'review_changes' END], NULL)
+      FROM accts a
+      LEFT JOIN lg ON lg.user_id = a.user_id
+      LEFT JOIN ch ON ch.user_id = a.user_id
+     ORDER BY a.user_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.notice_contents(ato.incidents, timestamptz, timestamptz, cidr[], text[]) IS
+    'For ato.notify_users(), one row per account: what happened to it (from the events of the incident''s window: its attacker networks, else countries new to the account; the account changes made from there), what the incident did and what the user must do';
+REVOKE ALL ON FUNCTION ato.notice_contents(ato.incidents, timestamptz, timestamptz, cidr[], text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.notice_text(happened jsonb, done jsonb, must_do text[], account_detail text,
+                                OUT subject text, OUT message text)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text := '';
+    ts text := 'YYYY-MM-DD HH24:MI "UTC"';
+BEGIN
+    subject := 'Security notice: we secured your account';
+    IF account_detail IS NOT NULL THEN
+        t := format(E'So that you can tell this message comes from us: %s\n\n', account_detail);
+    END IF;
+    t := t || E'What happened\n';
+    IF (happened ->> 'sign_ins')::bigint > 0 THEN
+        t := t || format(E'Someone signed in to your account %s time(s) between %s and %s from %s (network %s).\n',
+                         happened ->> 'sign_ins',
+                         to_char((happened ->> 'first_sign_in')::timestamptz AT TIME ZONE 'UTC', ts),
+                         to_char((happened ->> 'last_sign_in')::timestamptz AT TIME ZONE 'UTC', ts),
+                         coalesce(nullif((SELECT string_agg(c, ', ') FROM jsonb_array_elements_text(happened -> 'countries') c), ''), 'an unknown country'),
+                         coalesce(nullif((SELECT string_agg(n, ', ') FROM jsonb_array_elements_text(happened -> 'networks') n), ''), 'unknown'));
+    ELSE
+        t := t || E'Your account was among those targeted in an attack on our service.\n';
+    END IF;
+    IF (happened ->> 'failed_attempts')::bigint > 0 THEN
+        t := t || format(E'There were %s failed attempts to sign in.\n', happened ->> 'failed_attempts');
+    END IF;
+    IF jsonb_array_length(happened -> 'changes') > 0 THEN
+        t := t || E'Changes made to your account in that time:\n'
+               || (SELECT string_agg(format(E'  - %s at %s', c ->> 'event_type',
+                                            to_char((c ->> 'at')::timestamptz AT TIME ZONE 'UTC', ts)), E'\n')
+                     FROM jsonb_array_elements(happened -> 'changes') c) || E'\n';
+    END IF;
+    t := t || format(E'\nWhat we did\nWe ended every session and sign-in of your account made until %s.\n',
+                     to_char((done ->> 'sessions_revoked_at')::timestamptz AT TIME ZONE 'UTC', ts));
+    IF (done ->> 'factors_removed')::boolean THEN
+        t := t || E'We removed the two-factor methods of your account.\n';
+    END IF;
+    IF (done ->> 'password_disabled')::boolean THEN
+        t := t || E'We disabled your password.\n';
+    END IF;
+    IF (done ->> 'suspended')::boolean THEN
+        t := t || E'We suspended your account until we have verified that you are its owner.\n';
+    END IF;
+    t := t || E'\nWhat you must do\n';
+    t := t || coalesce((SELECT string_agg('  - ' || CASE s
+                                  WHEN 'reset_password' THEN 'Choose a new password through the link below.'
+                                  WHEN 're_enrol_mfa' THEN 'Set up two-factor authentication again when you sign in.'
+                                  WHEN 'sign_in_again' THEN 'Sign in again.'
+                                  WHEN 'verify_identity' THEN 'Confirm your identity with our support team through the link below.'
+                                  WHEN 'review_changes' THEN 'Check the changes listed above and undo those you did not make.'
+                                  END, E'\n' ORDER BY n)
+                          FROM unnest(must_do) WITH ORDINALITY AS m(s, n)), '  - Nothing more.') || E'\n';
+    t := t || E'\nRecover your account here (this link is for you only and expires): {recovery_link}\n'
+           || E'We will never ask for your password by e-mail or phone.\n';
+    message := t;
+END;
+$$;
+COMMENT ON FUNCTION ato.notice_text(jsonb, jsonb, text[], text) IS
+    'The plain-text subject and message of a notice from its parts (times in UTC), with {recovery_link} where the mailer puts the recovery URL';
+REVOKE ALL ON FUNCTION ato.notice_text(jsonb, jsonb, text[], text) FROM PUBLIC;
+
+CREATE FUNCTION ato.notify_users(incident_id uuid)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    incident ato.incidents := ato.check_incident('notify_users', incident_id);
+    scope record;
+    detail_hook regprocedure;
+    account text;
+    c record;
+    t record;
+    detail text;
+    chan text;
+    addr text;
+    channel_hook record;
+    written bigint := 0;
+    missing text[];
+    accounts text[] := '{}';
+BEGIN
+    -- Exactly once is the primary key's: a second call at the same time
+    -- inserts in the same (account) order, waits on the first notice the
+    -- first call has not committed, and then writes none that it wrote.  (No
+    -- lock on the incident's row: that would hold up its marking batches.)
+    SELECT * INTO scope FROM ato.incident_scope(incident.id);
+    SELECT h.hook INTO detail_hook FROM ato.notification_hooks h WHERE h.kind = 'account_detail';
+    SELECT coalesce(array_agg(u ORDER BY u), '{}') INTO missing
+      FROM unnest(incident.user_ids) u
+     WHERE NOT EXISTS (SELECT FROM ato.user_notifications n WHERE n.incident_id = incident.id AND n.user_id = u COLLATE "C");
+    FOR c IN SELECT * FROM ato.notice_contents(incident, scope.window_from, scope.window_to, scope.attacker_networks, missing) LOOP
+        account := c.user_id;
+        detail := CASE WHEN detail_hook IS NOT NULL THEN ato.call_hook(detail_hook, 'text', account) END;
+        chan := 'primary';
+        addr := NULL;
+        FOR channel_hook IN SELECT * FROM ato.notification_hooks x WHERE x.kind = 'contact' ORDER BY x.priority, x.name LOOP
+            addr := ato.call_hook(channel_hook.hook, 'text', account);
+            IF addr IS NOT NULL AND addr <> '' THEN
+                chan := channel_hook.name;
+                EXIT;
+            END IF;
+            addr := NULL;
+        END LOOP;
+        t := ato.notice_text(c.happened, c.done, c.must_do, detail);
+        INSERT INTO ato.user_notifications (incident_id, user_id, shard, written_at, written_by, happened, done, must_do,
+                                            account_detail, channel, address, subject, message)
+        VALUES (incident.id, account, ato.shard_name(), clock_timestamp(), session_user, c.happened, c.done, c.must_do,
+                detail, chan, addr, t.subject, t.message)
+        ON CONFLICT ON CONSTRAINT user_notifications_pkey DO NOTHING;
+        CONTINUE WHEN NOT FOUND;
+        INSERT INTO ato.notification_outbox (incident_id, user_id, shard, channel, address)
+        VALUES (incident.id, account, ato.shard_name(), chan, addr);
+        written := written + 1;
+        accounts := accounts || account;
+    END LOOP;
+    IF written > 0 THEN
+        INSERT INTO ato.response_log (action, incident_id, user_ids, detail)
+        VALUES ('users_notified', incident.id, accounts, format('%s notices written for the mailer', written));
+    END IF;
+    RETURN written;
+END;
+$$;
+COMMENT ON FUNCTION ato.notify_users(uuid) IS
+    'Writes the notice of every account of the incident that has none yet (ato.user_notifications: what happened, what was done, what to do, the account_detail hook''s value, the first contact channel with an address) and its outbox row, exactly once per account and incident however often or concurrently called; returns the notices written';
+REVOKE ALL ON FUNCTION ato.notify_users(uuid) FROM PUBLIC;
+
+CREATE FUNCTION ato.claim_notifications(max_rows integer DEFAULT 10, lease interval DEFAULT '5 minutes',
+                                        token_lifetime interval DEFAULT '72 hours')
+RETURNS TABLE (outbox_id bigint, attempt integer, incident_id uuid, user_id text, channel text, address text,
+               subject text, message text, content jsonb, recovery_token text, token_expires_at timestamptz, shard text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    r record;
+    token text;
+BEGIN
+    IF max_rows IS NULL OR lease IS NULL OR token_lifetime IS NULL THEN
+        RAISE EXCEPTION 'claim_notifications: max_rows, lease and token_lifetime must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Leave them out for 10 rows, a 5 minute lease and tokens valid for 72 hours.';
+    END IF;
+    IF max_rows NOT BETWEEN 1 AND 10000 OR lease <= interval '0' OR token_lifetime <= interval '0' THEN
+        RAISE EXCEPTION 'claim_notifications: max_rows must be 1 to 10000, lease and token_lifetime positive'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The lease is how long a claimed row is the mailer''s before another may claim it.';
+    END IF;
+    FOR r IN
+        WITH due AS (
+            SELECT o.id FROM ato.notification_outbox o
+             WHERE (o.status = 'pending' AND o.next_attempt_at <= now())
+                OR (o.status = 'sending' AND o.lease_until <= now())
+             ORDER BY o.next_attempt_at, o.id
+             LIMIT max_rows
+               FOR UPDATE SKIP LOCKED)
+        UPDATE ato.notification_outbox o
+           SET status = 'sending', attempts = o.attempts + 1, lease_until = now() + lease,
+               claimed_by = session_user
+          FROM due WHERE o.id = due.id
+        RETURNING o.*
+    LOOP
+        -- 64 hex digits from two random UUIDs (pg_strong_random): only its
+        -- hash is kept; a new claim makes the previous token useless
+        token := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+        UPDATE ato.user_notifications n
+           SET token_hash = sha256(convert_to(token, 'UTF8')), token_expires_at = now() + token_lifetime,
+               token_used_at = NULL
+         WHERE n.incident_id = r.incident_id AND n.user_id = r.user_id;
+        RETURN QUERY
+        SELECT r.id, r.attempts, r.incident_id, r.user_id::text, r.channel, r.address, n.subject, n.message,
+               jsonb_build_object('happened', n.happened, 'done', n.done, 'must_do', to_jsonb(n.must_do),
+                                  'account_detail', n.account_detail),
+               token, n.token_expires_at, r.shard
+          FROM ato.user_notifications n
+         WHERE n.incident_id = r.incident_id AND n.user_id = r.user_id;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION ato.claim_notifications(integer, interval, interval) IS
+    'What the application''s mailer calls: claims up to max_rows due notices (FOR UPDATE SKIP LOCKED: mailers in parallel never get the same row) for the lease, and returns each with its channel, address, text, content and a fresh recovery token (only its hash is kept; valid for token_lifetime); mark each with ato.mark_notification_sent() or ato.mark_notification_failed() and its attempt';
+REVOKE ALL ON FUNCTION ato.claim_notifications(integer, interval, interval) FROM PUBLIC;
+
+CREATE FUNCTION ato.claimed_notification(caller text, outbox_id bigint, attempt integer)
+RETURNS ato.notification_outbox
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o ato.notification_outbox;
+BEGIN
+    IF outbox_id IS NULL OR attempt IS NULL THEN
+        RAISE EXCEPTION '%: outbox_id and attempt must not be NULL', caller
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the outbox_id and attempt ato.claim_notifications() returned.';
+    END IF;
+    SELECT * INTO o FROM ato.notification_outbox x WHERE x.id = outbox_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: no notice % in the outbox', caller, outbox_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'Pass an outbox_id ato.claim_notifications() returned.';
+    END IF;
+    IF o.status <> 'sending' OR o.attempts <> attempt THEN
+        RAISE EXCEPTION '%: attempt % of notice % is not the one in flight (status %, attempt %)',
+                        caller, attempt, outbox_id, o.status, o.attempts
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'The lease ran out and another claim took the notice over; its result is the one that counts.';
+    END IF;
+    RETURN o;
+END;
+$$;
+COMMENT ON FUNCTION ato.claimed_notification(text, bigint, integer) IS
+    'The outbox row of a claimed notice, locked, if that attempt is the one in flight; an error naming the caller otherwise';
+REVOKE ALL ON FUNCTION ato.claimed_notification(text, bigint, integer) FROM PUBLIC;
+
+CREATE FUNCTION ato.mark_notification_sent(outbox_id bigint, attempt integer, provider_ref text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o ato.notification_outbox;
+BEGIN
+    PERFORM ato.check_short_text('mark_notification_sent', 'provider_ref', provider_ref, 500, true);
+    o := ato.claimed_notification('mark_notification_sent', outbox_id, attempt);
+    UPDATE ato.notification_outbox x
+       SET status = 'sent', sent_at = clock_timestamp(), lease_until = NULL,
+           provider_ref = mark_notification_sent.provider_ref
+     WHERE x.id = o.id;
+    UPDATE ato.user_notifications n SET delivered_at = clock_timestamp()
+     WHERE n.incident_id = o.incident_id AND n.user_id = o.user_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.mark_notification_sent(bigint, integer, text) IS
+    'The mailer''s word that it sent a claimed notice (provider_ref: its provider''s message id); an error if that attempt is no longer the one in flight';
+REVOKE ALL ON FUNCTION ato.mark_notification_sent(bigint, integer, text) FROM PUBLIC;
+
+CREATE FUNCTION ato.mark_notification_failed(outbox_id bigint, attempt integer, error text, retry boolean DEFAULT true)
+RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o ato.notification_outbox;
+    next_at timestamptz;
+BEGIN
+    PERFORM ato.check_short_text('mark_notification_failed', 'error', error, 2000);
+    o := ato.claimed_notification('mark_notification_failed', outbox_id, attempt);
+    IF retry AND o.attempts < o.max_attempts THEN
+        next_at := now() + least(interval '1 minute' * power(2, o.attempts - 1), interval '1 hour');
+    END IF;
+    UPDATE ato.notification_outbox x
+       SET status = CASE WHEN next_at IS NULL THEN 'failed' ELSE 'pending' END,
+           failed_at = CASE WHEN next_at IS NULL THEN clock_timestamp() END,
+           next_attempt_at = coalesce(next_at, x.next_attempt_at), lease_until = NULL,
+           last_error = mark_notification_failed.error
+     WHERE x.id = o.id;
+    RETURN next_at;
+END;
+$$;
+COMMENT ON FUNCTION ato.mark_notification_failed(bigint, integer, text, boolean) IS
+    'The mailer''s word that a claimed notice could not be sent: it is due again after 1, 2, 4 ... minutes (at most an hour) and the time is returned, or, after max_attempts or with retry => false (an address that does not exist), it is failed and NULL is returned';
+REVOKE ALL ON FUNCTION ato.mark_notification_failed(bigint, integer, text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION ato.redeem_recovery_token(token text, OUT status text, OUT user_id text, OUT incident_id uuid)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n ato.user_notifications;
+BEGIN
+    IF token IS NULL THEN
+        RAISE EXCEPTION 'redeem_recovery_token: token must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the token of the recovery link as the user followed it.';
+    END IF;
+    IF token !~ '^[0-9a-f]{64}$' THEN
+        status := 'unknown';
+        RETURN;
+    END IF;
+    SELECT * INTO n FROM ato.user_notifications x WHERE x.token_hash = sha256(convert_to(token, 'UTF8')) FOR UPDATE;
+    IF NOT FOUND THEN
+        status := 'unknown';
+        RETURN;
+    END IF;
+    user_id := n.user_id;
+    incident_id := n.incident_id;
+    IF n.token_used_at IS NOT NULL THEN
+        status := 'used';
+    ELSIF n.token_expires_at <= now() THEN
+        status := 'expired';
+    ELSE
+        status := 'valid';
+        UPDATE ato.user_notifications x SET token_used_at = now()
+         WHERE x.incident_id = n.incident_id AND x.user_id = n.user_id;
+        INSERT INTO ato.response_log (action, incident_id, user_ids, detail)
+        VALUES ('recovery_link_used', n.incident_id, ARRAY[n.user_id::text], 'the notice''s recovery token was redeemed');
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION ato.redeem_recovery_token(text) IS
+    'What the application''s recovery endpoint calls with the token of a notice''s link: status valid (the token is used up now; user_id and incident_id say whose it is: verify the user, then let them reset), used, expired or unknown';
+REVOKE ALL ON FUNCTION ato.redeem_recovery_token(text) FROM PUBLIC;
+
+-- Retention: what an open incident's timeline shows stays.
+CREATE FUNCTION ato.apply_notification_retention(keep interval)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    removed bigint;
+BEGIN
+    IF keep IS NULL OR keep <= interval '0' THEN
+        RAISE EXCEPTION 'apply_notification_retention: keep must be a positive interval'
+            USING ERRCODE = CASE WHEN keep IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'ato.apply_retention() passes ato_response.retention.';
+    END IF;
+    DELETE FROM ato.notification_outbox o
+     WHERE o.status IN ('sent', 'failed')
+       AND coalesce(o.sent_at, o.failed_at) < now() - keep
+       AND NOT EXISTS (SELECT FROM ato.incidents i
+                        WHERE i.id = o.incident_id AND (SELECT s.is_open FROM ato.incident_scope(i.id) s));
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END;
+$$;
+COMMENT ON FUNCTION ato.apply_notification_retention(interval) IS
+    'Removes the outbox rows sent or given up longer than keep ago, except those of open incidents, whose timeline shows them; the notices themselves stay (a new ato.notify_users() must not write them again); ato.apply_retention() calls it';
+REVOKE ALL ON FUNCTION ato.apply_notification_retention(interval) FROM PUBLIC;
+
+-- The notices on the incident's timeline (ato.incident_timeline()).
+CREATE FUNCTION ato.notification_timeline(incident_id uuid)
+RETURNS TABLE (at timestamptz, ord integer, kind text, accounts text[], detail text, ref text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT o.sent_at, 9, 'notice sent', ARRAY[o.user_id::text],
+           concat_ws(', ', 'on ' || o.channel, 'attempt ' || o.attempts, 'provider ref ' || o.provider_ref),
+           'notification_outbox:' || o.id
+      FROM ato.notification_outbox o WHERE o.incident_id = $1 AND o.status = 'sent'
+    UNION ALL
+    SELECT o.failed_at, 9, 'notice failed', ARRAY[o.user_id::text],
+           format('on %s, given up after %s attempts: %s', o.channel, o.attempts, o.last_error),
+           'notification_outbox:' || o.id
+      FROM ato.notification_outbox o WHERE o.incident_id = $1 AND o.status = 'failed';
+$$;
+COMMENT ON FUNCTION ato.notification_timeline(uuid) IS
+    'The incident''s notices as timeline items: each one sent, each one given up (their writing is in ato.response_log)';
+REVOKE ALL ON FUNCTION ato.notification_timeline(uuid) FROM PUBLIC;
+-- install/sections/15_downstream.sql: downstream applications and secrets: what each incident still owes them (a revocation per application and account, a rotation per secret), who confirmed it and when, what is outstanding (the confirmations reach the timeline through ato.response_log).
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+
+-- ---------------------------------------------------------------------------
+-- Downstream (seed 003: "Okta revocation does not propagate to downstream
+-- apps automatically. For each app the user accessed, you need a separate
+-- revocation action"; seed 001: the API keys and signing keys the accounts
+-- could reach are rotated).
+--
+-- ato.record_downstream_obligations() writes, per incident, one owed
+-- revocation per registered application and account that uses it, and one
+-- owed rotation per registered secret one of its accounts could reach; each
+-- is owed until someone confirms it was done.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE ato.downstream_apps (
+    id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    revocation text NOT NULL,
+    owner_contact text,
+    uses_hook regprocedure,
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    registered_by name NOT NULL
+);
+COMMENT ON TABLE ato.downstream_apps IS
+    'The applications behind the identity provider that keep their own sessions and tokens (Microsoft 365, Google Workspace, Salesforce, Slack, GitHub, AWS ...): what revoking an account there takes, and who owns it';
+COMMENT ON COLUMN ato.downstream_apps.revocation IS 'What to do there, for example ''Graph API revokeSignInSessions''';
+COMMENT ON COLUMN ato.downstream_apps.uses_hook IS
+    'The application''s function (account id text -> boolean) saying whether the account uses the app; NULL: every account does';
+SELECT pg_catalog.pg_extension_config_dump('ato.downstream_apps', '');
+SELECT pg_catalog.pg_extension_config_dump('ato.downstream_apps_id_seq', '');
+
+CREATE TABLE ato.downstream_secrets (
+    id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    kind text NOT NULL,
+    rotation text NOT NULL,
+    owner_contact text,
+    reachable_hook regprocedure,
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    registered_by name NOT NULL
+);
+COMMENT ON TABLE ato.downstream_secrets IS
+    'Secrets an account could reach and an attacker in it could have copied (API keys, signing keys, OAuth client secrets, admin tokens): how to rotate each';
+COMMENT ON COLUMN ato.downstream_secrets.reachable_hook IS
+    'The application''s function (account id text -> boolean) saying whether the account could reach the secret; NULL: any account could';
+SELECT pg_catalog.pg_extension_config_dump('ato.downstream_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('ato.downstream_secrets_id_seq', '');
+
+-- No foreign keys: an obligation is history, and stays when its app is
+-- unregistered (app_name keeps the name).
+CREATE TABLE ato.downstream_revocations (
+    incident_id uuid NOT NULL,
+    app_id integer NOT NULL,
+    app_name text NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
+    shard text,
+    owed_since timestamptz NOT NULL,
+    confirmed_at timestamptz,
+    confirmed_by name,
+    reference text,
+    PRIMARY KEY (incident_id, app_id, user_id)
+);
+CREATE INDEX downstream_revocations_owed_idx ON ato.downstream_revocations (incident_id) WHERE confirmed_at IS NULL;
+COMMENT ON TABLE ato.downstream_revocations IS
+    'Per incident, downstream app and account, the revocation owed there, and who confirmed it and when (ato.confirm_downstream_revocation())';
+COMMENT ON COLUMN ato.downstream_revocations.reference IS 'What the confirmer gave as proof: a ticket, the API call''s request id';
+COMMENT ON COLUMN ato.downstream_revocations.shard IS 'ato.shard_name() of the server that wrote it';
+SELECT pg_catalog.pg_extension_config_dump('ato.downstream_revocations', '');
+
+CREATE TABLE ato.secret_rotations (
+    incident_id uuid NOT NULL,
+    secret_id integer NOT NULL,
+    secret_name text NOT NULL,
+    user_ids text[] NOT NULL,
+    shard text,
+    owed_since timestamptz NOT NULL,
+    confirmed_at timestamptz,
+    confirmed_by name,
+    reference text,
+    PRIMARY KEY (incident_id, secret_id)
+);
+COMMENT ON TABLE ato.secret_rotations IS
+    'Per incident and secret that one of its accounts could reach (user_ids: which), the rotation owed, and who confirmed it and when (ato.confirm_secret_rotation())';
+COMMENT ON COLUMN ato.secret_rotations.shard IS 'ato.shard_name() of the server that wrote it';
+SELECT pg_catalog.pg_extension_config_dump('ato.secret_rotations', '');
+REVOKE ALL ON ato.downstream_apps, ato.downstream_secrets, ato.downstream_revocations, ato.secret_rotations FROM PUBLIC;
+
+CREATE FUNCTION ato.register_downstream_app(name text, revocation text, owner_contact text DEFAULT NULL,
+                                            uses_hook regprocedure DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id integer;
+BEGIN
+    PERFORM ato.check_short_text('register_downstream_app', 'name', name, 200);
+    PERFORM ato.check_short_text('register_downstream_app', 'revocation', revocation, 2000);
+    PERFORM ato.check_short_text('register_downstream_app', 'owner_contact', owner_contact, 200, true);
+    IF uses_hook IS NOT NULL THEN
+        PERFORM ato.check_hook(uses_hook, 'boolean'::regtype, 'register_downstream_app');
+    END IF;
+    INSERT INTO ato.downstream_apps AS a (name, revocation, owner_contact, uses_hook, registered_by)
+    VALUES (name, revocation, owner_contact, uses_hook, ato.outer_role())
+    ON CONFLICT ON CONSTRAINT downstream_apps_name_key DO UPDATE
+       SET revocation = excluded.revocation, owner_contact = excluded.owner_contact, uses_hook = excluded.uses_hook,
+           registered_at = now(), registered_by = excluded.registered_by
+    RETURNING a.id INTO id;
+    RETURN id;
+END;
+$$;
+COMMENT ON FUNCTION ato.register_downstream_app(text, text, text, regprocedure) IS
+    'Registers (or updates) a downstream application whose sessions an incident must revoke separately: its name, what the revocation takes, who owns it, and optionally the application''s function (account id text -> boolean, called as its owner) saying which accounts use it; returns its id';
+REVOKE ALL ON FUNCTION ato.register_downstream_app(text, text, text, regprocedure) FROM PUBLIC;
+
+CREATE FUNCTION ato.register_secret(name text, kind text, rotation text, owner_contact text DEFAULT NULL,
+                                    reachable_hook regprocedure DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id integer;
+BEGIN
+    PERFORM ato.check_short_text('register_secret', 'name', name, 200);
+    PERFORM ato.check_short_text('register_secret', 'kind', kind, 63);
+    PERFORM ato.check_short_text('register_secret', 'rotation', rotation, 2000);
+    PERFORM ato.check_short_text('register_secret', 'owner_contact', owner_contact, 200, true);
+    IF reachable_hook IS NOT NULL THEN
+        PERFORM ato.check_hook(reachable_hook, 'boolean'::regtype, 'register_secret');
+    END IF;
+    INSERT INTO ato.downstream_secrets AS s (name, kind, rotation, owner_contact, reachable_hook, registered_by)
+    VALUES (name, kind, rotation, owner_contact, reachable_hook, ato.outer_role())
+    ON CONFLICT ON CONSTRAINT downstream_secrets_name_key DO UPDATE
+       SET kind = excluded.kind, rotation = excluded.rotation, owner_contact = excluded.owner_contact,
+           reachable_hook = excluded.reachable_hook, registered_at = now(), registered_by = excluded.registered_by
+    RETURNING s.id INTO id;
+    RETURN id;
+END;
+$$;
+COMMENT ON FUNCTION ato.register_secret(text, text, text, text, regprocedure) IS
+    'Registers (or updates) a secret an incident''s accounts could reach (kind: api_key, signing_key, oauth_client_secret, admin_token ...): how to rotate it, who owns it, and optionally the application''s function (account id text -> boolean, called as its owner) saying which accounts could reach it; returns its id';
+REVOKE ALL ON FUNCTION ato.register_secret(text, text, text, text, regprocedure) FROM PUBLIC;
+
+CREATE FUNCTION ato.unregister_downstream(name text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone integer;
+BEGIN
+    PERFORM ato.check_short_text('unregister_downstream', 'name', name, 200);
+    DELETE FROM ato.downstream_apps a WHERE a.name = unregister_downstream.name;
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    IF gone = 0 THEN
+        DELETE FROM ato.downstream_secrets s WHERE s.name = unregister_downstream.name;
+        GET DIAGNOSTICS gone = ROW_COUNT;
+    END IF;
+    RETURN gone > 0;
+END;
+$$;
+COMMENT ON FUNCTION ato.unregister_downstream(text) IS
+    'Removes a downstream application or secret by name (new incidents owe it nothing; what earlier ones owe stays); true if it was registered';
+REVOKE ALL ON FUNCTION ato.unregister_downstream(text) FROM PUBLIC;
+
+CREATE FUNCTION ato.record_downstream_obligations(incident_id uuid)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    incident ato.incidents := ato.check_incident('record_downstream_obligations', incident_id);
+    app ato.downstream_apps;
+    secret ato.downstream_secrets;
+    account text;
+    reach text[];
+    added bigint := 0;
+    n bigint;
+BEGIN
+    FOR app IN SELECT * FROM ato.downstream_apps a ORDER BY a.id LOOP
+        FOREACH account IN ARRAY incident.user_ids LOOP
+            CONTINUE WHEN app.uses_hook IS NOT NULL
+                      AND NOT coalesce(ato.call_hook(app.uses_hook, 'boolean', account)::boolean, false);
+            INSERT INTO ato.downstream_revocations (incident_id, app_id, app_name, user_id, shard, owed_since)
+            VALUES (incident.id, app.id, app.name, account, ato.shard_name(), now())
+            ON CONFLICT ON CONSTRAINT downstream_revocations_pkey DO NOTHING;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            added := added + n;
+        END LOOP;
+    END LOOP;
+    FOR secret IN SELECT * FROM ato.downstream_secrets s ORDER BY s.id LOOP
+        reach := '{}';
+        FOREACH account IN ARRAY incident.user_ids LOOP
+            IF secret.reachable_hook IS NULL
+               OR coalesce(ato.call_hook(secret.reachable_hook, 'boolean', account)::boolean, false) THEN
+                reach := reach || account;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN cardinality(reach) = 0;
+        -- accounts that reach it and were not known to: added to the rotation
+        -- still owed; a rotation confirmed stays as confirmed
+        INSERT INTO ato.secret_rotations AS r (incident_id, secret_id, secret_name, user_ids, shard, owed_since)
+        VALUES (incident.id, secret.id, secret.name, reach, ato.shard_name(), now())
+        ON CONFLICT ON CONSTRAINT secret_rotations_pkey DO UPDATE
+           SET user_ids = excluded.user_ids
+         WHERE r.confirmed_at IS NULL AND NOT r.user_ids @> excluded.user_ids;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        added := added + n;
+    END LOOP;
+    IF added > 0 THEN
+        INSERT INTO ato.response_log (action, incident_id, detail)
+        VALUES ('downstream_owed', incident.id, format('%s downstream revocations and secret rotations owed', added));
+    END IF;
+    RETURN added;
+END;
+$$;
+COMMENT ON FUNCTION ato.record_downstream_obligations(uuid) IS
+    'Writes what the incident owes downstream: a revocation per registered application and account that uses it, a rotation per registered secret one of its accounts could reach; called again (more accounts, more apps), adds only what is missing; returns the rows added or extended';
+REVOKE ALL ON FUNCTION ato.record_downstream_obligations(uuid) FROM PUBLIC;
+
+CREATE FUNCTION ato.confirm_downstream_revocation(incident_id uuid, app text, user_ids text[] DEFAULT NULL,
+                                                  reference text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    incident ato.incidents := ato.check_incident('confirm_downstream_revocation', incident_id);
+    app_key integer;
+    confirmed text[];
+    outsiders integer;
+BEGIN
+    PERFORM ato.check_short_text('confirm_downstream_revocation', 'app', app, 200);
+    PERFORM ato.check_short_text('confirm_downstream_revocation', 'reference', reference, 500, true);
+    SELECT coalesce((SELECT a.id FROM ato.downstream_apps a WHERE a.name = app),
+                    (SELECT min(r.app_id) FROM ato.downstream_revocations r
+                      WHERE r.incident_id = incident.id AND r.app_name = app))
+      INTO app_key;
+    IF app_key IS NULL THEN
+        RAISE EXCEPTION 'confirm_downstream_revocation: no downstream application "%"', app
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'The applications are in ato.downstream_apps; register one with ato.register_downstream_app().';
+    END IF;
+    IF user_ids IS NOT NULL THEN
+        PERFORM ato.check_account_ids('confirm_downstream_revocation', 'user_ids', user_ids);
+        SELECT count(*) INTO outsiders FROM unnest(user_ids) u WHERE NOT u COLLATE "C" = ANY (incident.user_ids);
+        IF outsiders > 0 THEN
+            RAISE EXCEPTION 'confirm_downstream_revocation: % of the accounts are not accounts of incident %', outsiders, incident.id
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Confirm the incident''s own accounts (ato.incidents.user_ids), or leave user_ids out for all of them.';
+        END IF;
+    END IF;
+    WITH done AS (
+        UPDATE ato.downstream_revocations r
+           SET confirmed_at = clock_timestamp(), confirmed_by = session_user,
+               reference = confirm_downstream_revocation.reference
+         WHERE r.incident_id = incident.id AND r.app_id = app_key
+           AND r.confirmed_at IS NULL
+           AND (confirm_downstream_revocation.user_ids IS NULL
+                OR r.user_id = ANY (confirm_downstream_revocation.user_ids))
+        RETURNING r.user_id)
+    SELECT coalesce(array_agg(d.user_id::text ORDER BY d.user_id), '{}') INTO confirmed FROM done d;
+    IF cardinality(confirmed) > 0 THEN
+        INSERT INTO ato.response_log (action, incident_id, user_ids, detail)
+        VALUES ('downstream_revoked', incident.id, confirmed, concat_ws(': ', app, reference));
+    END IF;
+    RETURN cardinality(confirmed);
+END;
+$$;
+COMMENT ON FUNCTION ato.confirm_downstream_revocation(uuid, text, text[], text) IS
+    'Records that the revocation owed at a downstream application was done, for the given accounts of the incident (NULL: all still owed), by session_user now, with a reference (ticket, request id); returns how many were confirmed (0 when none was owed: a repeat changes nothing)';
+REVOKE ALL ON FUNCTION ato.confirm_downstream_revocation(uuid, text, text[], text) FROM PUBLIC;
+
+CREATE FUNCTION ato.confirm_secret_rotation(incident_id uuid, secret text, reference text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    incident ato.incidents := ato.check_incident('confirm_secret_rotation', incident_id);
+BEGIN
+    PERFORM ato.check_short_text('confirm_secret_rotation', 'secret', secret, 200);
+    PERFORM ato.check_short_text('confirm_secret_rotation', 'reference', reference, 500, true);
+    IF NOT EXISTS (SELECT FROM ato.downstream_secrets s WHERE s.name = secret)
+       AND NOT EXISTS (SELECT FROM ato.secret_rotations r WHERE r.incident_id = incident.id AND r.secret_name = secret) THEN
+        RAISE EXCEPTION 'confirm_secret_rotation: no secret "%"', secret
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'The secrets are in ato.downstream_secrets; register one with ato.register_secret().';
+    END IF;
+    UPDATE ato.secret_rotations r
+       SET confirmed_at = clock_timestamp(), confirmed_by = session_user, reference = confirm_secret_rotation.reference
+     WHERE r.incident_id = incident.id AND r.secret_name = secret AND r.confirmed_at IS NULL;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO ato.response_log (action, incident_id, detail)
+    VALUES ('secret_rotated', incident.id, concat_ws(': ', secret, reference));
+    RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION ato.confirm_secret_rotation(uuid, text, text) IS
+    'Records that a secret the incident owed a rotation was rotated, by session_user now, with a reference; false when none was owed (not reachable by its accounts, or confirmed already)';
+REVOKE ALL ON FUNCTION ato.confirm_secret_rotation(uuid, text, text) FROM PUBLIC;
+
+CREATE VIEW ato.downstream_outstanding AS
+SELECT r.incident_id, 'revocation'::text AS item, r.app_name AS name, ARRAY[r.user_id::text] AS user_ids,
+       a.revocation AS how, a.owner_contact, r.owed_since, now() - r.owed_since AS owed_for, r.shard
+  FROM ato.downstream_revocations r
+  LEFT JOIN ato.downstream_apps a ON a.id = r.app_id
+ WHERE r.confirmed_at IS NULL
+UNION ALL
+SELECT s.incident_id, 'rotation', s.secret_name, s.user_ids,
+       d.rotation, d.owner_contact, s.owed_since, now() - s.owed_since, s.shard
+  FROM ato.secret_rotations s
+  LEFT JOIN ato.downstream_secrets d ON d.id = s.secret_id
+ WHERE s.confirmed_at IS NULL;
+COMMENT ON VIEW ato.downstream_outstanding IS
+    'What incidents still owe downstream: each unconfirmed revocation (per app and account) and rotation (per secret, with the accounts that could reach it), what it takes, who owns it and for how long it has been owed';
+REVOKE ALL ON ato.downstream_outstanding FROM PUBLIC;
+-- install/sections/16_incident_report.sql: ato.incident_report(): an incident as one self-contained HTML page (inline SVG and CSS, no script, no external asset) with its attack curve, countries and networks, timeline, scope and what is outstanding.
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+
+-- ---------------------------------------------------------------------------
+-- The report.  Every value that reaches the page goes through
+-- ato.html_escape(): user agents, event types, reasons and notes are the
+-- attacker's or anyone's text.  The page carries a Content-Security-Policy
+-- that allows no script and no load from anywhere, so that a value that did
+-- get through could do nothing.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.html_escape(value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN replace(replace(replace(replace(replace(value, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;');
+COMMENT ON FUNCTION ato.html_escape(text) IS
+    'The text with & < > " and '' replaced by their HTML entities: safe in an element and in a quoted attribute';
+REVOKE ALL ON FUNCTION ato.html_escape(text) FROM PUBLIC;
+
+-- The attack curve: attempts and successes per minute (per 5, 15, 60 ...
+-- minutes when the attack is longer than 12 hours), with the opening and the
+-- containment marked.
+CREATE FUNCTION ato.report_attack_curve(incident ato.incidents, minutes jsonb)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET timezone = 'UTC'
+AS $$
+DECLARE
+    first_at timestamptz;
+    last_at timestamptz;
+    step integer;
+    buckets integer;
+    top bigint;
+    w constant integer := 900;
+    h constant integer := 260;
+    left_ constant integer := 50;
+    bottom constant integer := 230;
+    plot_h constant integer := 200;
+    bar numeric;
+    svg text;
+    marks text := '';
+    x numeric;
+BEGIN
+    SELECT min((m ->> 'at')::timestamptz), max((m ->> 'at')::timestamptz) INTO first_at, last_at
+      FROM jsonb_array_elements(minutes) m;
+    IF first_at IS NULL THEN
+        RETURN '<p class="empty">No login attempts in the incident''s window.</p>';
+    END IF;
+    first_at := date_trunc('minute', first_at);
+    last_at := greatest(last_at, coalesce(incident.marked_at, incident.opened_at), incident.opened_at);
+    -- the step: a minute, or the first of 5, 15, 60, 240, 1440 minutes that
+    -- keeps the curve under 720 bars
+    step := (SELECT s FROM unnest(ARRAY[1, 5, 15, 60, 240, 1440]) s
+              WHERE extract(epoch FROM last_at - first_at) / 60 / s < 720 ORDER BY s LIMIT 1);
+    step := coalesce(step, 1440);
+    buckets := floor(extract(epoch FROM last_at - first_at) / 60 / step)::integer + 1;
+    bar := (w - left_ - 10)::numeric / buckets;
+    WITH b AS (
+        SELECT floor(extract(epoch FROM (m ->> 'at')::timestamptz - first_at) / 60 / step)::integer AS k,
+               (m ->> 'a')::bigint AS a, (m ->> 's')::bigint AS s
+          FROM jsonb_array_elements(minutes) m)
+    SELECT jsonb_agg(jsonb_build_object('k', c.k, 'a', c.a, 's', c.s) ORDER BY c.k), max(c.a)
+      INTO minutes, top
+      FROM (SELECT b.k, sum(b.a) AS a, sum(b.s) AS s FROM b GROUP BY b.k) c;
+    SELECT string_agg(
+               format('<rect class="attempts" x="%s" y="%s" width="%s" height="%s"><title>%s: %s attempts, %s successes</title></rect>',
+                      round(left_ + k * bar, 2), round(bottom - attempts::numeric * plot_h / top, 2),
+                      greatest(round(bar - 0.5, 2), 0.5), round(attempts::numeric * plot_h / top, 2),
+                      to_char(first_at + make_interval(mins => k * step), 'YYYY-MM-DD HH24:MI'), attempts, successes)
+               || CASE WHEN successes > 0 THEN
+                      format('<rect class="successes" x="%s" y="%s" width="%s" height="%s"/>',
+                             round(left_ + k * bar, 2), round(bottom - successes::numeric * plot_h / top, 2),
+                             greatest(round(bar - 0.5, 2), 0.5), greatest(round(successes::numeric * plot_h / top, 2), 1))
+                    ELSE '' END, '' ORDER BY k)
+      INTO svg
+      FROM (SELECT (c ->> 'k')::integer AS k, (c ->> 'a')::bigint AS attempts, (c ->> 's')::bigint AS successes
+              FROM jsonb_array_elements(minutes) c) counts;
+    x := round(left_ + extract(epoch FROM incident.opened_at - first_at) / 60 / step * bar, 2);
+    marks := format('<line class="opened" x1="%s" y1="20" x2="%s" y2="%s"/><text x="%s" y="14" class="mark" text-anchor="%s">opened %s</text>',
+                    x, x, bottom, x, CASE WHEN x > w * 0.6 THEN 'end' ELSE 'start' END, to_char(incident.opened_at, 'HH24:MI:SS'));
+    IF incident.marked_at IS NOT NULL THEN
+        x := round(left_ + extract(epoch FROM incident.marked_at - first_at) / 60 / step * bar, 2);
+        marks := marks || format('<line class="contained" x1="%s" y1="20" x2="%s" y2="%s"/><text x="%s" y="%s" class="mark contained-label" text-anchor="%s">contained %s</text>',
+                                 x, x, bottom, x, bottom + 28, CASE WHEN x > w * 0.6 THEN 'end' ELSE 'start' END,
+                                 to_char(incident.marked_at, 'HH24:MI:SS'));
+    END IF;
+    RETURN format('<svg xmlns="http://www.w3.org/2000/svg" id="attack-curve" role="img" viewBox="0 0 %s %s" width="100%%" preserveAspectRatio="xMinYMin meet">'
+                  '<title>Login attempts and successes per %s</title>'
+                  '<line class="axis" x1="%s" y1="%s" x2="%s" y2="%s"/><line class="axis" x1="%s" y1="20" x2="%s" y2="%s"/>'
+                  '<text x="%s" y="30" class="tick" text-anchor="end">%s</text><text x="%s" y="%s" class="tick" text-anchor="end">0</text>'
+                  '<text x="%s" y="%s" class="tick">%s</text><text x="%s" y="%s" class="tick" text-anchor="end">%s</text>'
+                  '%s%s</svg>',
+                  w, h + 10, CASE step WHEN 1 THEN 'minute' ELSE step || ' minutes' END,
+                  left_, bottom, w - 10, bottom, left_, left_, bottom,
+                  left_ - 4, top, left_ - 4, bottom,
+                  left_, bottom + 14, to_char(first_at, 'YYYY-MM-DD HH24:MI'),
+                  w - 10, bottom + 14, to_char(first_at + make_interval(mins => (buckets - 1) * step), 'YYYY-MM-DD HH24:MI'),
+                  svg, marks);
+END;
+$$;
+COMMENT ON FUNCTION ato.report_attack_curve(ato.incidents, jsonb) IS
+    'For ato.incident_report(): the SVG bar chart of login attempts and successes per minute (from [{"at", "a", "s"}] per minute; coarser past 12 hours) from the first attempt, with the opening and containment marked';
+REVOKE ALL ON FUNCTION ato.report_attack_curve(ato.incidents, jsonb) FROM PUBLIC;
+
+-- Horizontal bars, one per label (already escaped by the caller's query).
+CREATE FUNCTION ato.report_bars(title text, items jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN jsonb_array_length(items) = 0 THEN '<p class="empty">None.</p>' ELSE
+           format('<svg xmlns="http://www.w3.org/2000/svg" class="bars" role="img" viewBox="0 0 520 %s" width="520" height="%s"><title>%s</title>%s</svg>',
+                  jsonb_array_length(items) * 22 + 4, jsonb_array_length(items) * 22 + 4, ato.html_escape(title),
+                  string_agg(format('<text x="0" y="%s" class="label">%s</text><rect class="bar" x="180" y="%s" width="%s" height="16"/><text x="%s" y="%s" class="count">%s</text>',
+                                    n * 22 - 6, ato.html_escape(left(i ->> 'label', 28)), n * 22 - 18,
+                                    greatest(round((i ->> 'count')::numeric * 200 / max_count, 1), 1),
+                                    186 + greatest(round((i ->> 'count')::numeric * 200 / max_count, 1), 1), n * 22 - 6,
+                                    ato.html_escape(i ->> 'count') || coalesce(' (' || ato.html_escape(i ->> 'extra') || ')', '')),
+                             '' ORDER BY n)) END
+      FROM jsonb_array_elements(items) WITH ORDINALITY AS x(i, n),
+           LATERAL (SELECT max((j ->> 'count')::numeric) AS max_count FROM jsonb_array_elements(items) j) m;
+$$;
+COMMENT ON FUNCTION ato.report_bars(text, jsonb) IS
+    'For ato.incident_report(): an SVG of horizontal bars from [{"label", "count", "extra"}], every text escaped';
+REVOKE ALL ON FUNCTION ato.report_bars(text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION ato.incident_report(incident_id uuid, max_timeline_rows integer DEFAULT 500)
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET timezone = 'UTC'
+AS $$
+DECLARE
+    incident ato.incidents := ato.check_incident('incident_report', incident_id);
+    scope record;
+    minutes jsonb;
+    ts constant text := 'YYYY-MM-DD HH24:MI:SS';
+    html text;
+    summary text;
+    countries jsonb;
+    networks jsonb;
+    timeline text;
+    timeline_total bigint;
+    timeline_events bigint;
+    scope_rows text;
+    agents text;
+    outstanding text;
+    notices text;
+    n_attempts bigint;
+    n_successes bigint;
+    owed bigint;
+    unsent bigint;
+BEGIN
+    IF max_timeline_rows IS NULL OR max_timeline_rows NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'incident_report: max_timeline_rows must be 1 to 100000'
+            USING ERRCODE = CASE WHEN max_timeline_rows IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'It bounds the timeline''s rows on the page (the attack curve counts every event); the default is 500.';
+    END IF;
+    SELECT * INTO scope FROM ato.incident_scope(incident.id);
+    -- the window's logins read once, in one statement: per minute, per
+    -- country, network and user agent
+    WITH l AS MATERIALIZED (
+        SELECT (v.e ->> 'occurred_at')::timestamptz AS at, v.e ->> 'outcome' AS outcome,
+               v.e ->> 'country_code' AS country, coalesce(nullif(concat_ws(' ', 'AS' || (v.e ->> 'asn'), v.e ->> 'as_org'), ''),
+                   set_masklen((v.e ->> 'ip_address')::inet,
+                               CASE WHEN family((v.e ->> 'ip_address')::inet) = 4 THEN 24 ELSE 48 END)::cidr::text) AS net,
+               left(v.e ->> 'user_agent', 300) AS agent
+          FROM ato.incident_events(incident.id) v WHERE v.event_table = 'login_events')
+    SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM l WHERE l.outcome = 'success'),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('at', m.at, 'a', m.a, 's', m.s)), '[]')
+              FROM (SELECT date_trunc('minute', l.at) AS at, count(*) AS a, count(*) FILTER (WHERE l.outcome = 'success') AS s
+                      FROM l GROUP BY 1) m),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('label', c.label, 'count', c.n, 'extra', c.ok || ' ok') ORDER BY c.n DESC, c.label), '[]')
+              FROM (SELECT coalesce(l.country, 'unknown') AS label, count(*) AS n, count(*) FILTER (WHERE l.outcome = 'success') AS ok
+                      FROM l GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 15) c),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('label', c.label, 'count', c.n, 'extra', c.ok || ' ok') ORDER BY c.n DESC, c.label), '[]')
+              FROM (SELECT coalesce(l.net, 'unknown') AS label, count(*) AS n, count(*) FILTER (WHERE l.outcome = 'success') AS ok
+                      FROM l GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 15) c),
+           (SELECT string_agg(format('<tr><td>%s</td><td>%s</td><td>%s</td></tr>', ato.html_escape(a.agent), a.n, a.ok),
+                              '' ORDER BY a.n DESC, a.agent)
+              FROM (SELECT coalesce(l.agent, '(none)') AS agent, count(*) AS n, count(*) FILTER (WHERE l.outcome = 'success') AS ok
+                      FROM l GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10) a)
+      INTO n_attempts, n_successes, minutes, countries, networks, agents;
+
+    -- the timeline: the response's own items all, the failed logins and the
+    -- other events (successes, account changes) each up to the limit
+    SELECT string_agg(format('<tr class="%s"><td class="at">%s</td><td>%s</td><td class="accounts">%s</td><td>%s</td></tr>',
+                             CASE WHEN t.kind = 'contained' THEN 'contained'
+                                  WHEN t.kind = 'incident opened' THEN 'opened'
+                                  WHEN t.kind LIKE 'login %' OR t.kind = 'account change' THEN 'event'
+                                  ELSE 'response' END,
+                             to_char(t.at, ts), ato.html_escape(t.kind),
+                             ato.html_escape(CASE WHEN cardinality(t.accounts) > 5
+                                                  THEN array_to_string(t.accounts[1:5], ', ') || format(' and %s more', cardinality(t.accounts) - 5)
+                                                  ELSE array_to_string(t.accounts, ', ') END),
+                             ato.html_escape(t.detail)), '' ORDER BY t.n)
+                FILTER (WHERE NOT (t.kind LIKE 'login %' OR t.kind = 'account change') OR t.nk <= max_timeline_rows),
+           count(*), count(*) FILTER (WHERE t.kind LIKE 'login %' OR t.kind = 'account change')
+      INTO timeline, timeline_total, timeline_events
+      FROM (SELECT x.*, row_number() OVER (PARTITION BY x.kind = 'login failure', x.kind LIKE 'login %' OR x.kind = 'account change'
+                                           ORDER BY x.n) AS nk
+              FROM ato.incident_timeline(incident.id) WITH ORDINALITY AS x(at, kind, accounts, detail, ref, n)) t;
+
+    SELECT string_agg(format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+                             ato.html_escape(u), CASE WHEN f.suspended THEN 'suspended' ELSE '' END,
+                             ato.html_escape(concat_ws(', ', CASE WHEN f.password_reset_required THEN 'password reset' END,
+                                                       CASE WHEN f.mfa_reenrollment_required THEN 'MFA re-enrolment' END,
+                                                       CASE WHEN f.reauth_required THEN 'sign in again' END)),
+                             ato.html_escape(coalesce(n.channel, 'not written')),
+                             CASE WHEN n.delivered_at IS NOT NULL THEN 'sent ' || to_char(n.delivered_at, ts)
+                                  WHEN o.status IS NOT NULL THEN ato.html_escape(o.status) ELSE '' END),
+                      '' ORDER BY u)
+      INTO scope_rows
+      FROM unnest(incident.user_ids) u
+      LEFT JOIN ato.account_flags f ON f.user_id = u AND f.incident_id = incident.id
+      LEFT JOIN ato.user_notifications n ON n.incident_id = incident.id AND n.user_id = u
+      LEFT JOIN ato.notification_outbox o ON o.incident_id = incident.id AND o.user_id = u;
+
+    SELECT count(*), string_agg(format('<tr><td>%s</td><td>%s</td><td class="accounts">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+                                       ato.html_escape(d.item), ato.html_escape(d.name),
+                                       ato.html_escape(array_to_string(d.user_ids, ', ')), ato.html_escape(d.how),
+                                       ato.html_escape(d.owner_contact), to_char(d.owed_since, ts)),
+                                '' ORDER BY d.item, d.name, d.user_ids)
+      INTO owed, outstanding
+      FROM ato.downstream_outstanding d WHERE d.incident_id = incident.id;
+    SELECT count(*), string_agg(format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+                                       ato.html_escape(o.user_id), ato.html_escape(o.channel), ato.html_escape(o.status),
+                                       o.attempts, ato.html_escape(o.last_error)), '' ORDER BY o.user_id)
+      INTO unsent, notices
+      FROM ato.notification_outbox o WHERE o.incident_id = incident.id AND o.status <> 'sent';
+
+    summary := format('<dl class="summary">'
+                      '<div><dt>Attempts</dt><dd>%s</dd></div><div><dt>Successes</dt><dd class="bad">%s</dd></div>'
+                      '<div><dt>Accounts</dt><dd>%s</dd></div><div><dt>Countries</dt><dd>%s</dd></div>'
+                      '<div><dt>Time to contain</dt><dd>%s</dd></div><div><dt>Notices sent</dt><dd>%s of %s</dd></div>'
+                      '<div><dt>Downstream owed</dt><dd class="%s">%s</dd></div></dl>',
+                      n_attempts, n_successes, cardinality(incident.user_ids),
+                      (SELECT count(*) FROM jsonb_array_elements(countries) c WHERE c ->> 'label' <> 'unknown'),
+                      coalesce(ato.html_escape(date_trunc('second', incident.marked_at - incident.opened_at)::text), 'not yet'),
+                      (SELECT count(*) FROM ato.user_notifications n WHERE n.incident_id = incident.id AND n.delivered_at IS NOT NULL),
+                      cardinality(incident.user_ids),
+                      CASE WHEN owed > 0 THEN 'bad' ELSE 'good' END, owed);
+
+    html := '<!DOCTYPE html>' || E'\n' || '<html lang="en"><head><meta charset="utf-8">'
+        || '<meta http-equiv="Content-Security-Policy" content="default-src ''none''; style-src ''unsafe-inline''; img-src data:">'
+        || '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        || format('<title>Incident %s</title>', incident.id)
+        || '<style>'
+        || 'body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}'
+        || 'header{background:#1b1f24;color:#fff;padding:18px 28px}header h1{margin:0;font-size:20px}header p{margin:4px 0 0;color:#c9d1d9}'
+        || 'main{padding:18px 28px;max-width:1200px}section{background:#fff;border:1px solid #d8dee4;border-radius:6px;padding:14px 18px;margin:0 0 16px}'
+        || 'h2{font-size:16px;margin:0 0 10px}.summary{display:flex;flex-wrap:wrap;gap:10px;margin:0}.summary div{background:#fff;border:1px solid #d8dee4;border-radius:6px;padding:8px 14px;min-width:110px}'
+        || 'dt{font-size:12px;color:#57606a}dd{margin:0;font-size:22px;font-weight:600}.bad{color:#cf222e}.good{color:#1a7f37}'
+        || 'table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eaeef2;vertical-align:top;overflow-wrap:anywhere}'
+        || 'th{background:#f6f8fa}tr.event td{color:#57606a}tr.contained td{background:#dafbe1;font-weight:600}tr.opened td{background:#fff8c5;font-weight:600}'
+        || 'td.at{white-space:nowrap;font-variant-numeric:tabular-nums}.cols{display:flex;flex-wrap:wrap;gap:16px}.cols section{flex:1;min-width:540px}'
+        || 'rect.attempts{fill:#8c959f}rect.successes{fill:#cf222e}rect.bar{fill:#0969da}line.axis{stroke:#57606a}'
+        || 'line.opened{stroke:#bf8700;stroke-width:2;stroke-dasharray:4 3}line.contained{stroke:#1a7f37;stroke-width:2}'
+        || 'text{font:11px system-ui,sans-serif;fill:#1b1f24}text.mark{font-weight:600}text.contained-label{fill:#1a7f37}.legend span{margin-right:14px}'
+        || '.swatch{display:inline-block;width:10px;height:10px;margin-right:4px}.empty{color:#57606a}.note{color:#57606a;font-size:12px}'
+        || '</style></head><body>'
+        || format('<header><h1>Incident %s</h1><p>%s &middot; opened %s by %s &middot; status %s%s</p></header>',
+                  incident.id, ato.html_escape(incident.reason), to_char(incident.opened_at, ts),
+                  ato.html_escape(incident.opened_by), ato.html_escape(incident.status),
+                  coalesce(' &middot; shard ' || ato.html_escape(ato.shard_name()), ''))
+        || '<main>' || summary
+        || '<section id="curve"><h2>Attack curve</h2>'
+        || '<p class="legend"><span><i class="swatch" style="background:#8c959f"></i>attempts</span>'
+        || '<span><i class="swatch" style="background:#cf222e"></i>successes</span>'
+        || '<span><i class="swatch" style="background:#bf8700"></i>opened</span>'
+        || '<span><i class="swatch" style="background:#1a7f37"></i>contained</span></p>'
+        || ato.report_attack_curve(incident, minutes) || '</section>'
+        || '<div class="cols"><section id="countries"><h2>Countries</h2>' || ato.report_bars('Login attempts by country', countries) || '</section>'
+        || '<section id="networks"><h2>Networks</h2>' || ato.report_bars('Login attempts by network', networks) || '</section></div>'
+        || '<section id="agents"><h2>User agents</h2><table><thead><tr><th>User agent</th><th>Attempts</th><th>Successes</th></tr></thead><tbody>'
+        || coalesce(agents, '') || '</tbody></table></section>'
+        || format('<section id="scope"><h2>Scope: %s accounts, %s attacker networks</h2>', cardinality(incident.user_ids),
+                  cardinality(scope.attacker_networks))
+        || format('<p>Window %s to %s. Networks: %s.</p>', to_char(scope.window_from, ts), to_char(scope.window_to, ts),
+                  coalesce(nullif(ato.html_escape(array_to_string(scope.attacker_networks::text[], ', ')), ''), 'none known'))
+        || '<table><thead><tr><th>Account</th><th>Suspended</th><th>Must</th><th>Notice channel</th><th>Notice</th></tr></thead><tbody>'
+        || coalesce(scope_rows, '') || '</tbody></table></section>'
+        || format('<section id="outstanding"><h2>Outstanding: %s downstream, %s notices not sent</h2>', owed, unsent)
+        || CASE WHEN owed > 0 THEN '<table><thead><tr><th>Item</th><th>Where</th><th>Accounts</th><th>What it takes</th><th>Owner</th><th>Owed since</th></tr></thead><tbody>'
+                                   || outstanding || '</tbody></table>'
+                ELSE '<p class="empty">Nothing owed downstream.</p>' END
+        || CASE WHEN unsent > 0 THEN '<h2>Notices not sent</h2><table><thead><tr><th>Account</th><th>Channel</th><th>Status</th><th>Attempts</th><th>Last error</th></tr></thead><tbody>'
+                                    || notices || '</tbody></table>'
+                ELSE '' END
+        || '</section>'
+        || format('<section id="timeline"><h2>Timeline (%s items)</h2>', timeline_total)
+        || CASE WHEN timeline_events > max_timeline_rows
+                THEN format('<p class="note">Of %s events, the first %s failed logins and the first %s other events are shown; the response''s steps all are.</p>',
+                            timeline_events, max_timeline_rows, max_timeline_rows)
+                ELSE '' END
+        || '<table><thead><tr><th>When (UTC)</th><th>What</th><th>Accounts</th><th>Detail</th></tr></thead><tbody>'
+        || coalesce(timeline, '') || '</tbody></table></section>'
+        || format('<p class="note">Written %s by ato_response for %s.</p>', to_char(now(), ts), ato.html_escape(session_user))
+        || '</main></body></html>' || E'\n';
+    RETURN html;
+END;
+$$;
+COMMENT ON FUNCTION ato.incident_report(uuid, integer) IS
+    'The incident as one self-contained HTML page (inline SVG and CSS, no script, no external asset, every value escaped): the attack curve (attempts and successes per minute, the opening and containment marked), countries, networks and user agents, scope and each account''s flags and notice, what is outstanding downstream and in the outbox, and the timeline (at most max_timeline_rows failed logins and as many other events; the response''s steps all); psql -XAt -c "SELECT ato.incident_report(...)" > report.html';
+REVOKE ALL ON FUNCTION ato.incident_report(uuid, integer) FROM PUBLIC;

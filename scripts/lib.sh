@@ -8,6 +8,7 @@ ato_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ato_packages=(
     build-essential postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-plproxy
     libmaxminddb-dev mmdb-bin libmaxmind-db-writer-perl libipc-run-perl npm python3-psycopg
+    chromium
 )
 
 ato_say() { printf '\n== %s\n' "$*"; }

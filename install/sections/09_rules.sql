@@ -590,11 +590,13 @@ BEGIN
     DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
     -- the import's rejected events as old (few, and read by hand: row by row)
     DELETE FROM ato.import_rejections r WHERE r.rejected_at < now() - keep;
+    -- the notices sent or given up as long ago, but an open incident's
+    PERFORM ato.apply_notification_retention(keep);
     RETURN dropped;
 END;
 $$;
 COMMENT ON FUNCTION ato.apply_retention() IS
-    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old; the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
+    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old, and the notification outbox''s rows sent or given up as long ago but an open incident''s (ato.apply_notification_retention()); the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
 REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;
 
 CREATE FUNCTION ato.schedule_detection(rule text, schedule text)

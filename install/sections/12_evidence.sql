@@ -481,6 +481,48 @@ COMMENT ON FUNCTION ato.partition_held(regclass, timestamptz) IS
     'True, with a NOTICE saying which incident, when an open (not lifted) incident''s window reaches into the partition ending at upper_bound: ato.drop_event_partitions() keeps it';
 REVOKE ALL ON FUNCTION ato.partition_held(regclass, timestamptz) FROM PUBLIC;
 
+-- The events of an incident's window for its accounts and networks: what
+-- its timeline and its report show.
+CREATE FUNCTION ato.incident_events(incident_id uuid)
+RETURNS TABLE (event_table text, event_id bigint, e jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    scope record;
+    incident ato.incidents;
+BEGIN
+    incident := ato.check_incident('incident_events', incident_id);
+    SELECT * INTO scope FROM ato.incident_scope(incident.id);
+    -- (accounts are matched through a hashed IN: = ANY of a variable would
+    -- compare every event with every account)
+    RETURN QUERY
+    -- preserved events, as preserved (they outlive retention), then the
+    -- window's events not preserved yet
+    SELECT r.event_table, r.event_id, r.body::jsonb -> 'event' AS e
+      FROM ato.evidence_rows r WHERE r.incident_id = incident.id
+    UNION ALL
+    SELECT 'login_events', l.id, to_jsonb(l)
+      FROM ato.login_events l
+     WHERE l.occurred_at >= scope.window_from AND l.occurred_at <= scope.window_to
+       AND (l.user_id IN (SELECT u FROM unnest(scope.accounts) u) OR l.ip_address <<= ANY (scope.attacker_networks))
+       AND NOT EXISTS (SELECT FROM ato.evidence_rows r
+                        WHERE r.incident_id = incident.id AND r.event_table = 'login_events' AND r.event_id = l.id)
+    UNION ALL
+    SELECT 'audit_events', a.id, to_jsonb(a)
+      FROM ato.audit_events a
+     WHERE a.occurred_at >= scope.window_from AND a.occurred_at <= scope.window_to
+       AND (a.actor_id IN (SELECT u FROM unnest(scope.accounts) u) OR a.target_id IN (SELECT u FROM unnest(scope.accounts) u)
+            OR a.ip_address <<= ANY (scope.attacker_networks))
+       AND NOT EXISTS (SELECT FROM ato.evidence_rows r
+                        WHERE r.incident_id = incident.id AND r.event_table = 'audit_events' AND r.event_id = a.id);
+END;
+$$;
+COMMENT ON FUNCTION ato.incident_events(uuid) IS
+    'The events of an incident''s window (ato.incident_scope()) for its accounts (actor or target) and attacker networks, each as its row in JSON: the preserved ones as preserved (they outlive retention), then those not preserved yet; what ato.incident_timeline() and ato.incident_report() show';
+REVOKE ALL ON FUNCTION ato.incident_events(uuid) FROM PUBLIC;
+
 -- The timeline: one ordered list from the attacker's first event in the
 -- window to the lifting.
 CREATE FUNCTION ato.incident_timeline(incident_id uuid)
@@ -495,29 +537,8 @@ DECLARE
 BEGIN
     incident := ato.check_incident('incident_timeline', incident_id);
     SELECT * INTO scope FROM ato.incident_scope(incident.id);
-    -- (accounts are matched through a hashed IN: = ANY of a variable would
-    -- compare every event with every account)
     RETURN QUERY
-    WITH events AS (
-        -- preserved events, as preserved (they outlive retention), then the
-        -- window's events not preserved yet
-        SELECT r.event_table, r.event_id, r.body::jsonb -> 'event' AS e
-          FROM ato.evidence_rows r WHERE r.incident_id = incident.id
-        UNION ALL
-        SELECT 'login_events', l.id, to_jsonb(l)
-          FROM ato.login_events l
-         WHERE l.occurred_at >= scope.window_from AND l.occurred_at <= scope.window_to
-           AND (l.user_id IN (SELECT u FROM unnest(scope.accounts) u) OR l.ip_address <<= ANY (scope.attacker_networks))
-           AND NOT EXISTS (SELECT FROM ato.evidence_rows r
-                            WHERE r.incident_id = incident.id AND r.event_table = 'login_events' AND r.event_id = l.id)
-        UNION ALL
-        SELECT 'audit_events', a.id, to_jsonb(a)
-          FROM ato.audit_events a
-         WHERE a.occurred_at >= scope.window_from AND a.occurred_at <= scope.window_to
-           AND (a.actor_id IN (SELECT u FROM unnest(scope.accounts) u) OR a.target_id IN (SELECT u FROM unnest(scope.accounts) u)
-                OR a.ip_address <<= ANY (scope.attacker_networks))
-           AND NOT EXISTS (SELECT FROM ato.evidence_rows r
-                            WHERE r.incident_id = incident.id AND r.event_table = 'audit_events' AND r.event_id = a.id)),
+    WITH events AS (SELECT * FROM ato.incident_events(incident.id)),
     items AS (
         SELECT (v.e ->> 'occurred_at')::timestamptz AS at, 1 AS ord,
                CASE v.event_table WHEN 'login_events' THEN 'login ' || (v.e ->> 'outcome') ELSE 'account change' END AS kind,
@@ -576,10 +597,13 @@ BEGIN
                               WHEN 'follow_up_done' THEN c.detail ->> 'what' END,
                          c.note),
                'incident_changes:' || c.id
-          FROM ato.incident_changes c WHERE c.incident_id = incident.id)
+          FROM ato.incident_changes c WHERE c.incident_id = incident.id
+        UNION ALL
+        -- the users' notices sent and given up (14_user_notifications.sql)
+        SELECT x.at, x.ord, x.kind, x.accounts, x.detail, x.ref FROM ato.notification_timeline(incident.id) x)
     SELECT t.at, t.kind, t.accounts, t.detail, t.ref FROM items t ORDER BY t.at, t.ord, t.ref;
 END;
 $$;
 COMMENT ON FUNCTION ato.incident_timeline(uuid) IS
-    'Everything that happened in an incident, in order: the events of its window for its accounts and networks (failed and successful logins, account changes; preserved ones as preserved), its alerts and their triage, the opening, each marked batch and its announcement, containment, the response''s steps (flags, lifting, evidence preserved, networks blocked), the accounts'' recovery, and the record''s changes (the report, each stage, the root cause, follow-ups, accounts added and released)';
+    'Everything that happened in an incident, in order: the events of its window for its accounts and networks (failed and successful logins, account changes; preserved ones as preserved), its alerts and their triage, the opening, each marked batch and its announcement, containment, the response''s steps (flags, lifting, evidence preserved, networks blocked, users notified, downstream revocations and secret rotations confirmed), each notice sent or given up, the accounts'' recovery, and the record''s changes (the report, each stage, the root cause, follow-ups, accounts added and released)';
 REVOKE ALL ON FUNCTION ato.incident_timeline(uuid) FROM PUBLIC;
