@@ -353,21 +353,77 @@ COMMENT ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) IS
     'ato.suspicious_action_counts() over every shard: each shard''s counts of its accounts, added up';
 REVOKE ALL ON FUNCTION ato.suspicious_action_counts(text[], timestamptz) FROM PUBLIC;
 
--- The shards report every source (min_attempts 1, max_success_rate 1: no
--- threshold), so that a source spread over shards, under the threshold on
--- each, is counted whole; the thresholds apply to the sums.
-CREATE FUNCTION ato.credential_stuffing_shards(since timestamptz)
+CREATE FUNCTION ato.shard_count()
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    SELECT count(*) INTO n
+      FROM pg_catalog.pg_foreign_server s, unnest(s.srvoptions) o
+     WHERE s.srvname = 'ato_cluster' AND o ~ '^p[0-9]+=';
+    IF n = 0 THEN
+        RAISE EXCEPTION 'ato.shard_count: the foreign server ato_cluster has no partitions'
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it: CREATE SERVER ato_cluster FOREIGN DATA WRAPPER plproxy OPTIONS (p0 ''...'', p1 ''...'').';
+    END IF;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION ato.shard_count() IS
+    'How many partitions (p0, p1, ...) the foreign server ato_cluster has: the divisor of the two-phase detections';
+GRANT EXECUTE ON FUNCTION ato.shard_count() TO PUBLIC;
+
+-- Two phases for the detections of sources.  A source with at least m
+-- attempts (or m accounts) over n shards has at least ceil(m / n) on one of
+-- them: the first phase asks every shard for the sources over that share
+-- (the candidates), the second for the exact counts of the candidates on
+-- every shard, added up here with the thresholds applied to the sums.  The
+-- shards report only the candidates, and a source spread over the shards
+-- under the threshold on each is found as on one node.  The phases read the
+-- shards at two moments: an attempt recorded in between may count in the
+-- second phase without making a candidate in the first.
+
+CREATE FUNCTION ato.credential_stuffing_counts_shards(since timestamptz, min_attempts integer, sources text[])
 RETURNS TABLE (source_kind text, source text, attempts bigint, successes bigint, accounts bigint)
 LANGUAGE plproxy
 AS $$
     CLUSTER 'ato_cluster';
     RUN ON ALL;
-    SELECT s.source_kind, s.source, s.attempts, s.successes, s.accounts
-      FROM ato.credential_stuffing(since, 1, 1) s;
+    TARGET ato.credential_stuffing_counts;
 $$;
-COMMENT ON FUNCTION ato.credential_stuffing_shards(timestamptz) IS
-    'For ato.credential_stuffing(): every shard''s login attempts, successes and accounts per source since then, every source however few its attempts';
-REVOKE ALL ON FUNCTION ato.credential_stuffing_shards(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION ato.credential_stuffing_counts_shards(timestamptz, integer, text[]) IS
+    'For ato.credential_stuffing(): every shard''s ato.credential_stuffing_counts()';
+REVOKE ALL ON FUNCTION ato.credential_stuffing_counts_shards(timestamptz, integer, text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.credential_stuffing_counts(
+    since        timestamptz,
+    min_attempts integer DEFAULT 1,
+    sources      text[]  DEFAULT NULL)
+RETURNS TABLE (source_kind text, source text, attempts bigint, successes bigint, accounts bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF min_attempts IS NULL OR min_attempts < 1 THEN
+        RAISE EXCEPTION 'ato.credential_stuffing_counts: min_attempts must %',
+                        CASE WHEN min_attempts IS NULL THEN 'not be NULL' ELSE 'be at least 1' END
+            USING ERRCODE = CASE WHEN min_attempts IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'Give a whole number of at least 1.';
+    END IF;
+    RETURN QUERY
+    SELECT s.source_kind, s.source, sum(s.attempts)::bigint, sum(s.successes)::bigint, sum(s.accounts)::bigint
+      FROM ato.credential_stuffing_counts_shards(since, 1, sources) s
+     GROUP BY s.source_kind, s.source
+    HAVING sum(s.attempts) >= credential_stuffing_counts.min_attempts
+     ORDER BY s.source_kind, s.source;
+END;
+$$;
+COMMENT ON FUNCTION ato.credential_stuffing_counts(timestamptz, integer, text[]) IS
+    'ato.credential_stuffing_counts() over every shard: each shard''s counts of the sources added up, then min_attempts applied to the sums';
+REVOKE ALL ON FUNCTION ato.credential_stuffing_counts(timestamptz, integer, text[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.credential_stuffing(
     since            timestamptz      DEFAULT now() - interval '1 hour',
@@ -378,6 +434,9 @@ RETURNS TABLE (source_kind text, source text, attempts bigint, successes bigint,
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    shards constant integer := ato.shard_count();
+    candidates text[];
 BEGIN
     -- the shards check since; the thresholds are checked here, as one node does
     IF min_attempts IS NULL OR max_success_rate IS NULL THEN
@@ -394,20 +453,212 @@ BEGIN
         RAISE EXCEPTION 'ato.credential_stuffing: max_success_rate must be between 0 and 1'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a number in that range.';
     END IF;
+    -- phase 1: the sources over their share of the threshold on some shard
+    SELECT array_agg(DISTINCT s.source_kind || ' ' || s.source) INTO candidates
+      FROM ato.credential_stuffing_counts_shards(since, (min_attempts - 1) / shards + 1, NULL) s;
+    IF candidates IS NULL THEN
+        RETURN;
+    END IF;
+    -- phase 2: their exact counts on every shard
     RETURN QUERY
     SELECT g.source_kind, g.source, g.attempts, g.successes, g.successes::float8 / g.attempts,
            g.accounts, g.successes::float8 / g.attempts <= credential_stuffing.max_success_rate
       FROM (SELECT s.source_kind, s.source, sum(s.attempts)::bigint AS attempts,
                    sum(s.successes)::bigint AS successes, sum(s.accounts)::bigint AS accounts
-              FROM ato.credential_stuffing_shards(since) s
+              FROM ato.credential_stuffing_counts_shards(since, 1, candidates) s
              GROUP BY s.source_kind, s.source) g
      WHERE g.attempts >= credential_stuffing.min_attempts
      ORDER BY g.attempts DESC, g.source_kind, g.source;
 END;
 $$;
 COMMENT ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) IS
-    'ato.credential_stuffing() over every shard: attempts, successes and accounts per source added up across the shards, then min_attempts and max_success_rate applied to the sums';
+    'ato.credential_stuffing() over every shard, in two phases: the sources with ceil(min_attempts / shards) attempts on some shard, then their attempts, successes and accounts on every shard added up, with min_attempts and max_success_rate applied to the sums: one node''s answer';
 REVOKE ALL ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) FROM PUBLIC;
+
+CREATE FUNCTION ato.password_spray_counts_shards(since timestamptz, min_accounts integer, addresses inet[])
+RETURNS TABLE (ip_address inet, accounts bigint, accounts_tried bigint, attempts bigint, failures bigint,
+               successes bigint, first_attempt timestamptz, last_attempt timestamptz)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.password_spray_counts;
+$$;
+COMMENT ON FUNCTION ato.password_spray_counts_shards(timestamptz, integer, inet[]) IS
+    'For ato.password_spray(): every shard''s ato.password_spray_counts()';
+REVOKE ALL ON FUNCTION ato.password_spray_counts_shards(timestamptz, integer, inet[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.password_spray_counts(
+    since        timestamptz,
+    min_accounts integer DEFAULT 0,
+    addresses    inet[]  DEFAULT NULL)
+RETURNS TABLE (ip_address inet, accounts bigint, accounts_tried bigint, attempts bigint, failures bigint,
+               successes bigint, first_attempt timestamptz, last_attempt timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF min_accounts IS NULL OR min_accounts < 0 THEN
+        RAISE EXCEPTION 'ato.password_spray_counts: min_accounts must %',
+                        CASE WHEN min_accounts IS NULL THEN 'not be NULL' ELSE 'not be negative' END
+            USING ERRCODE = CASE WHEN min_accounts IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'Give a whole number, 0 for every address.';
+    END IF;
+    RETURN QUERY
+    SELECT s.ip_address, sum(s.accounts)::bigint, sum(s.accounts_tried)::bigint, sum(s.attempts)::bigint,
+           sum(s.failures)::bigint, sum(s.successes)::bigint, min(s.first_attempt), max(s.last_attempt)
+      FROM ato.password_spray_counts_shards(since, 0, addresses) s
+     GROUP BY s.ip_address
+    HAVING sum(s.accounts) >= password_spray_counts.min_accounts
+     ORDER BY s.ip_address;
+END;
+$$;
+COMMENT ON FUNCTION ato.password_spray_counts(timestamptz, integer, inet[]) IS
+    'ato.password_spray_counts() over every shard: each shard''s counts per address added up (first and last attempt the extremes), then min_accounts applied to the sums';
+REVOKE ALL ON FUNCTION ato.password_spray_counts(timestamptz, integer, inet[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.password_spray(
+    since                    timestamptz      DEFAULT now() - interval '1 hour',
+    min_accounts             integer          DEFAULT 10,
+    max_attempts_per_account double precision DEFAULT 3)
+RETURNS TABLE (ip_address inet, accounts bigint, failures bigint, successes bigint,
+               attempts_per_account double precision, first_attempt timestamptz, last_attempt timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    shards constant integer := ato.shard_count();
+    candidates inet[];
+BEGIN
+    IF min_accounts IS NULL OR max_attempts_per_account IS NULL THEN
+        RAISE EXCEPTION 'ato.password_spray: % must not be NULL',
+                        CASE WHEN min_accounts IS NULL THEN 'min_accounts' ELSE 'max_attempts_per_account' END
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = CASE WHEN min_accounts IS NULL THEN 'Give a whole number of at least 1.' ELSE 'Give a number.' END;
+    END IF;
+    IF min_accounts < 1 THEN
+        RAISE EXCEPTION 'ato.password_spray: min_accounts must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a whole number of at least 1.';
+    END IF;
+    IF max_attempts_per_account = 'NaN' OR max_attempts_per_account < 1 OR max_attempts_per_account > 1e9 THEN
+        RAISE EXCEPTION 'ato.password_spray: max_attempts_per_account must be between 1 and 1e+09'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a number in that range.';
+    END IF;
+    -- phase 1: the addresses that failed against their share of min_accounts on some shard
+    SELECT array_agg(DISTINCT s.ip_address) INTO candidates
+      FROM ato.password_spray_counts_shards(since, (min_accounts - 1) / shards + 1, NULL) s;
+    IF candidates IS NULL THEN
+        RETURN;
+    END IF;
+    -- phase 2: every attempt of theirs on every shard, the rate from the sums
+    RETURN QUERY
+    SELECT g.ip_address, g.accounts, g.failures, g.successes, g.attempts::float8 / g.accounts_tried,
+           g.first_attempt, g.last_attempt
+      FROM (SELECT s.ip_address, sum(s.accounts)::bigint AS accounts, sum(s.accounts_tried)::bigint AS accounts_tried,
+                   sum(s.attempts)::bigint AS attempts, sum(s.failures)::bigint AS failures,
+                   sum(s.successes)::bigint AS successes, min(s.first_attempt) AS first_attempt,
+                   max(s.last_attempt) AS last_attempt
+              FROM ato.password_spray_counts_shards(since, 0, candidates) s
+             GROUP BY s.ip_address) g
+     WHERE g.accounts >= password_spray.min_accounts
+       AND g.attempts::float8 / g.accounts_tried <= password_spray.max_attempts_per_account
+     ORDER BY g.accounts DESC, g.ip_address;
+END;
+$$;
+COMMENT ON FUNCTION ato.password_spray(timestamptz, integer, double precision) IS
+    'ato.password_spray() over every shard, in two phases: the addresses that failed against ceil(min_accounts / shards) accounts on some shard, then their counts on every shard added up, with min_accounts and max_attempts_per_account applied to the sums: one node''s answer';
+REVOKE ALL ON FUNCTION ato.password_spray(timestamptz, integer, double precision) FROM PUBLIC;
+
+-- related_accounts in three steps: what the given accounts used (on their
+-- shards), how many accounts used those user agents (added up, the rare
+-- ones kept), then every shard's accounts related to all of it.
+
+CREATE FUNCTION ato.related_accounts_seen(user_ids text[], since timestamptz)
+RETURNS TABLE (given_id text, ip_address inet, user_agent text)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+$$;
+COMMENT ON FUNCTION ato.related_accounts_seen(text[], timestamptz) IS
+    'ato.related_accounts_seen() of every shard, unordered';
+REVOKE ALL ON FUNCTION ato.related_accounts_seen(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.user_agent_accounts_shards(user_agents text[], since timestamptz)
+RETURNS TABLE (user_agent text, accounts bigint)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.user_agent_accounts;
+$$;
+COMMENT ON FUNCTION ato.user_agent_accounts_shards(text[], timestamptz) IS
+    'For ato.related_accounts(): every shard''s ato.user_agent_accounts()';
+REVOKE ALL ON FUNCTION ato.user_agent_accounts_shards(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.related_accounts_to_shards(
+    user_ids text[], since timestamptz, seen_ids text[], seen_addresses inet[], seen_user_agents text[])
+RETURNS TABLE (user_id text, shared_addresses inet[], shared_user_agents text[], related_to text[],
+               logins bigint, first_login timestamptz, last_login timestamptz)
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON ALL;
+    TARGET ato.related_accounts_to;
+$$;
+COMMENT ON FUNCTION ato.related_accounts_to_shards(text[], timestamptz, text[], inet[], text[]) IS
+    'For ato.related_accounts(): every shard''s ato.related_accounts_to()';
+REVOKE ALL ON FUNCTION ato.related_accounts_to_shards(text[], timestamptz, text[], inet[], text[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.related_accounts(
+    user_ids                 text[],
+    since                    timestamptz DEFAULT now() - interval '7 days',
+    rare_user_agent_accounts integer     DEFAULT 5)
+RETURNS TABLE (user_id text, shared_addresses inet[], shared_user_agents text[], related_to text[],
+               logins bigint, first_login timestamptz, last_login timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ids text[];
+    addresses inet[];
+    agents text[];
+    rare text[];
+BEGIN
+    IF rare_user_agent_accounts IS NULL THEN
+        RAISE EXCEPTION 'ato.related_accounts: rare_user_agent_accounts must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Give a whole number of at least 1.';
+    END IF;
+    IF rare_user_agent_accounts < 1 THEN
+        RAISE EXCEPTION 'ato.related_accounts: rare_user_agent_accounts must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give a whole number of at least 1.';
+    END IF;
+    -- the shards check user_ids and since
+    SELECT coalesce(array_agg(s.given_id), '{}'), coalesce(array_agg(s.ip_address), '{}'),
+           coalesce(array_agg(s.user_agent), '{}')
+      INTO ids, addresses, agents
+      FROM ato.related_accounts_seen(user_ids, since) s;
+    -- a user agent relates accounts when few used it, on all shards together
+    IF EXISTS (SELECT FROM unnest(agents) a WHERE a IS NOT NULL) THEN
+        rare := ARRAY(SELECT c.user_agent
+                        FROM ato.user_agent_accounts_shards(
+                                 ARRAY(SELECT DISTINCT a FROM unnest(agents) a WHERE a IS NOT NULL), since) c
+                       GROUP BY c.user_agent
+                      HAVING sum(c.accounts) <= rare_user_agent_accounts);
+        agents := ARRAY(SELECT CASE WHEN u.a = ANY (rare) THEN u.a END
+                          FROM unnest(agents) WITH ORDINALITY u(a, n) ORDER BY u.n);
+    END IF;
+    IF cardinality(ids) = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT r.* FROM ato.related_accounts_to_shards(user_ids, since, ids, addresses, agents) r
+     ORDER BY cardinality(r.related_to) DESC, r.user_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.related_accounts(text[], timestamptz, integer) IS
+    'ato.related_accounts() over every shard, in three steps: what the given accounts used on their shards, how many accounts of every shard used those user agents (the rare ones kept), then every shard''s accounts related to all of it, in one node''s order';
+REVOKE ALL ON FUNCTION ato.related_accounts(text[], timestamptz, integer) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Response.  Each shard gets exactly its accounts and opens an incident of

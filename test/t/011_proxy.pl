@@ -3,8 +3,10 @@
 # 011_proxy.pl -- ato_response across two shards behind a PL/Proxy node
 # (ato_response_proxy): the same events loaded into one reference node and,
 # split by ato.shard_hash(), into the shards; every function of the proxy
-# checked against the reference node, a credential-stuffing source spread
-# over the shards under the threshold on each, a revocation whose accounts
+# checked against the reference node, a credential-stuffing source, a
+# password spray and a rare user agent spread over the shards under the
+# thresholds on each (the two-phase and three-step detections), a
+# revocation whose accounts
 # are split by shard, and one with a shard down, retried for that shard's
 # accounts.  Skipped when plproxy is not installed.
 
@@ -141,6 +143,42 @@ sub load
 load($ref, \@users);
 load($shards[$_], $of_shard[$_]) for 0 .. 1;
 
+# The spread cases of issue 17, on accounts picked by shard: a source making
+# 30 attempts, 12 against accounts of shard 0 and 18 against shard 1's, one
+# of them a success (both shares under min_attempts 20); a spray of one
+# failure each over 16 accounts, 9 + 7 (both under min_accounts 10); and two
+# user agents, one used by 3 + 3 accounts (common on one node, rare on each
+# shard alone), one by 2 + 2 (rare everywhere).
+my @s0 = @{ $of_shard[0] };
+my @s1 = @{ $of_shard[1] };
+cmp_ok(scalar(@s0), '>=', 12, 'shard 0 has the 12 accounts of the spread stuffing');
+cmp_ok(scalar(@s1), '>=', 18, 'shard 1 has the 18 accounts of the spread stuffing');
+sub spread
+{
+	my ($n, @mine) = @_;
+	my $mine = "'{" . join(',', @mine) . "}'::text[]";
+	# every account its own time and address, the same on every node
+	my $each = sub { "unnest('{" . join(',', @_) . "}'::text[]) WITH ORDINALITY a(u, n) WHERE u = ANY ($mine)" };
+	$n->safe_psql(
+		'postgres', qq{
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+		SELECT u, '198.51.100.88', CASE WHEN u = '$s1[17]' THEN 'success' ELSE 'failure' END,
+		       $B - interval '12 minutes' + n * interval '1 second'
+		  FROM @{[ $each->(@s0[0 .. 11], @s1[0 .. 17]) ]};
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at)
+		SELECT u, '203.0.113.99', 'failure', $B - interval '11 minutes' + n * interval '1 second'
+		  FROM @{[ $each->(@s0[0 .. 8], @s1[0 .. 6]) ]};
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, user_agent)
+		SELECT u, ('192.0.2.' || (100 + n))::inet, 'success', $B - interval '2 days' + n * interval '1 second', 'ua-wide'
+		  FROM @{[ $each->(@s0[0 .. 2], @s1[0 .. 2]) ]};
+		INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, user_agent)
+		SELECT u, ('192.0.2.' || (110 + n))::inet, 'success', $B - interval '2 days' + n * interval '1 second', 'ua-few'
+		  FROM @{[ $each->(@s0[3 .. 4], @s1[3 .. 4]) ]};
+	});
+}
+spread($ref, @users);
+spread($shards[$_], @{ $of_shard[$_] }) for 0 .. 1;
+
 for my $k (0 .. 1)
 {
 	is( $shards[$k]->safe_psql(
@@ -174,7 +212,19 @@ my @detections = (
 	"ato.suspicious_action_counts($some, $B - interval '1 day')",
 	"ato.credential_stuffing($B - interval '1 hour')",
 	"ato.credential_stuffing($B - interval '1 hour', 5, 0.5)",
-	"ato.credential_stuffing($B - interval '1 day', 1, 1)");
+	"ato.credential_stuffing($B - interval '1 day', 1, 1)",
+	"ato.credential_stuffing($B - interval '1 day', 13, 0.01)",
+	"ato.credential_stuffing_counts($B - interval '1 hour')",
+	"ato.credential_stuffing_counts($B - interval '1 hour', 25, '{address 198.51.100.88,network 198.51.100.0/24,address 192.0.2.1}')",
+	"ato.password_spray($B - interval '1 hour')",
+	"ato.password_spray($B - interval '1 hour', 3, 20)",
+	"ato.password_spray($B - interval '1 day', 1, 1e9)",
+	"ato.password_spray_counts($B - interval '1 hour')",
+	"ato.password_spray_counts($B - interval '1 day', 5, '{203.0.113.99,203.0.113.200,192.0.2.1}')",
+	"ato.related_accounts('{$s0[0],$s0[3]}', $B - interval '7 days')",
+	"ato.related_accounts('{$s0[0],$s0[3]}', $B - interval '7 days', 10)",
+	"ato.related_accounts('{$s1[0],u018,u033}', $B - interval '7 days', 1)",
+	"ato.related_accounts('{$s1[4]}', $B - interval '7 days')");
 for my $call (@detections)
 {
 	my $expected = $ref->safe_psql('postgres', "SELECT * FROM $call");
@@ -189,6 +239,57 @@ is($ref->safe_psql('postgres', $stuffing), '30|1|30|t', 'one node: the spread so
 is($shards[$_]->safe_psql('postgres', $stuffing), '', "shard $_ alone sees the source under the threshold")
   for 0 .. 1;
 is($proxy->safe_psql('postgres', $stuffing), '30|1|30|t', 'proxy: the attempts of both shards counted together');
+
+# The spread cases of the issue: on one node, on neither shard alone, and
+# through the proxy as on one node.
+my @spread = (
+	[ "SELECT attempts, successes, accounts, suspicious FROM ato.credential_stuffing($B - interval '1 hour')"
+		  . " WHERE source = '198.51.100.88'",
+		'30|1|30|t', 'the stuffing 12 + 18' ],
+	[ "SELECT accounts, failures, successes, attempts_per_account FROM ato.password_spray($B - interval '1 hour')"
+		  . " WHERE ip_address = '203.0.113.99'",
+		'16|16|0|1', 'the spray 9 + 7' ],
+	[ "SELECT user_id, shared_user_agents FROM ato.related_accounts('{$s0[0],$s0[3]}', $B - interval '7 days')"
+		  . " WHERE shared_user_agents <> '{}' ORDER BY user_id",
+		join("\n", map { "$_|{ua-few}" } sort ($s0[4], @s1[3, 4])), 'the rare user agent 2 + 2 (the one of 3 + 3 is common)' ]);
+for my $case (@spread)
+{
+	my ($query, $whole, $what) = @$case;
+	is($ref->safe_psql('postgres', $query), $whole, "one node: $what");
+	isnt($shards[$_]->safe_psql('postgres', $query), $whole, "shard $_ alone: not $what") for 0 .. 1;
+	is($proxy->safe_psql('postgres', $query), $whole, "proxy: $what, as on one node");
+}
+is( $shards[0]->safe_psql('postgres',
+		"SELECT count(*) FROM ato.credential_stuffing($B - interval '1 hour') WHERE source = '198.51.100.88'")
+	  . $shards[1]->safe_psql('postgres',
+		"SELECT count(*) FROM ato.credential_stuffing($B - interval '1 hour') WHERE source = '198.51.100.88'")
+	  . $shards[0]->safe_psql('postgres',
+		"SELECT count(*) FROM ato.password_spray($B - interval '1 hour') WHERE ip_address = '203.0.113.99'")
+	  . $shards[1]->safe_psql('postgres',
+		"SELECT count(*) FROM ato.password_spray($B - interval '1 hour') WHERE ip_address = '203.0.113.99'"),
+	'0000', 'each shard alone is under the thresholds');
+
+# The phases' arguments are checked at the proxy as one node checks them.
+for my $bad (
+	[ "ato.password_spray($B, NULL)", qr/min_accounts must not be NULL/ ],
+	[ "ato.password_spray($B, 0)", qr/min_accounts must be at least 1/ ],
+	[ "ato.password_spray($B, 10, 0.5)", qr/max_attempts_per_account must be between 1 and 1e\+09/ ],
+	[ "ato.password_spray(NULL)", qr/since must not be NULL/ ],
+	[ "ato.related_accounts(NULL)", qr/user_ids must not be NULL/ ],
+	[ "ato.related_accounts('{u001}', $B, 0)", qr/rare_user_agent_accounts must be at least 1/ ],
+	[ "ato.password_spray_counts($B, -1)", qr/min_accounts must not be negative/ ],
+	[ "ato.credential_stuffing_counts($B, 0)", qr/min_attempts must be at least 1/ ])
+{
+	my ($call, $re) = @$bad;
+	my (undef, undef, $e1) = $ref->psql('postgres', "SELECT * FROM $call");
+	my (undef, undef, $e2) = $proxy->psql('postgres', "SELECT * FROM $call");
+	like($e1, $re, "one node refuses $call");
+	like($e2, $re, "the proxy refuses $call");
+}
+my (undef, undef, $seen_err) = $ref->psql('postgres',
+	"SELECT * FROM ato.related_accounts_to('{u001}', $B, '{u001}', '{}', '{}')");
+like($seen_err, qr/seen_ids, seen_addresses and seen_user_agents have 1, 0 and 0 elements/,
+	'related_accounts_to: seen arrays of different lengths are refused');
 
 # A NULL window fails as on one node.
 my ($rc, $out, $err) = $proxy->psql('postgres', "SELECT * FROM ato.credential_stuffing(NULL)");
