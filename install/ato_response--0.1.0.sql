@@ -1499,10 +1499,13 @@ CREATE TABLE ato.revocation_outbox (
     batches integer NOT NULL,
     revoked_at timestamptz NOT NULL,
     user_ids text[] NOT NULL,
-    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    shard text
 );
 COMMENT ON TABLE ato.revocation_outbox IS
     'One row per marked batch of an incident, written in the batch''s own transaction: its accounts and the revocation time, at a position that grows by one in commit order; read it with ato.revocations_since()';
+COMMENT ON COLUMN ato.revocation_outbox.shard IS
+    'The name of the shard that wrote the row (ato_response.shard_name), NULL on a single server';
 SELECT pg_catalog.pg_extension_config_dump('ato.revocation_outbox', '');
 
 -- Its one row is updated by every batch that writes the outbox and so stays
@@ -1714,7 +1717,7 @@ REVOKE ALL ON FUNCTION ato.revoke_session(text, text, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.revocations_since(after bigint, max_positions integer DEFAULT 100)
 RETURNS TABLE ("position" bigint, incident_id uuid, batch integer, batches integer,
-               revoked_at timestamptz, user_id text)
+               revoked_at timestamptz, user_id text, shard text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1746,7 +1749,7 @@ BEGIN
                   HINT = 'Pass a position this function returned, not one from a NOTIFY payload; after a restore from an older backup, rebuild the cache from ato.account_revocations.';
     END IF;
     RETURN QUERY
-    SELECT o.position, o.incident_id, o.batch, o.batches, o.revoked_at, u.user_id
+    SELECT o.position, o.incident_id, o.batch, o.batches, o.revoked_at, u.user_id, o.shard
       FROM (SELECT * FROM ato.revocation_outbox b
              WHERE b.position > after ORDER BY b.position LIMIT max_positions) o
      CROSS JOIN LATERAL unnest(o.user_ids) WITH ORDINALITY AS u(user_id, n)
@@ -1754,7 +1757,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.revocations_since(bigint, integer) IS
-    'Every revoked account announced after position "after", one row per account, up to max_positions batches in position order; positions are given out in commit order without gaps, so whoever read through position P and asks from P misses nothing and gets nothing twice (at-least-once with a consumer that ignores positions it has seen); an error for positions retention removed';
+    'Every revoked account announced after position "after", one row per account, up to max_positions batches in position order; positions are given out in commit order without gaps, so whoever read through position P and asks from P misses nothing and gets nothing twice (at-least-once with a consumer that ignores positions it has seen); an error for positions retention removed; shard: the name of this server among the shards, NULL on a single server (positions are per shard)';
 REVOKE ALL ON FUNCTION ato.revocations_since(bigint, integer) FROM PUBLIC;
 
 -- The revocation fence (src/fence.c): the gate's side and the side of the
@@ -2275,6 +2278,8 @@ DECLARE
     touched bigint[];
     reopened bigint[];
     channel text := ato.setting('ato_response.alert_channel');
+    -- announcements name the shard (NULL, and no key, on a single server)
+    shard_label text := ato.shard_name();
 BEGIN
     IF rule IS NULL THEN
         RAISE EXCEPTION 'run_detection: rule must not be NULL'
@@ -2393,7 +2398,8 @@ BEGIN
 
         -- new alerts are announced (with the incident that covers them, if
         -- one does), and so are those open again
-        PERFORM pg_notify(channel, n.payload)
+        PERFORM pg_notify(channel, CASE WHEN shard_label IS NULL THEN n.payload
+                                        ELSE left(n.payload, -1) || ', "shard" : ' || to_json(shard_label)::text || '}' END)
            FROM (SELECT CASE WHEN a.id = ANY (reopened)
                              THEN json_build_object('alert', a.id, 'rule', a.rule, 'finding', left(a.finding, 200),
                                                     'accounts', cardinality(a.accounts), 'reopened', true)
@@ -2425,7 +2431,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.run_detection(text, timestamptz, timestamptz) IS
-    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (covered when an incident opened since their evidence already holds their accounts, open again when their evidence grows newer than their incident; new and reopened ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one. hunt_since, when given, makes it a retroactive hunt: the events from then on, once, the rule''s own progress left as it was';
+    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (covered when an incident opened since their evidence already holds their accounts, open again when their evidence grows newer than their incident; new and reopened ones announced on ato_response.alert_channel, with the shard''s name when ato_response.shard_name is set); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one. hunt_since, when given, makes it a retroactive hunt: the events from then on, once, the rule''s own progress left as it was';
 REVOKE ALL ON FUNCTION ato.run_detection(text, timestamptz, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.run_detections(since timestamptz DEFAULT NULL)

@@ -42,6 +42,8 @@ for my $name (qw(reference shard0 shard1 proxy))
 		  # the fixtures map documentation ranges: look them up (the default skips them)
 		  . "ato_response.locate_special_addresses = on\n")
 	  unless $name eq 'proxy';
+	# the shards are named, the reference node is a single server
+	$n->append_conf('postgresql.conf', "ato_response.shard_name = '$name'\n") if $name =~ /^shard/;
 	$n->start;
 	$node{$name} = $n;
 }
@@ -450,6 +452,50 @@ is( $shards[ $home{u060} ]->safe_psql('postgres',
 
 ($rc, $out, $err) = $proxy->psql('postgres', "SELECT ato.record_login(NULL, '198.51.100.9', 'success')");
 like($err, qr/login event has no user_id/, 'record_login: a NULL account is refused as on one node');
+
+# ---------------------------------------------------------------------------
+# The shard's name in every notification and outbox row
+# ---------------------------------------------------------------------------
+
+for my $case ([ $ref, undef, 'u055' ], [ $shards[0], 'shard0', $s0[-1] ], [ $shards[1], 'shard1', $s1[-1] ])
+{
+	my ($n, $name, $account) = @$case;
+	my $label = $name // 'one node';
+	my ($o, $e) = ('', '');
+	$n->psql(
+		'postgres', qq{
+		LISTEN ato_revocations;
+		LISTEN ato_alerts;
+		SELECT ato.revoke_incident('{$account}', 'named');
+		SELECT ato.run_detection('failed_login_bursts', NULL, $B - interval '1 hour') > 0;
+		SELECT 1;
+	},
+		stdout => \$o,
+		stderr => \$e);
+	my @revocations = $o =~ /notification "ato_revocations" with payload "(.*?)" received/g;
+	my @alerts = $o =~ /notification "ato_alerts" with payload "(.*?)" received/g;
+	cmp_ok(scalar(@revocations), '>=', 1, "$label: revocations announced");
+	cmp_ok(scalar(@alerts), '>=', 1, "$label: alerts announced");
+	if (defined $name)
+	{
+		ok(!(grep { !/^\{"incident":"[0-9a-f-]{36}",.*,"shard":"$name"\}$/ } @revocations),
+			"$name: every revocation payload names the shard");
+		ok(!(grep { !/^\{"alert" : \d+, .*, "shard" : "$name"\}$/ } @alerts), "$name: every alert payload names the shard");
+	}
+	else
+	{
+		ok(!(grep { /shard/ } @revocations, @alerts), 'one node: no payload names a shard');
+	}
+	is( $n->safe_psql('postgres',
+			"SELECT string_agg(DISTINCT coalesce(shard, 'NULL'), ',') FROM ato.revocation_outbox"),
+		$name // 'NULL', "$label: the outbox rows carry " . ($name ? 'the shard\'s name' : 'no name'));
+	is( $n->safe_psql('postgres',
+			"SELECT string_agg(DISTINCT coalesce(shard, 'NULL'), ',') FROM ato.revocations_since(0, 1000)"),
+		$name // 'NULL', "$label: and so does revocations_since");
+}
+my (undef, undef, $long) = $ref->psql('postgres',
+	"LOAD 'ato_response';\nSET ato_response.shard_name = '" . ('x' x 201) . "'");
+like($long, qr/at most 200 bytes/, 'a shard name too long for a notification is refused');
 
 $_->stop for values %node;
 done_testing();
