@@ -120,7 +120,7 @@ AS 'MODULE_PATHNAME', 'ato_is_special_purpose'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION ato.is_special_purpose(inet) IS
     'True for an address of the IANA special-purpose registries that is not globally reachable, or for documentation or benchmarking (private, CGNAT, loopback, link-local, unique-local, multicast, ...): stored events from it get no GeoIP fields, whatever the database says (ato.geoip() still says what the database says)';
--- install/sections/03_event_store.sql: ato.login_events and ato.audit_events, their trigger (src/ingest.c), default partitions and indexes.
+-- install/sections/03_event_store.sql: ato.login_events and ato.audit_events, their trigger (src/ingest.c), default partitions and indexes, and a shard's range of event ids.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -254,6 +254,54 @@ CREATE INDEX audit_events_default_actor_id_idx
 SELECT pg_catalog.pg_extension_config_dump('ato.login_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.audit_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.event_id_seq', '');
+
+-- A shard's range of event ids.  Ids are bigint: the top 16 bits (the sign
+-- bit always 0) hold the shard's partition number plus 1, the low 48 its own
+-- count, so shard p of a PL/Proxy cluster gives out ((p + 1) << 48) + 1 on
+-- (2^48 ids, 281 trillion) and never an id of another shard.  Range 0 (ids
+-- below 2^48) is a single server's: the events a move to shards carries over
+-- keep their ids, and no shard gives one of them out again.  Citus does the
+-- same for a bigint sequence on a worker (its group id << 48, plus 1), so
+-- shard p becoming Citus group p + 1 keeps every id where it is.
+CREATE FUNCTION ato.set_shard_event_ids(shard_number integer)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    first_id bigint;
+    last_id bigint;
+    current_id bigint;
+    used bigint;
+BEGIN
+    IF shard_number IS NULL OR shard_number < 0 OR shard_number > 32766 THEN
+        RAISE EXCEPTION 'set_shard_event_ids: shard_number must %',
+                        CASE WHEN shard_number IS NULL THEN 'not be NULL' ELSE 'be between 0 and 32766' END
+            USING ERRCODE = CASE WHEN shard_number IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'Give the shard''s partition number in the cluster (p0 is 0): its ids carry it, plus 1, in their top 16 bits.';
+    END IF;
+    first_id := ((shard_number + 1)::bigint << 48) + 1;
+    last_id := first_id + ((1::bigint << 48) - 2);
+    SELECT s.last_value INTO current_id FROM ato.event_id_seq s;
+    IF current_id BETWEEN first_id AND last_id THEN
+        -- called before: the sequence goes on where it is
+        EXECUTE format('ALTER SEQUENCE ato.event_id_seq MINVALUE %s MAXVALUE %s START WITH %s',
+                       first_id, last_id, first_id);
+    ELSE
+        -- ids of the range already taken (a restore, or events copied from a shard)
+        SELECT max(m.id) INTO used
+          FROM (SELECT max(l.id) AS id FROM ato.login_events l WHERE l.id BETWEEN first_id AND last_id
+                UNION ALL
+                SELECT max(a.id) FROM ato.audit_events a WHERE a.id BETWEEN first_id AND last_id) m;
+        EXECUTE format('ALTER SEQUENCE ato.event_id_seq MINVALUE %s MAXVALUE %s START WITH %s RESTART WITH %s',
+                       first_id, last_id, first_id, coalesce(used + 1, first_id));
+    END IF;
+    RETURN first_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.set_shard_event_ids(integer) IS
+    'Makes this server give out the event ids of shard shard_number (its partition number, p0 is 0): from ((shard_number + 1) << 48) + 1 on, 2^48 of them, so that no two shards give out one id and none gives out a single server''s (below 2^48); returns the range''s first id; called again it changes nothing; after a restore of a dump, call it again (a dump keeps the sequence''s value, not its range)';
+REVOKE ALL ON FUNCTION ato.set_shard_event_ids(integer) FROM PUBLIC;
 -- install/sections/04_partitions.sql: monthly partitions of the event store: creating, dropping, listing and maintaining them.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
@@ -639,7 +687,7 @@ $$;
 COMMENT ON FUNCTION ato.maintain_event_partitions() IS
     'Keeps the event partitions that take live events fast to read: summarises their new BRIN block ranges (a range not yet summarised is read by every time window) and refreshes the planner''s statistics of occurred_at where about a thousand events or more came since the last ANALYZE (windows of the last minutes are then planned for their real size); skips a partition that VACUUM is busy with; then creates one missing month, as ato.add_event_partition() (partition_added). The detection worker calls it every cycle';
 REVOKE ALL ON FUNCTION ato.maintain_event_partitions() FROM PUBLIC;
--- install/sections/05_recording.sql: ato.record_login() and ato.record_event(), the application's way in.
+-- install/sections/05_recording.sql: ato.record_login() and ato.record_event(), the application's way in, and ato.record_logins(), its bulk form.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -690,6 +738,66 @@ $$;
 COMMENT ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) IS
     'Stores one audit event (user.email_changed, user.mfa.factor.activate, ...; checked and GeoIP-enriched as any INSERT or COPY is) and returns its id';
 REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
+
+-- The bulk form, for imports through a proxy (which cannot pass COPY on):
+-- one array per column, element i of each making login i.  Each row is
+-- checked and enriched by the table's trigger as record_login's is.
+CREATE FUNCTION ato.record_logins(
+    user_ids    text[],
+    ips         inet[],
+    outcomes    text[],
+    times       timestamptz[] DEFAULT NULL,
+    user_agents text[]        DEFAULT NULL,
+    sources     text[]        DEFAULT NULL,
+    metadata    jsonb[]       DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hint constant text := 'Pass one array per column, all of the same length: element i of each is login i (ips, times, user_agents, sources and metadata may be NULL for none).';
+    n integer;
+    recorded bigint;
+BEGIN
+    IF user_ids IS NULL OR outcomes IS NULL THEN
+        RAISE EXCEPTION 'record_logins: % must not be NULL', CASE WHEN user_ids IS NULL THEN 'user_ids' ELSE 'outcomes' END
+            USING ERRCODE = 'null_value_not_allowed', HINT = hint;
+    END IF;
+    IF array_ndims(user_ids) > 1 OR array_ndims(ips) > 1 OR array_ndims(outcomes) > 1 OR array_ndims(times) > 1
+       OR array_ndims(user_agents) > 1 OR array_ndims(sources) > 1 OR array_ndims(metadata) > 1 THEN
+        RAISE EXCEPTION 'record_logins: every array must be one-dimensional'
+            USING ERRCODE = 'array_subscript_error', HINT = hint;
+    END IF;
+    n := cardinality(user_ids);
+    IF n > 100000 THEN
+        RAISE EXCEPTION 'record_logins: % logins in one call, more than 100000', n
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Send the import in calls of at most 100000 logins (each call is one transaction).';
+    END IF;
+    IF cardinality(outcomes) <> n OR coalesce(cardinality(ips), n) <> n OR coalesce(cardinality(times), n) <> n
+       OR coalesce(cardinality(user_agents), n) <> n OR coalesce(cardinality(sources), n) <> n
+       OR coalesce(cardinality(metadata), n) <> n THEN
+        RAISE EXCEPTION 'record_logins: the arrays differ in length (user_ids has %, outcomes %, ips %, times %, user_agents %, sources %, metadata %)',
+                        n, cardinality(outcomes), coalesce(cardinality(ips)::text, 'NULL'),
+                        coalesce(cardinality(times)::text, 'NULL'), coalesce(cardinality(user_agents)::text, 'NULL'),
+                        coalesce(cardinality(sources)::text, 'NULL'), coalesce(cardinality(metadata)::text, 'NULL')
+            USING ERRCODE = 'array_subscript_error', HINT = hint;
+    END IF;
+    -- in the arrays' order, so that the ids follow it
+    INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, user_agent, source, metadata)
+    SELECT u.user_id, u.ip, u.outcome, CASE WHEN times IS NULL THEN now() ELSE u.occurred_at END,
+           u.user_agent, u.source, u.metadata
+      FROM unnest(user_ids, ips, outcomes, times, user_agents, sources, metadata)
+           WITH ORDINALITY AS u(user_id, ip, outcome, occurred_at, user_agent, source, metadata, n)
+     ORDER BY u.n;
+    GET DIAGNOSTICS recorded = ROW_COUNT;
+    RETURN recorded;
+END;
+$$;
+COMMENT ON FUNCTION ato.record_logins(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) IS
+    'Stores many login attempts in one call, element i of every array making one (times NULL: now(); ips, user_agents, sources, metadata NULL: none), each checked and GeoIP-enriched as record_login''s, in one transaction (a bad row fails the call); at most 100000 a call; returns how many it stored';
+REVOKE ALL ON FUNCTION ato.record_logins(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) FROM PUBLIC;
 -- install/sections/06_summaries.sql: the per-account and recent summaries, their watermark and ato.refresh_summaries() (write side in src/summary.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 

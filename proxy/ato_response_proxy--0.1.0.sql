@@ -3,11 +3,14 @@
  *     ato_response's functions on a PL/Proxy node, in schema ato under the
  *     names they have on one node: the routing function, the two enum types
  *     the functions return, the per-account calls (run on the shard of the
- *     account), the detections that are exact as a union of the shards'
- *     answers (run on every shard), the two re-aggregated at the proxy, and
- *     revoke_incident (the accounts checked here, then split by shard).
- *     Every shard runs ato_response; the cluster is the foreign server
- *     ato_cluster.
+ *     account) and the bulk writer (split by shard), the detections that are
+ *     exact as a union of the shards' answers (run on every shard), those
+ *     re-aggregated here (suspicious_action_counts; credential_stuffing and
+ *     password_spray in two phases; related_accounts in three steps),
+ *     revoke_incident (the accounts checked here, then split by shard) and
+ *     which shards have done their part, each shard's range of event ids,
+ *     and the cross-shard rules with their own alerts.  Every shard runs
+ *     ato_response; the cluster is the foreign server ato_cluster.
  */
 \echo Use "CREATE EXTENSION ato_response_proxy" to load this file. \quit
 
@@ -89,6 +92,83 @@ $$;
 COMMENT ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) IS
     'ato.record_event() on the shard of the acting account (beside its logins); returns the event''s id there (ids are per shard and may repeat across shards)';
 REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
+
+-- The bulk writer: each shard gets the elements of its accounts (PL/Proxy's
+-- SPLIT, one call per shard, in parallel), each shard's part one
+-- transaction there.  The arrays are checked here first, as one node checks
+-- them, so that a malformed call reaches no shard.
+CREATE FUNCTION ato.record_logins_shards(
+    user_ids text[], ips inet[], outcomes text[], times timestamptz[],
+    user_agents text[], sources text[], metadata jsonb[])
+RETURNS SETOF bigint
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    SPLIT ALL;
+    RUN ON ato.shard_hash(user_ids);
+    TARGET ato.record_logins;
+$$;
+COMMENT ON FUNCTION ato.record_logins_shards(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) IS
+    'For ato.record_logins(): ato.record_logins() on every shard holding some of the accounts, given the elements of its own';
+REVOKE ALL ON FUNCTION ato.record_logins_shards(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.record_logins(
+    user_ids    text[],
+    ips         inet[],
+    outcomes    text[],
+    times       timestamptz[] DEFAULT NULL,
+    user_agents text[]        DEFAULT NULL,
+    sources     text[]        DEFAULT NULL,
+    metadata    jsonb[]       DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hint constant text := 'Pass one array per column, all of the same length: element i of each is login i (ips, times, user_agents, sources and metadata may be NULL for none).';
+    n integer;
+BEGIN
+    IF user_ids IS NULL OR outcomes IS NULL THEN
+        RAISE EXCEPTION 'record_logins: % must not be NULL', CASE WHEN user_ids IS NULL THEN 'user_ids' ELSE 'outcomes' END
+            USING ERRCODE = 'null_value_not_allowed', HINT = hint;
+    END IF;
+    IF array_ndims(user_ids) > 1 OR array_ndims(ips) > 1 OR array_ndims(outcomes) > 1 OR array_ndims(times) > 1
+       OR array_ndims(user_agents) > 1 OR array_ndims(sources) > 1 OR array_ndims(metadata) > 1 THEN
+        RAISE EXCEPTION 'record_logins: every array must be one-dimensional'
+            USING ERRCODE = 'array_subscript_error', HINT = hint;
+    END IF;
+    n := cardinality(user_ids);
+    IF n > 100000 THEN
+        RAISE EXCEPTION 'record_logins: % logins in one call, more than 100000', n
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Send the import in calls of at most 100000 logins (each call is one transaction per shard).';
+    END IF;
+    IF cardinality(outcomes) <> n OR coalesce(cardinality(ips), n) <> n OR coalesce(cardinality(times), n) <> n
+       OR coalesce(cardinality(user_agents), n) <> n OR coalesce(cardinality(sources), n) <> n
+       OR coalesce(cardinality(metadata), n) <> n THEN
+        RAISE EXCEPTION 'record_logins: the arrays differ in length (user_ids has %, outcomes %, ips %, times %, user_agents %, sources %, metadata %)',
+                        n, cardinality(outcomes), coalesce(cardinality(ips)::text, 'NULL'),
+                        coalesce(cardinality(times)::text, 'NULL'), coalesce(cardinality(user_agents)::text, 'NULL'),
+                        coalesce(cardinality(sources)::text, 'NULL'), coalesce(cardinality(metadata)::text, 'NULL')
+            USING ERRCODE = 'array_subscript_error', HINT = hint;
+    END IF;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+    -- every array split alike: the missing ones as arrays of NULLs, the
+    -- missing times as the proxy's now() (one node's default)
+    RETURN (SELECT coalesce(sum(c), 0)::bigint
+              FROM ato.record_logins_shards(
+                       user_ids, coalesce(ips, array_fill(NULL::inet, ARRAY[n])), outcomes,
+                       coalesce(times, array_fill(now(), ARRAY[n])),
+                       coalesce(user_agents, array_fill(NULL::text, ARRAY[n])),
+                       coalesce(sources, array_fill(NULL::text, ARRAY[n])),
+                       coalesce(metadata, array_fill(NULL::jsonb, ARRAY[n]))) c);
+END;
+$$;
+COMMENT ON FUNCTION ato.record_logins(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) IS
+    'ato.record_logins() through the proxy: the arrays checked here as one node checks them, then each shard given the elements of its accounts; returns how many the shards stored; each shard commits its part alone, so a row one shard refuses leaves the other shards'' parts stored (resend that shard''s part only)';
+REVOKE ALL ON FUNCTION ato.record_logins(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.login_gate(user_id text, ip_address inet DEFAULT NULL,
                                OUT step ato.login_step, OUT message text, OUT steps ato.login_step[],
@@ -739,3 +819,148 @@ $$;
 COMMENT ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid) IS
     'ato.revoke_incident() on every shard holding some of the accounts, each given only its own, after checking the accounts as one node does, under one incident id (incident_id, or a new one), which it returns; each shard commits alone: when one fails the others stay revoked, and a call again with the same id and accounts does nothing again where it was done and the rest where it was not';
 REVOKE ALL ON FUNCTION ato.revoke_incident(text[], text, boolean, boolean, boolean, boolean, timestamptz, uuid) FROM PUBLIC;
+
+-- The proxy's view of an incident's progress: per partition, the accounts
+-- of the call that belong there and whether that shard has revoked them
+-- under the id.  A shard that cannot be reached is reported, not raised.
+CREATE FUNCTION ato.incident_accounts_on(partition_number integer, incident_id uuid)
+RETURNS text[]
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON partition_number;
+    SELECT (SELECT i.user_ids FROM ato.incidents i WHERE i.id = $2);
+$$;
+COMMENT ON FUNCTION ato.incident_accounts_on(integer, uuid) IS
+    'For ato.incident_progress(): the accounts of the incident on partition partition_number (NULL when it has no such incident); the role of the user mapping reads ato.incidents there';
+REVOKE ALL ON FUNCTION ato.incident_accounts_on(integer, uuid) FROM PUBLIC;
+
+CREATE FUNCTION ato.incident_progress(incident_id uuid, user_ids text[])
+RETURNS TABLE (partition_number integer, accounts text[], done boolean, error text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    shards constant integer := ato.shard_count();
+    mine text[];
+    got text[];
+BEGIN
+    IF incident_id IS NULL OR user_ids IS NULL THEN
+        RAISE EXCEPTION 'incident_progress: % must not be NULL', CASE WHEN incident_id IS NULL THEN 'incident_id' ELSE 'user_ids' END
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the incident id and the accounts of the ato.revoke_incident() call.';
+    END IF;
+    FOR p IN 0 .. shards - 1 LOOP
+        mine := ARRAY(SELECT DISTINCT u FROM unnest(user_ids) u
+                       WHERE u IS NOT NULL AND ato.shard_hash(u) & (shards - 1) = p ORDER BY u);
+        CONTINUE WHEN cardinality(mine) = 0;
+        partition_number := p;
+        accounts := mine;
+        BEGIN
+            got := ato.incident_accounts_on(p, incident_progress.incident_id);
+            done := got IS NOT NULL AND mine <@ got;
+            error := NULL;
+        EXCEPTION WHEN OTHERS THEN
+            done := NULL;
+            error := SQLERRM;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION ato.incident_progress(uuid, text[]) IS
+    'Which shards have done their part of a revocation: per partition holding some of user_ids, its accounts and whether its shard has revoked them under incident_id (done NULL, and the error, when the shard cannot be asked); retry ato.revoke_incident() with the same id and accounts until every row is done';
+REVOKE ALL ON FUNCTION ato.incident_progress(uuid, text[]) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Event ids: each shard its own range (ato.set_shard_event_ids() on the
+-- shards, which says which bits), set from here once the cluster is defined.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.set_shard_event_ids_on(partition_number integer)
+RETURNS bigint
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    RUN ON partition_number;
+    SELECT ato.set_shard_event_ids($1);
+$$;
+COMMENT ON FUNCTION ato.set_shard_event_ids_on(integer) IS
+    'For ato.set_shard_event_ids(): ato.set_shard_event_ids(partition_number) on that partition''s shard';
+REVOKE ALL ON FUNCTION ato.set_shard_event_ids_on(integer) FROM PUBLIC;
+
+CREATE FUNCTION ato.set_shard_event_ids()
+RETURNS TABLE (partition_number integer, first_id bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p, ato.set_shard_event_ids_on(p) FROM generate_series(0, ato.shard_count() - 1) p ORDER BY p
+$$;
+COMMENT ON FUNCTION ato.set_shard_event_ids() IS
+    'Gives every shard of ato_cluster its own range of event ids (partition p: from ((p + 1) << 48) + 1 on), so that ids never collide across shards; returns each range''s first id; call it once after CREATE SERVER, and again after adding partitions or restoring a shard';
+REVOKE ALL ON FUNCTION ato.set_shard_event_ids() FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Cross-shard rules: the detections of sources (credential stuffing,
+-- password spray), which no shard can run alone, run here; their alerts stay
+-- here.  Per-account rules stay on the shards' own workers.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE ato.alerts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rule text NOT NULL CHECK (rule IN ('credential_stuffing', 'password_spray')),
+    finding text NOT NULL,
+    evidence jsonb NOT NULL,
+    first_seen_at timestamptz NOT NULL DEFAULT now(),
+    last_seen_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (rule, finding)
+);
+COMMENT ON TABLE ato.alerts IS
+    'The proxy''s alerts: what the cross-shard rules (ato.run_proxy_rules()) found over every shard, one row per rule and finding (the source), its latest evidence and when it was first and last seen';
+SELECT pg_catalog.pg_extension_config_dump('ato.alerts', '');
+REVOKE ALL ON TABLE ato.alerts FROM PUBLIC;
+
+CREATE FUNCTION ato.run_proxy_rules(
+    lookback                 interval         DEFAULT interval '1 hour',
+    min_attempts             integer          DEFAULT 20,
+    max_success_rate         double precision DEFAULT 0.05,
+    min_accounts             integer          DEFAULT 10,
+    max_attempts_per_account double precision DEFAULT 3)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    since constant timestamptz := now() - lookback;
+    new_alerts integer := 0;
+    n integer;
+BEGIN
+    IF lookback IS NULL OR lookback < interval '0' THEN
+        RAISE EXCEPTION 'run_proxy_rules: lookback must %', CASE WHEN lookback IS NULL THEN 'not be NULL' ELSE 'not be negative' END
+            USING ERRCODE = CASE WHEN lookback IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'Give how far back each run reads, such as interval ''1 hour''.';
+    END IF;
+    -- the detections check their thresholds; the findings are upserted, the
+    -- new ones announced on channel ato_proxy_alerts (of the proxy)
+    WITH found AS (
+        SELECT 'credential_stuffing' AS rule, r.source_kind || ' ' || r.source AS finding, to_jsonb(r) AS evidence
+          FROM ato.credential_stuffing(since, min_attempts, max_success_rate) r WHERE r.suspicious
+        UNION ALL
+        SELECT 'password_spray', host(r.ip_address), to_jsonb(r)
+          FROM ato.password_spray(since, min_accounts, max_attempts_per_account) r),
+    upserted AS (
+        INSERT INTO ato.alerts AS a (rule, finding, evidence)
+        SELECT f.rule, f.finding, f.evidence FROM found f
+        ON CONFLICT (rule, finding) DO UPDATE SET evidence = excluded.evidence, last_seen_at = now()
+        RETURNING a.id, a.rule, a.finding, (a.xmax = 0) AS inserted)
+    SELECT count(*) FILTER (WHERE u.inserted),
+           count(pg_notify('ato_proxy_alerts', json_build_object('alert', u.id, 'rule', u.rule, 'finding', left(u.finding, 200))::text))
+               FILTER (WHERE u.inserted)
+      INTO new_alerts, n
+      FROM upserted u;
+    RETURN new_alerts;
+END;
+$$;
+COMMENT ON FUNCTION ato.run_proxy_rules(interval, integer, double precision, integer, double precision) IS
+    'Runs the cross-shard rules once over the events since now() - lookback on every shard: credential_stuffing (the suspicious sources) and password_spray, with their thresholds; upserts the findings into ato.alerts of the proxy and announces the new ones on channel ato_proxy_alerts; returns how many are new; schedule it with pg_cron on the proxy';
+REVOKE ALL ON FUNCTION ato.run_proxy_rules(interval, integer, double precision, integer, double precision) FROM PUBLIC;

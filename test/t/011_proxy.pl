@@ -6,9 +6,12 @@
 # checked against the reference node, a credential-stuffing source, a
 # password spray and a rare user agent spread over the shards under the
 # thresholds on each (the two-phase and three-step detections), a
-# revocation whose accounts
-# are split by shard, and one with a shard down, retried for that shard's
-# accounts.  Skipped when plproxy is not installed.
+# revocation whose accounts are split by shard, one with a shard down and
+# one with a shard failing, retried for the missing part, and which shards
+# the proxy shows done; each shard's range of event ids; the shard's name in
+# notifications and outbox rows; the bulk writer on one node and through
+# the proxy; the cross-shard rules on the proxy.  Skipped when plproxy is
+# not installed.
 
 use strict;
 use warnings;
@@ -62,6 +65,11 @@ $proxy->safe_psql(
 	CREATE SERVER ato_cluster FOREIGN DATA WRAPPER plproxy OPTIONS ($partitions);
 	CREATE USER MAPPING FOR PUBLIC SERVER ato_cluster OPTIONS (user '$user');
 });
+
+# Event ids: each shard its own range, set from the proxy before any event.
+my $range = sub { my $k = shift; ((($k + 1) << 48) + 1, (($k + 2) << 48) - 1) };
+is($proxy->safe_psql('postgres', 'SELECT * FROM ato.set_shard_event_ids()'),
+	join("\n", map { "$_|" . ($range->($_))[0] } 0 .. 1), 'set_shard_event_ids: partition p from ((p + 1) << 48) + 1 on');
 
 # ---------------------------------------------------------------------------
 # The routing function
@@ -405,27 +413,45 @@ is($proxy->safe_psql('postgres', 'SELECT count(*) FROM (' . $revoke_sql->(@{ $do
 	'1', 'retried for the down shard\'s accounts, once it is back: one incident');
 is($incidents_of->(1, $down[1]), '1', 'shard 1 revoked its accounts on the retry');
 
-# Shard 1 answers with an error (read-only, as after a failover): shard 0
-# has committed its part all the same.  The call is retried with the same
-# incident id and all the accounts: shard 0 does nothing again, shard 1 its
-# part, and the incident has one id on both.
+# Shard 1 answers with an error: it waits for a lock a session of its own
+# holds, past its lock_timeout, so that shard 0 has committed its part
+# before the error comes (PL/Proxy cancels the shards still running when one
+# fails).  The proxy shows which shards are done; the call is retried with
+# the same incident id and all the accounts: shard 0 does nothing again,
+# shard 1 its part, and the incident has one id on both.
 my $retried = '4c1f3a52-0000-4000-8000-00000000d011';
 my $revoke_with_id = sub { "SELECT * FROM ato.revoke_incident('{" . join(',', @_) . "}', 'shard trouble', incident_id => '$retried')" };
-$shards[1]->safe_psql('postgres',
-	'ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf()');
+my $progress = "SELECT partition_number, accounts, done, error IS NOT NULL FROM ato.incident_progress('$retried', '{"
+  . join(',', @{ $failing[0] }, @{ $failing[1] }) . "}')";
+my $expect_progress = sub {
+	join("\n", map { "$_|{" . join(',', sort @{ $failing[$_] }) . "}|$_[$_]|f" } 0 .. 1);
+};
+$shards[1]->safe_psql('postgres', "ALTER SYSTEM SET lock_timeout = '3s'; SELECT pg_reload_conf()");
+my $holder = $shards[1]->background_psql('postgres');
+$holder->query_safe('BEGIN; LOCK TABLE ato.incidents IN ACCESS EXCLUSIVE MODE');
 ($rc, $out, $err) = $proxy->psql('postgres', $revoke_with_id->(@{ $failing[0] }, @{ $failing[1] }));
 isnt($rc, 0, 'revoke_incident with a failing shard fails');
-like($err, qr/read-only transaction/, 'the error is the failing shard\'s');
+like($err, qr/lock timeout/, 'the error is the failing shard\'s');
+$holder->query_safe('COMMIT');
+$holder->quit;
+$shards[1]->safe_psql('postgres', 'ALTER SYSTEM RESET lock_timeout; SELECT pg_reload_conf()');
 is($incidents_of->(0, $failing[0]), '1', 'shard 0 revoked its accounts all the same: no atomic commit across shards');
 is($incidents_of->(1, $failing[1]), '0', 'the failing shard revoked nothing');
-$shards[1]->safe_psql('postgres',
-	'SET default_transaction_read_only = off; ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()');
+is($proxy->safe_psql('postgres', $progress), $expect_progress->('t', 'f'),
+	'incident_progress: shard 0 done, shard 1 not');
 is($proxy->safe_psql('postgres', $revoke_with_id->(@{ $failing[0] }, @{ $failing[1] })),
 	$retried, 'retried with the same id and accounts: the same incident');
 is($incidents_of->(0, $failing[0]) . ' ' . $incidents_of->(1, $failing[1]), '1 1',
 	'each shard has revoked its accounts once');
 is( join(' ', map { $_->safe_psql('postgres', "SELECT count(*) FROM ato.incidents WHERE id = '$retried'") } @shards),
 	'1 1', 'under the one incident id on both shards');
+is($proxy->safe_psql('postgres', $progress), $expect_progress->('t', 't'), 'incident_progress: both shards done');
+$shards[1]->stop;
+is( $proxy->safe_psql('postgres',
+		"SELECT partition_number, done, error ~ 'connection' FROM ato.incident_progress('$retried', '{"
+		  . join(',', @{ $failing[0] }, @{ $failing[1] }) . "}')"),
+	"0|t|\n1||t", 'incident_progress: a shard down is reported, not raised');
+$shards[1]->start;
 
 # ---------------------------------------------------------------------------
 # Recording: on the account's shard only
@@ -452,6 +478,34 @@ is( $shards[ $home{u060} ]->safe_psql('postgres',
 
 ($rc, $out, $err) = $proxy->psql('postgres', "SELECT ato.record_login(NULL, '198.51.100.9', 'success')");
 like($err, qr/login event has no user_id/, 'record_login: a NULL account is refused as on one node');
+
+
+# ---------------------------------------------------------------------------
+# Event ids never collide across shards
+# ---------------------------------------------------------------------------
+
+my $ids = 'SELECT id FROM ato.login_events UNION ALL SELECT id FROM ato.audit_events';
+for my $k (0 .. 1)
+{
+	my ($first, $last) = $range->($k);
+	is( $shards[$k]->safe_psql('postgres',
+			"SELECT count(*) > 0, count(*) FILTER (WHERE id NOT BETWEEN $first AND $last) FROM ($ids) e"),
+		't|0', "shard $k: every event id in its range (top 16 bits " . ($k + 1) . ')');
+}
+is( $shards[0]->safe_psql('postgres', "SELECT max(id) FROM ($ids) e") < $shards[1]->safe_psql('postgres', "SELECT min(id) FROM ($ids) e")
+	  ? 'disjoint' : 'overlap',
+	'disjoint', 'the two shards\' ids are disjoint');
+my $new_id = $proxy->safe_psql('postgres', "SELECT ato.record_login('$s1[0]', '198.51.100.9', 'success')");
+is($new_id >> 48, 2, 'record_login through the proxy: an id of shard 1\'s range');
+my $last_value = $shards[1]->safe_psql('postgres', 'SELECT last_value FROM ato.event_id_seq');
+$proxy->safe_psql('postgres', 'SELECT * FROM ato.set_shard_event_ids()');
+is($shards[1]->safe_psql('postgres', 'SELECT last_value FROM ato.event_id_seq'), $last_value,
+	'set_shard_event_ids again changes nothing');
+for my $bad ([ 'NULL', qr/shard_number must not be NULL/ ], [ '-1', qr/between 0 and 32766/ ], [ '32767', qr/between 0 and 32766/ ])
+{
+	my (undef, undef, $e) = $ref->psql('postgres', "SELECT ato.set_shard_event_ids($bad->[0])");
+	like($e, $bad->[1], "set_shard_event_ids($bad->[0]) is refused");
+}
 
 # ---------------------------------------------------------------------------
 # The shard's name in every notification and outbox row
@@ -496,6 +550,92 @@ for my $case ([ $ref, undef, 'u055' ], [ $shards[0], 'shard0', $s0[-1] ], [ $sha
 my (undef, undef, $long) = $ref->psql('postgres',
 	"LOAD 'ato_response';\nSET ato_response.shard_name = '" . ('x' x 201) . "'");
 like($long, qr/at most 200 bytes/, 'a shard name too long for a notification is refused');
+
+# ---------------------------------------------------------------------------
+# The bulk writer: on one node, and through the proxy split by shard
+# ---------------------------------------------------------------------------
+
+my @bulk = map { sprintf('u%03d', $_) } 41 .. 60;
+my $bulk_call = "ato.record_logins('{" . join(',', @bulk) . "}',"
+  . " ARRAY(SELECT ('198.51.100.' || i)::inet FROM generate_series(141, 160) i),"
+  . " array_fill('failure'::text, ARRAY[20]),"
+  . " ARRAY(SELECT $B - interval '5 minutes' + i * interval '1 second' FROM generate_series(1, 20) i),"
+  . " array_fill('ua-bulk'::text, ARRAY[20]), array_fill('bulk'::text, ARRAY[20]), NULL)";
+is($ref->safe_psql('postgres', "SELECT $bulk_call"), '20', 'record_logins on one node: 20 logins');
+is($proxy->safe_psql('postgres', "SELECT $bulk_call"), '20', 'record_logins through the proxy: 20 logins');
+my $bulk_rows = "SELECT user_id, ip_address, outcome, occurred_at, user_agent, country_code, metadata"
+  . " FROM ato.login_events WHERE source = 'bulk'";
+is( join("\n", sort map { split /\n/, $_->safe_psql('postgres', $bulk_rows) } @shards),
+	join("\n", sort split /\n/, $ref->safe_psql('postgres', $bulk_rows)),
+	'the shards together hold the rows one node holds, enriched alike');
+for my $k (0 .. 1)
+{
+	my ($first, $last) = $range->($k);
+	is( $shards[$k]->safe_psql('postgres',
+			"SELECT count(*) FILTER (WHERE NOT user_id = ANY ('{" . join(',', @{ $of_shard[$k] }) . "}')),"
+			  . " count(*) FILTER (WHERE id NOT BETWEEN $first AND $last) FROM ato.login_events WHERE source = 'bulk'"),
+		'0|0', "record_logins: shard $k got only its own accounts, with ids of its range");
+}
+is($ref->safe_psql('postgres', "SELECT array_agg(user_id ORDER BY id) = '{" . join(',', @bulk) . "}' FROM ato.login_events WHERE source = 'bulk'"),
+	't', 'record_logins: the ids follow the arrays\' order');
+is($ref->safe_psql('postgres', "SELECT ato.record_logins('{a1,a2}', NULL, '{success,failure}')"), '2',
+	'record_logins: ips and times may be NULL');
+for my $n ($ref, $proxy)
+{
+	my $where = $n == $ref ? 'one node' : 'proxy';
+	is($n->safe_psql('postgres', "SELECT ato.record_logins('{}', '{}', '{}')"), '0', "$where: empty arrays record nothing");
+	for my $bad (
+		[ "ato.record_logins(NULL, '{}', '{}')", '22004', qr/user_ids must not be NULL/ ],
+		[ "ato.record_logins('{a}', '{}', NULL)", '22004', qr/outcomes must not be NULL/ ],
+		[ "ato.record_logins('{a,b}', '{192.0.2.1}', '{success,failure}')", '2202E',
+			qr/the arrays differ in length \(user_ids has 2, outcomes 2, ips 1, times NULL/ ],
+		[ "ato.record_logins('{a}', NULL, '{success}', '{}')", '2202E', qr/the arrays differ in length/ ],
+		[ "ato.record_logins('{{a},{b}}', NULL, '{{success},{failure}}')", '2202E', qr/one-dimensional/ ],
+		[ "ato.record_logins(array_fill('a'::text, ARRAY[100001]), NULL, array_fill('success'::text, ARRAY[100001]))",
+			'54000', qr/100001 logins in one call, more than 100000/ ],
+		[ "ato.record_logins('{a,NULL}', NULL, '{success,failure}')", '22004', qr/login event has no user_id/ ])
+	{
+		my ($call, $code, $re) = @$bad;
+		my (undef, undef, $e) = $n->psql('postgres', "\\set VERBOSITY verbose\nSELECT $call");
+		like($e, qr/ERROR:  $code: /, "$where: $call fails with $code");
+		like($e, $re, "$where: $call says why");
+		like($e, qr/HINT:  /, "$where: $call gives a hint")
+	}
+}
+is($ref->safe_psql('postgres', "SELECT count(*) FROM ato.login_events WHERE user_id IN ('a', 'b')"), '0',
+	'record_logins: a refused call stores nothing');
+is($ref->safe_psql('postgres', "SELECT ato.record_logins(array_fill('big'::text, ARRAY[100000]), NULL, array_fill('failure'::text, ARRAY[100000]))"),
+	'100000', 'record_logins: 100000 logins in one call');
+
+# ---------------------------------------------------------------------------
+# Cross-shard rules on the proxy
+# ---------------------------------------------------------------------------
+
+my ($o, $e) = ('', '');
+$proxy->psql('postgres', "LISTEN ato_proxy_alerts;\nSELECT ato.run_proxy_rules(interval '1 hour');\nSELECT 1;",
+	stdout => \$o, stderr => \$e);
+my @found = $o =~ /notification "ato_proxy_alerts" with payload "(.*?)" received/g;
+my $expected_alerts = $ref->safe_psql('postgres',
+	"SELECT 'credential_stuffing|' || source_kind || ' ' || source FROM ato.credential_stuffing(now() - interval '1 hour') WHERE suspicious"
+	  . " UNION ALL SELECT 'password_spray|' || host(ip_address) FROM ato.password_spray(now() - interval '1 hour') ORDER BY 1");
+like($expected_alerts, qr/credential_stuffing\|address 198\.51\.100\.88.*password_spray\|203\.0\.113\.99/s,
+	'one node: the spread stuffing and spray are found');
+is($proxy->safe_psql('postgres', 'SELECT rule || \'|\' || finding FROM ato.alerts ORDER BY 1'), $expected_alerts,
+	'run_proxy_rules: the proxy\'s alerts are one node\'s findings');
+is(scalar(@found), scalar(split /\n/, $expected_alerts), 'run_proxy_rules: each new alert announced on the proxy');
+is($proxy->safe_psql('postgres', "SELECT ato.run_proxy_rules(interval '1 hour')"), '0', 'run_proxy_rules again: nothing new');
+is($proxy->safe_psql('postgres', 'SELECT count(*) = count(*) FILTER (WHERE last_seen_at >= first_seen_at) FROM ato.alerts'),
+	't', 'run_proxy_rules again: the alerts seen again');
+(undef, undef, $e) = $proxy->psql('postgres', 'SELECT ato.run_proxy_rules(NULL)');
+like($e, qr/lookback must not be NULL/, 'run_proxy_rules: a NULL lookback is refused');
+
+# A restored shard whose sequence lost its range: set again, it goes on after
+# the ids of its range already taken.
+$ref->safe_psql('postgres',
+	"INSERT INTO ato.login_events (id, user_id, ip_address, outcome) VALUES ((3::bigint << 48) + 5, 'restored', '192.0.2.1', 'success')");
+is($ref->safe_psql('postgres', 'SELECT ato.set_shard_event_ids(2)'), (3 << 48) + 1, 'set_shard_event_ids(2): range 3');
+is($ref->safe_psql('postgres', "SELECT ato.record_login('restored', '192.0.2.1', 'success')"), (3 << 48) + 6,
+	'set_shard_event_ids: the next id is after those of the range already taken');
 
 $_->stop for values %node;
 done_testing();
