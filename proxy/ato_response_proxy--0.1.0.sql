@@ -3,7 +3,7 @@
  *     ato_response's functions on a PL/Proxy node, in schema ato under the
  *     names they have on one node: the routing function, the two enum types
  *     the functions return, the per-account calls (run on the shard of the
- *     account) and the bulk writer (split by shard), the detections that are
+ *     account) and the bulk writers (split by shard), the detections that are
  *     exact as a union of the shards' answers (run on every shard), those
  *     re-aggregated here (suspicious_action_counts; credential_stuffing and
  *     password_spray in two phases; related_accounts in three steps),
@@ -93,10 +93,48 @@ COMMENT ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, 
     'ato.record_event() on the shard of the acting account (beside its logins); returns the event''s id there (ids are per shard and may repeat across shards)';
 REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
 
--- The bulk writer: each shard gets the elements of its accounts (PL/Proxy's
+-- The bulk writers: each shard gets the elements of its accounts (PL/Proxy's
 -- SPLIT, one call per shard, in parallel), each shard's part one
 -- transaction there.  The arrays are checked here first, as one node checks
--- them, so that a malformed call reaches no shard.
+-- them (ato.bulk_length(), a copy of the shards'), so that a malformed call
+-- reaches no shard.
+CREATE FUNCTION ato.bulk_length(caller text, names text[], required integer, lengths integer[], dims integer[],
+                                hint text)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n constant integer := lengths[1];
+BEGIN
+    FOR i IN 1 .. required LOOP
+        IF lengths[i] IS NULL THEN
+            RAISE EXCEPTION '%: % must not be NULL', caller, names[i]
+                USING ERRCODE = 'null_value_not_allowed', HINT = hint;
+        END IF;
+    END LOOP;
+    IF EXISTS (SELECT FROM unnest(dims) d WHERE d > 1) THEN
+        RAISE EXCEPTION '%: every array must be one-dimensional', caller
+            USING ERRCODE = 'array_subscript_error', HINT = hint;
+    END IF;
+    IF n > 100000 THEN
+        RAISE EXCEPTION '%: % events in one call, more than 100000', caller, n
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Send the import in calls of at most 100000 events (each call is one transaction on each server).';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(lengths) l WHERE l <> n) THEN
+        RAISE EXCEPTION '%: the arrays differ in length (%)', caller,
+                        (SELECT string_agg(format('%s %s', u.name, coalesce(u.length::text, 'NULL')), ', ' ORDER BY u.k)
+                           FROM unnest(names, lengths) WITH ORDINALITY u(name, length, k))
+            USING ERRCODE = 'array_subscript_error', HINT = hint;
+    END IF;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION ato.bulk_length(text, text[], integer, integer[], integer[], text) IS
+    'For the bulk writers: the common length of their arrays, checked as the shards check it (a copy of their ato.bulk_length())';
+REVOKE ALL ON FUNCTION ato.bulk_length(text, text[], integer, integer[], integer[], text) FROM PUBLIC;
+
 CREATE FUNCTION ato.record_logins_shards(
     user_ids text[], ips inet[], outcomes text[], times timestamptz[],
     user_agents text[], sources text[], metadata jsonb[])
@@ -125,33 +163,14 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    hint constant text := 'Pass one array per column, all of the same length: element i of each is login i (ips, times, user_agents, sources and metadata may be NULL for none).';
-    n integer;
+    n constant integer := ato.bulk_length(
+        'record_logins', '{user_ids,outcomes,ips,times,user_agents,sources,metadata}', 2,
+        ARRAY[cardinality(user_ids), cardinality(outcomes), cardinality(ips), cardinality(times),
+              cardinality(user_agents), cardinality(sources), cardinality(metadata)],
+        ARRAY[array_ndims(user_ids), array_ndims(outcomes), array_ndims(ips), array_ndims(times),
+              array_ndims(user_agents), array_ndims(sources), array_ndims(metadata)],
+        'Pass one array per column, all of the same length: element i of each is login i (ips, times, user_agents, sources and metadata may be NULL for none).');
 BEGIN
-    IF user_ids IS NULL OR outcomes IS NULL THEN
-        RAISE EXCEPTION 'record_logins: % must not be NULL', CASE WHEN user_ids IS NULL THEN 'user_ids' ELSE 'outcomes' END
-            USING ERRCODE = 'null_value_not_allowed', HINT = hint;
-    END IF;
-    IF array_ndims(user_ids) > 1 OR array_ndims(ips) > 1 OR array_ndims(outcomes) > 1 OR array_ndims(times) > 1
-       OR array_ndims(user_agents) > 1 OR array_ndims(sources) > 1 OR array_ndims(metadata) > 1 THEN
-        RAISE EXCEPTION 'record_logins: every array must be one-dimensional'
-            USING ERRCODE = 'array_subscript_error', HINT = hint;
-    END IF;
-    n := cardinality(user_ids);
-    IF n > 100000 THEN
-        RAISE EXCEPTION 'record_logins: % logins in one call, more than 100000', n
-            USING ERRCODE = 'program_limit_exceeded',
-                  HINT = 'Send the import in calls of at most 100000 logins (each call is one transaction per shard).';
-    END IF;
-    IF cardinality(outcomes) <> n OR coalesce(cardinality(ips), n) <> n OR coalesce(cardinality(times), n) <> n
-       OR coalesce(cardinality(user_agents), n) <> n OR coalesce(cardinality(sources), n) <> n
-       OR coalesce(cardinality(metadata), n) <> n THEN
-        RAISE EXCEPTION 'record_logins: the arrays differ in length (user_ids has %, outcomes %, ips %, times %, user_agents %, sources %, metadata %)',
-                        n, cardinality(outcomes), coalesce(cardinality(ips)::text, 'NULL'),
-                        coalesce(cardinality(times)::text, 'NULL'), coalesce(cardinality(user_agents)::text, 'NULL'),
-                        coalesce(cardinality(sources)::text, 'NULL'), coalesce(cardinality(metadata)::text, 'NULL')
-            USING ERRCODE = 'array_subscript_error', HINT = hint;
-    END IF;
     IF n = 0 THEN
         RETURN 0;
     END IF;
@@ -169,6 +188,64 @@ $$;
 COMMENT ON FUNCTION ato.record_logins(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) IS
     'ato.record_logins() through the proxy: the arrays checked here as one node checks them, then each shard given the elements of its accounts; returns how many the shards stored; each shard commits its part alone, so a row one shard refuses leaves the other shards'' parts stored (resend that shard''s part only)';
 REVOKE ALL ON FUNCTION ato.record_logins(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.record_events_shards(
+    actor_ids text[], event_types text[], times timestamptz[], ips inet[], target_types text[],
+    target_ids text[], user_agents text[], sources text[], metadata jsonb[])
+RETURNS SETOF bigint
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'ato_cluster';
+    SPLIT ALL;
+    RUN ON ato.shard_hash(actor_ids);
+    TARGET ato.record_events;
+$$;
+COMMENT ON FUNCTION ato.record_events_shards(text[], text[], timestamptz[], inet[], text[], text[], text[], text[], jsonb[]) IS
+    'For ato.record_events(): ato.record_events() on every shard holding some of the acting accounts, given the elements of its own';
+REVOKE ALL ON FUNCTION ato.record_events_shards(text[], text[], timestamptz[], inet[], text[], text[], text[], text[], jsonb[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.record_events(
+    actor_ids    text[],
+    event_types  text[],
+    times        timestamptz[] DEFAULT NULL,
+    ips          inet[]        DEFAULT NULL,
+    target_types text[]        DEFAULT NULL,
+    target_ids   text[]        DEFAULT NULL,
+    user_agents  text[]        DEFAULT NULL,
+    sources      text[]        DEFAULT NULL,
+    metadata     jsonb[]       DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n constant integer := ato.bulk_length(
+        'record_events', '{actor_ids,event_types,times,ips,target_types,target_ids,user_agents,sources,metadata}', 2,
+        ARRAY[cardinality(actor_ids), cardinality(event_types), cardinality(times), cardinality(ips),
+              cardinality(target_types), cardinality(target_ids), cardinality(user_agents), cardinality(sources),
+              cardinality(metadata)],
+        ARRAY[array_ndims(actor_ids), array_ndims(event_types), array_ndims(times), array_ndims(ips),
+              array_ndims(target_types), array_ndims(target_ids), array_ndims(user_agents), array_ndims(sources),
+              array_ndims(metadata)],
+        'Pass one array per column, all of the same length: element i of each is event i (all but actor_ids and event_types may be NULL for none).');
+BEGIN
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+    RETURN (SELECT coalesce(sum(c), 0)::bigint
+              FROM ato.record_events_shards(
+                       actor_ids, event_types, coalesce(times, array_fill(now(), ARRAY[n])),
+                       coalesce(ips, array_fill(NULL::inet, ARRAY[n])),
+                       coalesce(target_types, array_fill(NULL::text, ARRAY[n])),
+                       coalesce(target_ids, array_fill(NULL::text, ARRAY[n])),
+                       coalesce(user_agents, array_fill(NULL::text, ARRAY[n])),
+                       coalesce(sources, array_fill(NULL::text, ARRAY[n])),
+                       coalesce(metadata, array_fill(NULL::jsonb, ARRAY[n]))) c);
+END;
+$$;
+COMMENT ON FUNCTION ato.record_events(text[], text[], timestamptz[], inet[], text[], text[], text[], text[], jsonb[]) IS
+    'ato.record_events() through the proxy: the arrays checked here as one node checks them, then each shard given the events of its acting accounts; returns how many the shards stored; each shard commits its part alone (resend only the part of a shard that refused a row)';
+REVOKE ALL ON FUNCTION ato.record_events(text[], text[], timestamptz[], inet[], text[], text[], text[], text[], jsonb[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.login_gate(user_id text, ip_address inet DEFAULT NULL,
                                OUT step ato.login_step, OUT message text, OUT steps ato.login_step[],

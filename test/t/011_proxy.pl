@@ -588,11 +588,11 @@ for my $n ($ref, $proxy)
 		[ "ato.record_logins(NULL, '{}', '{}')", '22004', qr/user_ids must not be NULL/ ],
 		[ "ato.record_logins('{a}', '{}', NULL)", '22004', qr/outcomes must not be NULL/ ],
 		[ "ato.record_logins('{a,b}', '{192.0.2.1}', '{success,failure}')", '2202E',
-			qr/the arrays differ in length \(user_ids has 2, outcomes 2, ips 1, times NULL/ ],
+			qr/the arrays differ in length \(user_ids 2, outcomes 2, ips 1, times NULL/ ],
 		[ "ato.record_logins('{a}', NULL, '{success}', '{}')", '2202E', qr/the arrays differ in length/ ],
 		[ "ato.record_logins('{{a},{b}}', NULL, '{{success},{failure}}')", '2202E', qr/one-dimensional/ ],
 		[ "ato.record_logins(array_fill('a'::text, ARRAY[100001]), NULL, array_fill('success'::text, ARRAY[100001]))",
-			'54000', qr/100001 logins in one call, more than 100000/ ],
+			'54000', qr/100001 events in one call, more than 100000/ ],
 		[ "ato.record_logins('{a,NULL}', NULL, '{success,failure}')", '22004', qr/login event has no user_id/ ])
 	{
 		my ($call, $code, $re) = @$bad;
@@ -600,6 +600,41 @@ for my $n ($ref, $proxy)
 		like($e, qr/ERROR:  $code: /, "$where: $call fails with $code");
 		like($e, $re, "$where: $call says why");
 		like($e, qr/HINT:  /, "$where: $call gives a hint")
+	}
+}
+# The audit events' bulk writer, the same way.
+my $events_call = "ato.record_events('{" . join(',', @bulk) . "}', array_fill('user.email_changed'::text, ARRAY[20]),"
+  . " ARRAY(SELECT $B - interval '4 minutes' + i * interval '1 second' FROM generate_series(1, 20) i),"
+  . " ARRAY(SELECT ('198.51.100.' || i)::inet FROM generate_series(141, 160) i),"
+  . " NULL, NULL, NULL, array_fill('bulk'::text, ARRAY[20]), NULL)";
+is($ref->safe_psql('postgres', "SELECT $events_call"), '20', 'record_events on one node: 20 events');
+is($proxy->safe_psql('postgres', "SELECT $events_call"), '20', 'record_events through the proxy: 20 events');
+my $bulk_events = "SELECT actor_id, event_type, occurred_at, ip_address, country_code FROM ato.audit_events WHERE source = 'bulk'";
+is( join("\n", sort map { split /\n/, $_->safe_psql('postgres', $bulk_events) } @shards),
+	join("\n", sort split /\n/, $ref->safe_psql('postgres', $bulk_events)),
+	'record_events: the shards together hold the events one node holds');
+for my $k (0 .. 1)
+{
+	is( $shards[$k]->safe_psql('postgres',
+			"SELECT count(*) FROM ato.audit_events WHERE source = 'bulk' AND NOT actor_id = ANY ('{"
+			  . join(',', @{ $of_shard[$k] }) . "}')"),
+		'0', "record_events: shard $k got only its own accounts' events");
+}
+for my $n ($ref, $proxy)
+{
+	my $where = $n == $ref ? 'one node' : 'proxy';
+	is($n->safe_psql('postgres', "SELECT ato.record_events('{}', '{}')"), '0', "$where: record_events of nothing");
+	for my $bad (
+		[ "ato.record_events(NULL, '{}')", '22004', qr/record_events: actor_ids must not be NULL/ ],
+		[ "ato.record_events('{a}', '{x.y}', NULL, '{}')", '2202E', qr/the arrays differ in length \(actor_ids 1, event_types 1, times NULL, ips 0/ ],
+		[ "ato.record_events(array_fill('a'::text, ARRAY[100001]), array_fill('x'::text, ARRAY[100001]))",
+			'54000', qr/record_events: 100001 events in one call/ ])
+	{
+		my ($call, $code, $re) = @$bad;
+		my (undef, undef, $e) = $n->psql('postgres', "\\set VERBOSITY verbose\nSELECT $call");
+		like($e, qr/ERROR:  $code: /, "$where: $call fails with $code");
+		like($e, $re, "$where: $call says why");
+		like($e, qr/HINT:  /, "$where: $call gives a hint");
 	}
 }
 is($ref->safe_psql('postgres', "SELECT count(*) FROM ato.login_events WHERE user_id IN ('a', 'b')"), '0',
