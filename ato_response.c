@@ -63,6 +63,18 @@ check_notify_channel(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/* A shard's name: short enough for every notification that carries it. */
+static bool
+check_shard_name(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && strlen(*newval) > 200)
+	{
+		GUC_check_errdetail("A shard's name must be at most 200 bytes.");
+		return false;
+	}
+	return true;
+}
+
 /*
  * The bundled country database is installed by "make install" beside the
  * extension's SQL scripts; it is the default so that enrichment works with no
@@ -142,7 +154,7 @@ _PG_init(void)
 							   "",
 							   PGC_SUSET,
 							   0,
-							   NULL, NULL, NULL);
+							   check_shard_name, NULL, NULL);
 
 	DefineCustomIntVariable("ato_response.revocation_fence_timeout",
 							"How long a revocation waits for the logins of its accounts that are still in their transaction.",

@@ -15,8 +15,9 @@
 #                                                 ato.record_login() alone and beside refreshes
 #   bulk_load      bench/bulk_load/bulk_load.sql  a history loaded into a fresh install: the first and later
 #                                                 new_country_logins against seed 004, the worker's catch-up
+#   proxy          bench/proxy/proxy.sql          two shards and a PL/Proxy node against one node
 #
-#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency|import|bulk_load]   (default: all = ingest + geoip)
+#   bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency|import|bulk_load|proxy]   (default: all = ingest + geoip)
 #
 # As root on a fresh Debian 12 machine it installs the packages, builds and
 # installs the extension, starts a throwaway cluster in a temporary
@@ -30,7 +31,8 @@
 # (10000000: two halves of 30 days), ATO_BENCH_ACCOUNTS (200000, of which
 # half are revoked), ATO_BENCH_WORKER_SECONDS (240),
 # ATO_BENCH_LATENCY_SECONDS (40), ATO_BENCH_LATE_EVENTS (150000),
-# ATO_BENCH_BULK_EVENTS (5000000) and ATO_BENCH_LOAD (copy, or insert).
+# ATO_BENCH_BULK_EVENTS (5000000), ATO_BENCH_LOAD (copy, or insert),
+# ATO_BENCH_PROXY_EVENTS (50000) and ATO_BENCH_PROXY_CALLS (3000).
 # Nothing here fails on a time: the ratios are printed, and the run fails
 # only when the contenders disagree on the results.
 set -euo pipefail
@@ -38,9 +40,9 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 what=${1:-all}
 case $what in
-    all | ingest | geoip | breakdown | window | detect | response | worker | login_latency | import | bulk_load) ;;
+    all | ingest | geoip | breakdown | window | detect | response | worker | login_latency | import | bulk_load | proxy) ;;
     *)
-        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency|import|bulk_load]" >&2
+        echo "usage: bash bench/run.sh [all|ingest|geoip|breakdown|window|detect|response|worker|login_latency|import|bulk_load|proxy]" >&2
         exit 2
         ;;
 esac
@@ -246,6 +248,56 @@ bench_bulk_load() {
     bench_psql -v step=compare -v runs="$detect_runs" -f "$sql"
 }
 
+# pgbench_latency DATABASE SCRIPT CALLS: the average latency in ms of CALLS calls, one client
+pgbench_latency() {
+    "$(ato_bindir)/pgbench" -n -c 1 -t "$3" -f "$2" "$1" 2>&1 | awk '/^latency average/ { print $4 }'
+}
+
+bench_proxy() {
+    local events=${ATO_BENCH_PROXY_EVENTS:-50000} calls=${ATO_BENCH_PROXY_CALLS:-3000} sql=$bench_dir/proxy/proxy.sql
+    local node_load proxy_load node_detect proxy_detect script node_ms proxy_ms
+    if [[ ! -f $(pg_config --sharedir)/extension/plproxy.control ]]; then
+        echo "proxy: plproxy is not installed (apt-get install postgresql-15-plproxy)" >&2
+        exit 1
+    fi
+    ato_say "proxy: databases shard0 and shard1 behind a PL/Proxy database, against one node ($db)"
+    for shard in shard0 shard1; do
+        createdb "$shard"
+        psql -qX -v ON_ERROR_STOP=1 -d "$shard" -c 'CREATE EXTENSION ato_response'
+    done
+    createdb proxy
+    bench_psql -d proxy -v step=proxy_setup -v host="$PGHOST" -v port="$PGPORT" -f "$sql"
+
+    ato_say "proxy: $events logins through ato.record_logins() in calls of 10,000, on one node and through the proxy"
+    node_load=$(bench_psql -d "$db" -v step=load -v events="$events" -f "$sql")
+    proxy_load=$(bench_psql -d proxy -v step=load -v events="$events" -f "$sql")
+    awk -v n="$node_load" -v p="$proxy_load" -v e="$events" 'BEGIN {
+        printf "record_logins: %d logins, one node %.2f s, proxy %.2f s; ratio %.2f\n", e, n, p, p / n }'
+
+    ato_say "proxy: fan-out detections over the 50 minutes, $runs runs each"
+    node_detect=$(bench_psql -d "$db" -v step=detect -v runs="$runs" -f "$sql")
+    proxy_detect=$(bench_psql -d proxy -v step=detect -v runs="$runs" -f "$sql")
+    if [[ $(grep '^checksum' <<<"$node_detect") != "$(grep '^checksum' <<<"$proxy_detect")" ]]; then
+        echo "proxy: MISMATCH: the detections' answers differ" >&2
+        diff <(echo "$node_detect") <(echo "$proxy_detect") >&2 || true
+        exit 1
+    fi
+    join -t '|' <(grep -v '^checksum' <<<"$node_detect") <(grep -v '^checksum' <<<"$proxy_detect") |
+        while IFS='|' read -r name node_s proxy_s; do
+            rows=$(grep "^checksum|$name|" <<<"$node_detect" | cut -d '|' -f 3)
+            awk -v name="$name" -v n="$node_s" -v p="$proxy_s" -v rows="$rows" 'BEGIN {
+                printf "%s: one node %.1f ms, proxy %.1f ms (same %d rows); ratio %.2f\n", name, n * 1000, p * 1000, rows, p / n }'
+        done
+
+    for script in record_login login_gate; do
+        ato_say "proxy: $calls calls of ato.$script() from one pgbench client, on one node and through the proxy"
+        node_ms=$(pgbench_latency "$db" "$bench_dir/proxy/$script.pgbench" "$calls")
+        proxy_ms=$(pgbench_latency proxy "$bench_dir/proxy/$script.pgbench" "$calls")
+        awk -v name="$script" -v n="$node_ms" -v p="$proxy_ms" 'BEGIN {
+            printf "%s: one node %.3f ms a call, proxy %.3f ms (+%.3f ms); ratio %.2f\n", name, n, p, p - n, p / n }'
+    done
+}
+
 case $what in
     all)
         generate "$events" "$addresses"
@@ -285,6 +337,9 @@ case $what in
     bulk_load)
         generate "${ATO_BENCH_BULK_EVENTS:-5000000}" 0 90
         bench_bulk_load
+        ;;
+    proxy)
+        bench_proxy
         ;;
     import) # bench/import/import.sql: JSON lines through ato.okta_import against plain COPY of the same rows
         bench_psql -v dir="$work" -v events="${ATO_BENCH_IMPORT_EVENTS:-200000}" -v runs="$runs" -f "$bench_dir/import/import.sql"

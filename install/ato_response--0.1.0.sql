@@ -120,7 +120,7 @@ AS 'MODULE_PATHNAME', 'ato_is_special_purpose'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION ato.is_special_purpose(inet) IS
     'True for an address of the IANA special-purpose registries that is not globally reachable, or for documentation or benchmarking (private, CGNAT, loopback, link-local, unique-local, multicast, ...): stored events from it get no GeoIP fields, whatever the database says (ato.geoip() still says what the database says)';
--- install/sections/03_event_store.sql: ato.login_events and ato.audit_events, their trigger (src/ingest.c), default partitions and indexes.
+-- install/sections/03_event_store.sql: ato.login_events and ato.audit_events, their trigger (src/ingest.c), default partitions and indexes, and a shard's range of event ids.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -273,6 +273,54 @@ CREATE UNIQUE INDEX audit_events_default_event_id_idx
 SELECT pg_catalog.pg_extension_config_dump('ato.login_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.audit_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.event_id_seq', '');
+
+-- A shard's range of event ids.  Ids are bigint: the top 16 bits (the sign
+-- bit always 0) hold the shard's partition number plus 1, the low 48 its own
+-- count, so shard p of a PL/Proxy cluster gives out ((p + 1) << 48) + 1 on
+-- (2^48 ids, 281 trillion) and never an id of another shard.  Range 0 (ids
+-- below 2^48) is a single server's: the events a move to shards carries over
+-- keep their ids, and no shard gives one of them out again.  Citus does the
+-- same for a bigint sequence on a worker (its group id << 48, plus 1), so
+-- shard p becoming Citus group p + 1 keeps every id where it is.
+CREATE FUNCTION ato.set_shard_event_ids(shard_number integer)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    first_id bigint;
+    last_id bigint;
+    current_id bigint;
+    used bigint;
+BEGIN
+    IF shard_number IS NULL OR shard_number < 0 OR shard_number > 32766 THEN
+        RAISE EXCEPTION 'set_shard_event_ids: shard_number must %',
+                        CASE WHEN shard_number IS NULL THEN 'not be NULL' ELSE 'be between 0 and 32766' END
+            USING ERRCODE = CASE WHEN shard_number IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'Give the shard''s partition number in the cluster (p0 is 0): its ids carry it, plus 1, in their top 16 bits.';
+    END IF;
+    first_id := ((shard_number + 1)::bigint << 48) + 1;
+    last_id := first_id + ((1::bigint << 48) - 2);
+    SELECT s.last_value INTO current_id FROM ato.event_id_seq s;
+    IF current_id BETWEEN first_id AND last_id THEN
+        -- called before: the sequence goes on where it is
+        EXECUTE format('ALTER SEQUENCE ato.event_id_seq MINVALUE %s MAXVALUE %s START WITH %s',
+                       first_id, last_id, first_id);
+    ELSE
+        -- ids of the range already taken (a restore, or events copied from a shard)
+        SELECT max(m.id) INTO used
+          FROM (SELECT max(l.id) AS id FROM ato.login_events l WHERE l.id BETWEEN first_id AND last_id
+                UNION ALL
+                SELECT max(a.id) FROM ato.audit_events a WHERE a.id BETWEEN first_id AND last_id) m;
+        EXECUTE format('ALTER SEQUENCE ato.event_id_seq MINVALUE %s MAXVALUE %s START WITH %s RESTART WITH %s',
+                       first_id, last_id, first_id, coalesce(used + 1, first_id));
+    END IF;
+    RETURN first_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.set_shard_event_ids(integer) IS
+    'Makes this server give out the event ids of shard shard_number (its partition number, p0 is 0): from ((shard_number + 1) << 48) + 1 on, 2^48 of them, so that no two shards give out one id and none gives out a single server''s (below 2^48); returns the range''s first id; called again it changes nothing; after a restore of a dump, call it again (a dump keeps the sequence''s value, not its range)';
+REVOKE ALL ON FUNCTION ato.set_shard_event_ids(integer) FROM PUBLIC;
 -- install/sections/04_partitions.sql: monthly partitions of the event store: creating, dropping, listing and maintaining them.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
@@ -688,7 +736,7 @@ $$;
 COMMENT ON FUNCTION ato.maintain_event_partitions() IS
     'Keeps the event partitions that take live events fast to read: summarises their new BRIN block ranges (a range not yet summarised is read by every time window) and refreshes the planner''s statistics of occurred_at where about a thousand events or more came since the last ANALYZE (windows of the last minutes are then planned for their real size); skips a partition that VACUUM is busy with; then creates one missing month, as ato.add_event_partition() (partition_added). The detection worker calls it every cycle';
 REVOKE ALL ON FUNCTION ato.maintain_event_partitions() FROM PUBLIC;
--- install/sections/05_recording.sql: ato.record_login() and ato.record_event(), the application's way in.
+-- install/sections/05_recording.sql: ato.record_login() and ato.record_event(), the application's way in, and their bulk forms ato.record_logins() and ato.record_events().
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -739,6 +787,132 @@ $$;
 COMMENT ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) IS
     'Stores one audit event (user.email_changed, user.mfa.factor.activate, ...; checked and GeoIP-enriched as any INSERT or COPY is) and returns its id';
 REVOKE ALL ON FUNCTION ato.record_event(text, text, timestamptz, inet, text, text, text, text, jsonb) FROM PUBLIC;
+
+-- The bulk forms, for imports through a proxy (which cannot pass COPY on):
+-- one array per column, element i of each making event i.  Each row is
+-- checked and enriched by the table's trigger as the one-row form's is.
+
+-- The arrays' shape, checked alike by both bulk writers (and by the
+-- proxy's, which has a copy): the required ones given, all one-dimensional,
+-- of one length, at most 100000.  names and lengths (cardinality(), NULL
+-- for a NULL array) in the caller's order, the first "required" required.
+CREATE FUNCTION ato.bulk_length(caller text, names text[], required integer, lengths integer[], dims integer[],
+                                hint text)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n constant integer := lengths[1];
+BEGIN
+    FOR i IN 1 .. required LOOP
+        IF lengths[i] IS NULL THEN
+            RAISE EXCEPTION '%: % must not be NULL', caller, names[i]
+                USING ERRCODE = 'null_value_not_allowed', HINT = hint;
+        END IF;
+    END LOOP;
+    IF EXISTS (SELECT FROM unnest(dims) d WHERE d > 1) THEN
+        RAISE EXCEPTION '%: every array must be one-dimensional', caller
+            USING ERRCODE = 'array_subscript_error', HINT = hint;
+    END IF;
+    IF n > 100000 THEN
+        RAISE EXCEPTION '%: % events in one call, more than 100000', caller, n
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Send the import in calls of at most 100000 events (each call is one transaction on each server).';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(lengths) l WHERE l <> n) THEN
+        RAISE EXCEPTION '%: the arrays differ in length (%)', caller,
+                        (SELECT string_agg(format('%s %s', u.name, coalesce(u.length::text, 'NULL')), ', ' ORDER BY u.k)
+                           FROM unnest(names, lengths) WITH ORDINALITY u(name, length, k))
+            USING ERRCODE = 'array_subscript_error', HINT = hint;
+    END IF;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION ato.bulk_length(text, text[], integer, integer[], integer[], text) IS
+    'For the bulk writers (ato.record_logins(), ato.record_events()): the common length of their arrays, after checking that the required ones are given, that all are one-dimensional, of one length and at most 100000 long';
+REVOKE ALL ON FUNCTION ato.bulk_length(text, text[], integer, integer[], integer[], text) FROM PUBLIC;
+
+CREATE FUNCTION ato.record_logins(
+    user_ids    text[],
+    ips         inet[],
+    outcomes    text[],
+    times       timestamptz[] DEFAULT NULL,
+    user_agents text[]        DEFAULT NULL,
+    sources     text[]        DEFAULT NULL,
+    metadata    jsonb[]       DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    recorded bigint;
+BEGIN
+    PERFORM ato.bulk_length(
+        'record_logins', '{user_ids,outcomes,ips,times,user_agents,sources,metadata}', 2,
+        ARRAY[cardinality(user_ids), cardinality(outcomes), cardinality(ips), cardinality(times),
+              cardinality(user_agents), cardinality(sources), cardinality(metadata)],
+        ARRAY[array_ndims(user_ids), array_ndims(outcomes), array_ndims(ips), array_ndims(times),
+              array_ndims(user_agents), array_ndims(sources), array_ndims(metadata)],
+        'Pass one array per column, all of the same length: element i of each is login i (ips, times, user_agents, sources and metadata may be NULL for none).');
+    -- in the arrays' order, so that the ids follow it
+    INSERT INTO ato.login_events (user_id, ip_address, outcome, occurred_at, user_agent, source, metadata)
+    SELECT u.user_id, u.ip, u.outcome, CASE WHEN times IS NULL THEN now() ELSE u.occurred_at END,
+           u.user_agent, u.source, u.metadata
+      FROM unnest(user_ids, ips, outcomes, times, user_agents, sources, metadata)
+           WITH ORDINALITY AS u(user_id, ip, outcome, occurred_at, user_agent, source, metadata, n)
+     ORDER BY u.n;
+    GET DIAGNOSTICS recorded = ROW_COUNT;
+    RETURN recorded;
+END;
+$$;
+COMMENT ON FUNCTION ato.record_logins(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) IS
+    'Stores many login attempts in one call, element i of every array making one (times NULL: now(); ips, user_agents, sources, metadata NULL: none), each checked and GeoIP-enriched as record_login''s, in one transaction (a bad row fails the call); at most 100000 a call; returns how many it stored';
+REVOKE ALL ON FUNCTION ato.record_logins(text[], inet[], text[], timestamptz[], text[], text[], jsonb[]) FROM PUBLIC;
+
+CREATE FUNCTION ato.record_events(
+    actor_ids    text[],
+    event_types  text[],
+    times        timestamptz[] DEFAULT NULL,
+    ips          inet[]        DEFAULT NULL,
+    target_types text[]        DEFAULT NULL,
+    target_ids   text[]        DEFAULT NULL,
+    user_agents  text[]        DEFAULT NULL,
+    sources      text[]        DEFAULT NULL,
+    metadata     jsonb[]       DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    recorded bigint;
+BEGIN
+    PERFORM ato.bulk_length(
+        'record_events', '{actor_ids,event_types,times,ips,target_types,target_ids,user_agents,sources,metadata}', 2,
+        ARRAY[cardinality(actor_ids), cardinality(event_types), cardinality(times), cardinality(ips),
+              cardinality(target_types), cardinality(target_ids), cardinality(user_agents), cardinality(sources),
+              cardinality(metadata)],
+        ARRAY[array_ndims(actor_ids), array_ndims(event_types), array_ndims(times), array_ndims(ips),
+              array_ndims(target_types), array_ndims(target_ids), array_ndims(user_agents), array_ndims(sources),
+              array_ndims(metadata)],
+        'Pass one array per column, all of the same length: element i of each is event i (all but actor_ids and event_types may be NULL for none).');
+    INSERT INTO ato.audit_events (actor_id, event_type, occurred_at, ip_address, target_type, target_id,
+                                  user_agent, source, metadata)
+    SELECT u.actor_id, u.event_type, CASE WHEN times IS NULL THEN now() ELSE u.occurred_at END, u.ip,
+           u.target_type, u.target_id, u.user_agent, u.source, u.metadata
+      FROM unnest(actor_ids, event_types, times, ips, target_types, target_ids, user_agents, sources, metadata)
+           WITH ORDINALITY AS u(actor_id, event_type, occurred_at, ip, target_type, target_id, user_agent, source,
+                                metadata, n)
+     ORDER BY u.n;
+    GET DIAGNOSTICS recorded = ROW_COUNT;
+    RETURN recorded;
+END;
+$$;
+COMMENT ON FUNCTION ato.record_events(text[], text[], timestamptz[], inet[], text[], text[], text[], text[], jsonb[]) IS
+    'Stores many audit events in one call, element i of every array making one (times NULL: now(); the other optional arrays NULL: none), each checked and GeoIP-enriched as record_event''s, in one transaction (a bad row fails the call); at most 100000 a call; returns how many it stored';
+REVOKE ALL ON FUNCTION ato.record_events(text[], text[], timestamptz[], inet[], text[], text[], text[], text[], jsonb[]) FROM PUBLIC;
 -- install/sections/06_summaries.sql: the per-account and recent summaries, their watermark and ato.refresh_summaries() (write side in src/summary.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
@@ -1109,6 +1283,20 @@ COMMENT ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precisi
     'Login attempts since then per source (address, IPv4 /24 or IPv6 /48 network, autonomous system) with at least min_attempts: successes, success rate, accounts tried; suspicious when the success rate is at most max_success_rate (credential stuffing succeeds 1-3% of the time)';
 REVOKE ALL ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) FROM PUBLIC;
 
+-- What credential_stuffing counts, in a shape that adds up across shards
+-- (ato_response_proxy): the counts without the rate, every source or some.
+CREATE FUNCTION ato.credential_stuffing_counts(
+    since        timestamptz,
+    min_attempts integer DEFAULT 1,
+    sources      text[]  DEFAULT NULL)
+RETURNS TABLE (source_kind text, source text, attempts bigint, successes bigint, accounts bigint)
+AS 'MODULE_PATHNAME', 'ato_credential_stuffing_counts'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.credential_stuffing_counts(timestamptz, integer, text[]) IS
+    'This server''s login attempts, successes and accounts per source since then (as ato.credential_stuffing() groups them), for the sources with at least min_attempts, of those named in sources (''<kind> <source>'') or of all when it is NULL: the shards'' counts add up to one node''s (accounts are disjoint across shards)';
+REVOKE ALL ON FUNCTION ato.credential_stuffing_counts(timestamptz, integer, text[]) FROM PUBLIC;
+
 CREATE FUNCTION ato.password_spray(
     since                    timestamptz      DEFAULT now() - interval '1 hour',
     min_accounts             integer          DEFAULT 10,
@@ -1121,6 +1309,20 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.password_spray(timestamptz, integer, double precision) IS
     'Addresses that failed against at least min_accounts accounts since then with at most max_attempts_per_account tries each: one password sprayed over many accounts';
 REVOKE ALL ON FUNCTION ato.password_spray(timestamptz, integer, double precision) FROM PUBLIC;
+
+-- What password_spray counts, in a shape that adds up across shards.
+CREATE FUNCTION ato.password_spray_counts(
+    since        timestamptz,
+    min_accounts integer DEFAULT 0,
+    addresses    inet[]  DEFAULT NULL)
+RETURNS TABLE (ip_address inet, accounts bigint, accounts_tried bigint, attempts bigint, failures bigint,
+               successes bigint, first_attempt timestamptz, last_attempt timestamptz)
+AS 'MODULE_PATHNAME', 'ato_password_spray_counts'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.password_spray_counts(timestamptz, integer, inet[]) IS
+    'This server''s login attempts per address since then, for the addresses that failed against at least min_accounts accounts (0: every address), of those in addresses or of all when it is NULL: accounts failed against, accounts tried, attempts, failures, successes, first and last attempt; the shards'' counts add up to one node''s, and ato.password_spray()''s attempts_per_account is attempts / accounts_tried of the sums';
+REVOKE ALL ON FUNCTION ato.password_spray_counts(timestamptz, integer, inet[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.failed_login_bursts(
     since        timestamptz DEFAULT now() - interval '1 hour',
@@ -1269,6 +1471,42 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.related_accounts(text[], timestamptz, integer) IS
     'Other accounts with successful logins since then from an address the given accounts logged in from, or with a user agent of theirs that at most rare_user_agent_accounts accounts used: who else the attacker got into';
 REVOKE ALL ON FUNCTION ato.related_accounts(text[], timestamptz, integer) FROM PUBLIC;
+
+-- related_accounts in three steps that compose across shards: what the
+-- given accounts used, how many accounts used those user agents, and the
+-- accounts related to what every shard saw.
+CREATE FUNCTION ato.related_accounts_seen(user_ids text[], since timestamptz)
+RETURNS TABLE (given_id text, ip_address inet, user_agent text)
+AS 'MODULE_PATHNAME', 'ato_related_accounts_seen'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.related_accounts_seen(text[], timestamptz) IS
+    'The addresses and user agents of the given accounts'' successful logins since then on this server, one row per distinct triple: the first step of ato.related_accounts() across shards';
+REVOKE ALL ON FUNCTION ato.related_accounts_seen(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.user_agent_accounts(user_agents text[], since timestamptz)
+RETURNS TABLE (user_agent text, accounts bigint)
+AS 'MODULE_PATHNAME', 'ato_user_agent_accounts'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.user_agent_accounts(text[], timestamptz) IS
+    'How many accounts of this server logged in successfully since then with each of the given user agents (the shards'' counts add up): the second step of ato.related_accounts() across shards, which keeps the rare ones';
+REVOKE ALL ON FUNCTION ato.user_agent_accounts(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.related_accounts_to(
+    user_ids         text[],
+    since            timestamptz,
+    seen_ids         text[],
+    seen_addresses   inet[],
+    seen_user_agents text[])
+RETURNS TABLE (user_id text, shared_addresses inet[], shared_user_agents text[], related_to text[],
+               logins bigint, first_login timestamptz, last_login timestamptz)
+AS 'MODULE_PATHNAME', 'ato_related_accounts_to'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.related_accounts_to(text[], timestamptz, text[], inet[], text[]) IS
+    'ato.related_accounts() of this server''s accounts, given what the accounts used on every shard (element i of the seen arrays: a given account, an address it logged in from, and a rare user agent it used or NULL): the last step across shards; the union over the shards is one node''s answer';
+REVOKE ALL ON FUNCTION ato.related_accounts_to(text[], timestamptz, text[], inet[], text[]) FROM PUBLIC;
 
 -- Impossible travel.  Where GeoIP has no coordinates, a login is placed at
 -- the rough centre of its country (one decimal, written for this purpose:
@@ -1644,10 +1882,13 @@ CREATE TABLE ato.revocation_outbox (
     batches integer NOT NULL,
     revoked_at timestamptz NOT NULL,
     user_ids text[] NOT NULL,
-    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    shard text
 );
 COMMENT ON TABLE ato.revocation_outbox IS
     'One row per marked batch of an incident, written in the batch''s own transaction: its accounts and the revocation time, at a position that grows by one in commit order; read it with ato.revocations_since()';
+COMMENT ON COLUMN ato.revocation_outbox.shard IS
+    'The name of the shard that wrote the row (ato_response.shard_name), NULL on a single server';
 SELECT pg_catalog.pg_extension_config_dump('ato.revocation_outbox', '');
 
 -- Its one row is updated by every batch that writes the outbox and so stays
@@ -1859,7 +2100,7 @@ REVOKE ALL ON FUNCTION ato.revoke_session(text, text, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.revocations_since(after bigint, max_positions integer DEFAULT 100)
 RETURNS TABLE ("position" bigint, incident_id uuid, batch integer, batches integer,
-               revoked_at timestamptz, user_id text)
+               revoked_at timestamptz, user_id text, shard text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1891,7 +2132,7 @@ BEGIN
                   HINT = 'Pass a position this function returned, not one from a NOTIFY payload; after a restore from an older backup, rebuild the cache from ato.account_revocations.';
     END IF;
     RETURN QUERY
-    SELECT o.position, o.incident_id, o.batch, o.batches, o.revoked_at, u.user_id
+    SELECT o.position, o.incident_id, o.batch, o.batches, o.revoked_at, u.user_id, o.shard
       FROM (SELECT * FROM ato.revocation_outbox b
              WHERE b.position > after ORDER BY b.position LIMIT max_positions) o
      CROSS JOIN LATERAL unnest(o.user_ids) WITH ORDINALITY AS u(user_id, n)
@@ -1899,7 +2140,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.revocations_since(bigint, integer) IS
-    'Every revoked account announced after position "after", one row per account, up to max_positions batches in position order; positions are given out in commit order without gaps, so whoever read through position P and asks from P misses nothing and gets nothing twice (at-least-once with a consumer that ignores positions it has seen); an error for positions retention removed';
+    'Every revoked account announced after position "after", one row per account, up to max_positions batches in position order; positions are given out in commit order without gaps, so whoever read through position P and asks from P misses nothing and gets nothing twice (at-least-once with a consumer that ignores positions it has seen); an error for positions retention removed; shard: the name of this server among the shards, NULL on a single server (positions are per shard)';
 REVOKE ALL ON FUNCTION ato.revocations_since(bigint, integer) FROM PUBLIC;
 
 -- The revocation fence (src/fence.c): the gate's side and the side of the
@@ -2445,6 +2686,8 @@ DECLARE
     touched bigint[];
     reopened bigint[];
     channel text := ato.setting('ato_response.alert_channel');
+    -- announcements name the shard (NULL, and no key, on a single server)
+    shard_label text := ato.shard_name();
 BEGIN
     -- no month attached under the rule's statements (src/event_layout.c)
     PERFORM ato.hold_event_layout();
@@ -2565,7 +2808,8 @@ BEGIN
 
         -- new alerts are announced (with the incident that covers them, if
         -- one does), and so are those open again
-        PERFORM pg_notify(channel, n.payload)
+        PERFORM pg_notify(channel, CASE WHEN shard_label IS NULL THEN n.payload
+                                        ELSE left(n.payload, -1) || ', "shard" : ' || to_json(shard_label)::text || '}' END)
            FROM (SELECT CASE WHEN a.id = ANY (reopened)
                              THEN json_build_object('alert', a.id, 'rule', a.rule, 'finding', left(a.finding, 200),
                                                     'accounts', cardinality(a.accounts), 'reopened', true)
@@ -2597,7 +2841,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.run_detection(text, timestamptz, timestamptz) IS
-    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (covered when an incident opened since their evidence already holds their accounts, open again when their evidence grows newer than their incident; new and reopened ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one. hunt_since, when given, makes it a retroactive hunt: the events from then on, once, the rule''s own progress left as it was';
+    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (covered when an incident opened since their evidence already holds their accounts, open again when their evidence grows newer than their incident; new and reopened ones announced on ato_response.alert_channel, with the shard''s name when ato_response.shard_name is set); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one. hunt_since, when given, makes it a retroactive hunt: the events from then on, once, the rule''s own progress left as it was';
 REVOKE ALL ON FUNCTION ato.run_detection(text, timestamptz, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.run_detections(since timestamptz DEFAULT NULL)

@@ -5,7 +5,12 @@
  *     ato.password_spray(), ato.failed_login_bursts(),
  *     ato.listed_network_logins(), ato.persistence_changes(),
  *     ato.related_accounts() and ato.impossible_travel().  Each checks its
- *     arguments and runs one query through src/detect.c.
+ *     arguments and runs one query through src/detect.c.  Beside the three
+ *     whose rows are about sources rather than accounts, the shapes that
+ *     compose across shards (ato_response_proxy adds them up):
+ *     ato.credential_stuffing_counts(), ato.password_spray_counts(), and
+ *     ato.related_accounts_seen(), ato.user_agent_accounts() and
+ *     ato.related_accounts_to().
  */
 #include "postgres.h"
 
@@ -39,24 +44,28 @@
 #define STUFFING_PREFIX \
 "network(set_masklen(ip_address, CASE WHEN family(ip_address) = 4 THEN 24 ELSE 48 END))"
 
-static const char credential_stuffing_sql[] =
-"WITH per_account AS ("
-"    SELECT 'address' AS source_kind, host(ip_address) AS source,"
-"           count(*) AS attempts, count(*) FILTER (WHERE outcome = 'success') AS successes"
-STUFFING_ATTEMPTS
-"     GROUP BY ip_address, user_id"
-"    UNION ALL"
-"    SELECT 'network', " STUFFING_PREFIX "::text, count(*), count(*) FILTER (WHERE outcome = 'success')"
-STUFFING_ATTEMPTS
-"     GROUP BY " STUFFING_PREFIX ", user_id"
-"    UNION ALL"
-"    SELECT 'asn', 'AS' || asn, count(*), count(*) FILTER (WHERE outcome = 'success')"
-STUFFING_ATTEMPTS " AND asn IS NOT NULL"
-"     GROUP BY asn, user_id),"
-" g AS ("
-"    SELECT source_kind, source, sum(attempts)::bigint AS attempts, sum(successes)::bigint AS successes,"
-"           count(*) AS accounts"
+/* The sources' counts, as CTE g: every source of the window. */
+#define STUFFING_SOURCES \
+"WITH per_account AS (" \
+"    SELECT 'address' AS source_kind, host(ip_address) AS source," \
+"           count(*) AS attempts, count(*) FILTER (WHERE outcome = 'success') AS successes" \
+STUFFING_ATTEMPTS \
+"     GROUP BY ip_address, user_id" \
+"    UNION ALL" \
+"    SELECT 'network', " STUFFING_PREFIX "::text, count(*), count(*) FILTER (WHERE outcome = 'success')" \
+STUFFING_ATTEMPTS \
+"     GROUP BY " STUFFING_PREFIX ", user_id" \
+"    UNION ALL" \
+"    SELECT 'asn', 'AS' || asn, count(*), count(*) FILTER (WHERE outcome = 'success')" \
+STUFFING_ATTEMPTS " AND asn IS NOT NULL" \
+"     GROUP BY asn, user_id)," \
+" g AS (" \
+"    SELECT source_kind, source, sum(attempts)::bigint AS attempts, sum(successes)::bigint AS successes," \
+"           count(*) AS accounts" \
 "      FROM per_account GROUP BY source_kind, source)"
+
+static const char credential_stuffing_sql[] =
+STUFFING_SOURCES
 "SELECT source_kind, source, attempts, successes, successes::float8 / attempts AS success_rate, accounts,"
 "       successes::float8 / attempts <= $3 AS suspicious"
 "  FROM g WHERE attempts >= $2"
@@ -79,6 +88,37 @@ ato_credential_stuffing(PG_FUNCTION_ARGS)
 }
 
 
+/*
+ * ato.credential_stuffing_counts(since, min_attempts, sources): $1 since,
+ * $2 min_attempts, $3 the sources to count ('<kind> <source>', as the rule
+ * names its findings), NULL for every one.  This shard's attempts,
+ * successes and accounts per source and no rate: an account's logins are
+ * all on its shard, so the counts of the shards add up to one node's.
+ */
+static const char credential_stuffing_counts_sql[] =
+STUFFING_SOURCES
+"SELECT source_kind, source, attempts, successes, accounts"
+"  FROM g WHERE attempts >= $2 AND ($3::text[] IS NULL OR source_kind || ' ' || source = ANY ($3::text[]))"
+" ORDER BY source_kind, source";
+
+PG_FUNCTION_INFO_V1(ato_credential_stuffing_counts);
+
+Datum
+ato_credential_stuffing_counts(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.credential_stuffing_counts";
+	DetectQuery query = {function, credential_stuffing_counts_sql};
+	Datum		sources = PG_ARGISNULL(2) ? (Datum) 0 : PointerGetDatum(array_arg(fcinfo, 2, function, "sources",
+									   "Give sources as '<kind> <source>', for example '{address 198.51.100.7}', or NULL for every one."));
+
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 0, function)), false);
+	detect_arg(&query, INT4OID, Int32GetDatum(count_arg(fcinfo, 1, function, "min_attempts")), false);
+	detect_arg(&query, TEXTARRAYOID, sources, PG_ARGISNULL(2));
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+
 /* ---------------------------------------------------------------------
  * ato.password_spray(since, min_accounts, max_attempts_per_account)
  * ---------------------------------------------------------------------
@@ -89,14 +129,18 @@ ato_credential_stuffing(PG_FUNCTION_ARGS)
  * grouped per address and account first, so that the accounts of an address
  * are counted by hashing rather than by sorting its attempts.
  */
-static const char password_spray_sql[] =
-"WITH per_account AS ("
-"    SELECT ip_address, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'failure') AS failures,"
-"           count(*) FILTER (WHERE outcome = 'success') AS successes,"
-"           min(occurred_at) AS first_attempt, max(occurred_at) AS last_attempt"
-"      FROM ato.login_events"
-"     WHERE occurred_at >= $1 AND ip_address IS NOT NULL"
+/* Per address and account, as CTE per_account; only: a further condition on the attempts. */
+#define SPRAY_PER_ACCOUNT(only) \
+"WITH per_account AS (" \
+"    SELECT ip_address, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'failure') AS failures," \
+"           count(*) FILTER (WHERE outcome = 'success') AS successes," \
+"           min(occurred_at) AS first_attempt, max(occurred_at) AS last_attempt" \
+"      FROM ato.login_events" \
+"     WHERE occurred_at >= $1 AND ip_address IS NOT NULL" only \
 "     GROUP BY ip_address, user_id)"
+
+static const char password_spray_sql[] =
+SPRAY_PER_ACCOUNT("")
 "SELECT ip_address, count(*) FILTER (WHERE failures > 0) AS accounts, sum(failures)::bigint AS failures,"
 "       sum(successes)::bigint AS successes, sum(attempts)::float8 / count(*) AS attempts_per_account,"
 "       min(first_attempt) AS first_attempt, max(last_attempt) AS last_attempt"
@@ -117,6 +161,51 @@ ato_password_spray(PG_FUNCTION_ARGS)
 	detect_arg(&query, INT4OID, Int32GetDatum(count_arg(fcinfo, 1, function, "min_accounts")), false);
 	detect_arg(&query, FLOAT8OID,
 			   Float8GetDatum(number_arg(fcinfo, 2, function, "max_attempts_per_account", 1, 1e9)), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+
+/*
+ * ato.password_spray_counts(since, min_accounts, addresses): $1 since, $2
+ * min_accounts (0: every address), $3 only these addresses, or NULL.  This
+ * shard's counts per address, each a sum over its accounts: the accounts
+ * that failed and those tried at all, attempts, failures, successes, and
+ * the first and last attempt.  The shards' accounts are disjoint, so the
+ * sums and the extremes of the shards are one node's, and so is the rate
+ * attempts / accounts_tried.
+ */
+static const char password_spray_counts_sql[] =
+SPRAY_PER_ACCOUNT(" AND ($3::inet[] IS NULL OR ip_address = ANY ($3::inet[]))")
+"SELECT ip_address, count(*) FILTER (WHERE failures > 0) AS accounts, count(*) AS accounts_tried,"
+"       sum(attempts)::bigint AS attempts, sum(failures)::bigint AS failures,"
+"       sum(successes)::bigint AS successes, min(first_attempt) AS first_attempt, max(last_attempt) AS last_attempt"
+"  FROM per_account"
+" GROUP BY ip_address"
+" HAVING count(*) FILTER (WHERE failures > 0) >= $2"
+" ORDER BY ip_address";
+
+PG_FUNCTION_INFO_V1(ato_password_spray_counts);
+
+Datum
+ato_password_spray_counts(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.password_spray_counts";
+	DetectQuery query = {function, password_spray_counts_sql};
+	int32		min_accounts;
+	Datum		addresses = PG_ARGISNULL(2) ? (Datum) 0 : PointerGetDatum(array_arg(fcinfo, 2, function, "addresses",
+										 "Give the addresses to count, or NULL for every one."));
+
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 0, function)), false);
+	require_arg(fcinfo, 1, function, "min_accounts", "Give a whole number, 0 for every address.");
+	min_accounts = PG_GETARG_INT32(1);
+	if (min_accounts < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: min_accounts must not be negative", function),
+				 errhint("Give a whole number, 0 for every address.")));
+	detect_arg(&query, INT4OID, Int32GetDatum(min_accounts), false);
+	detect_arg(&query, INETARRAYOID, addresses, PG_ARGISNULL(2));
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }
@@ -262,11 +351,42 @@ ato_persistence_changes(PG_FUNCTION_ARGS)
  * agent they used that at most $3 accounts used in the window (a common
  * browser string relates nobody).
  */
-static const char related_accounts_sql[] =
+/* The successful logins of the window, as CTE w ($2 since). */
+#define RELATED_WINDOW \
+" w AS (" \
+"    SELECT id, user_id, ip_address, user_agent, occurred_at FROM ato.login_events" \
+"     WHERE occurred_at >= $2 AND outcome = 'success')"
+
+/*
+ * From CTEs given (the accounts), w and seen (given_id, ip_address and a rare
+ * user_agent or NULL): the other accounts of w that share an address or a
+ * user agent with seen, one row each.
+ */
+#define RELATED_TAIL \
+" links AS (" \
+"    SELECT o.id, o.user_id, o.occurred_at, s.given_id, o.ip_address AS shared_address," \
+"           NULL::text AS shared_user_agent" \
+"      FROM w o JOIN seen s ON o.ip_address = s.ip_address" \
+"    UNION ALL" \
+"    SELECT o.id, o.user_id, o.occurred_at, s.given_id, NULL, o.user_agent" \
+"      FROM w o JOIN seen s ON o.user_agent = s.user_agent)," \
+" others AS (SELECT * FROM links WHERE user_id NOT IN (SELECT u FROM given))" \
+"SELECT user_id," \
+"       coalesce(array_agg(DISTINCT shared_address ORDER BY shared_address)" \
+"                FILTER (WHERE shared_address IS NOT NULL), '{}') AS shared_addresses," \
+"       coalesce(array_agg(DISTINCT shared_user_agent ORDER BY shared_user_agent)" \
+"                FILTER (WHERE shared_user_agent IS NOT NULL), '{}') AS shared_user_agents," \
+"       array_agg(DISTINCT given_id ORDER BY given_id) AS related_to," \
+"       count(DISTINCT id) AS logins, min(occurred_at) AS first_login, max(occurred_at) AS last_login" \
+"  FROM others GROUP BY user_id" \
+" ORDER BY cardinality(array_agg(DISTINCT given_id)) DESC, user_id"
+
+#define RELATED_GIVEN \
 "WITH given AS (SELECT DISTINCT u FROM unnest($1::text[]) u WHERE u IS NOT NULL),"
-" w AS ("
-"    SELECT id, user_id, ip_address, user_agent, occurred_at FROM ato.login_events"
-"     WHERE occurred_at >= $2 AND outcome = 'success'),"
+
+static const char related_accounts_sql[] =
+RELATED_GIVEN
+RELATED_WINDOW ","
 " rare_agents AS ("
 "    SELECT user_agent FROM w WHERE user_agent IS NOT NULL"
 "     GROUP BY user_agent HAVING count(DISTINCT user_id) <= $3),"
@@ -274,23 +394,7 @@ static const char related_accounts_sql[] =
 "    SELECT DISTINCT w.user_id AS given_id, w.ip_address,"
 "           CASE WHEN w.user_agent IN (SELECT user_agent FROM rare_agents) THEN w.user_agent END AS user_agent"
 "      FROM w JOIN given ON given.u = w.user_id),"
-" links AS ("
-"    SELECT o.id, o.user_id, o.occurred_at, s.given_id, o.ip_address AS shared_address,"
-"           NULL::text AS shared_user_agent"
-"      FROM w o JOIN seen s ON o.ip_address = s.ip_address"
-"    UNION ALL"
-"    SELECT o.id, o.user_id, o.occurred_at, s.given_id, NULL, o.user_agent"
-"      FROM w o JOIN seen s ON o.user_agent = s.user_agent),"
-" others AS (SELECT * FROM links WHERE user_id NOT IN (SELECT u FROM given))"
-"SELECT user_id,"
-"       coalesce(array_agg(DISTINCT shared_address ORDER BY shared_address)"
-"                FILTER (WHERE shared_address IS NOT NULL), '{}') AS shared_addresses,"
-"       coalesce(array_agg(DISTINCT shared_user_agent ORDER BY shared_user_agent)"
-"                FILTER (WHERE shared_user_agent IS NOT NULL), '{}') AS shared_user_agents,"
-"       array_agg(DISTINCT given_id ORDER BY given_id) AS related_to,"
-"       count(DISTINCT id) AS logins, min(occurred_at) AS first_login, max(occurred_at) AS last_login"
-"  FROM others GROUP BY user_id"
-" ORDER BY cardinality(array_agg(DISTINCT given_id)) DESC, user_id";
+RELATED_TAIL;
 
 PG_FUNCTION_INFO_V1(ato_related_accounts);
 
@@ -306,6 +410,103 @@ ato_related_accounts(PG_FUNCTION_ARGS)
 	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 1, function)), false);
 	detect_arg(&query, INT4OID,
 			   Int32GetDatum(count_arg(fcinfo, 2, function, "rare_user_agent_accounts")), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+
+/*
+ * Across shards, related_accounts in three steps, each of which composes:
+ * ato.related_accounts_seen(user_ids, since), the addresses and user agents
+ * of the given accounts' successful logins on this shard;
+ * ato.user_agent_accounts(user_agents, since), how many of this shard's
+ * accounts used each agent (disjoint across shards: the proxy adds them up
+ * and keeps the rare ones); ato.related_accounts_to(user_ids, since,
+ * seen_ids, seen_addresses, seen_user_agents), this shard's accounts related
+ * to what every shard saw, which are one node's rows for those accounts.
+ */
+static const char related_accounts_seen_sql[] =
+RELATED_GIVEN
+RELATED_WINDOW
+"SELECT DISTINCT w.user_id AS given_id, w.ip_address, w.user_agent"
+"  FROM w JOIN given ON given.u = w.user_id"
+" ORDER BY 1, 2, 3";
+
+PG_FUNCTION_INFO_V1(ato_related_accounts_seen);
+
+Datum
+ato_related_accounts_seen(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.related_accounts_seen";
+	DetectQuery query = {function, related_accounts_seen_sql};
+	ArrayType  *user_ids = array_arg(fcinfo, 0, function, "user_ids",
+									 "Give the ids of the compromised accounts.");
+
+	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(user_ids), false);
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 1, function)), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+static const char user_agent_accounts_sql[] =
+"SELECT user_agent, count(DISTINCT user_id) AS accounts FROM ato.login_events"
+" WHERE occurred_at >= $2 AND outcome = 'success' AND user_agent = ANY ($1::text[])"
+" GROUP BY user_agent ORDER BY user_agent";
+
+PG_FUNCTION_INFO_V1(ato_user_agent_accounts);
+
+Datum
+ato_user_agent_accounts(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.user_agent_accounts";
+	DetectQuery query = {function, user_agent_accounts_sql};
+	ArrayType  *agents = array_arg(fcinfo, 0, function, "user_agents",
+								   "Give the user agents to count, for example those of ato.related_accounts_seen().");
+
+	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(agents), false);
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 1, function)), false);
+	detect_return_rows(fcinfo, &query);
+	return (Datum) 0;
+}
+
+static const char related_accounts_to_sql[] =
+RELATED_GIVEN
+RELATED_WINDOW ","
+" seen AS ("
+"    SELECT DISTINCT * FROM unnest($3::text[], $4::inet[], $5::text[]) s(given_id, ip_address, user_agent)),"
+RELATED_TAIL;
+
+PG_FUNCTION_INFO_V1(ato_related_accounts_to);
+
+Datum
+ato_related_accounts_to(PG_FUNCTION_ARGS)
+{
+	const char *function = "ato.related_accounts_to";
+	const char *hint = "Pass the columns of what the shards saw, one element per row: given_id, ip_address and the rare user agent or NULL.";
+	DetectQuery query = {function, related_accounts_to_sql};
+	ArrayType  *user_ids = array_arg(fcinfo, 0, function, "user_ids",
+									 "Give the ids of the compromised accounts.");
+	ArrayType  *seen[3];
+	static const char *const names[3] = {"seen_ids", "seen_addresses", "seen_user_agents"};
+	int			n[3];
+	int			i;
+
+	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(user_ids), false);
+	detect_arg(&query, TIMESTAMPTZOID, TimestampTzGetDatum(since_arg(fcinfo, 1, function)), false);
+	for (i = 0; i < 3; i++)
+	{
+		seen[i] = array_arg(fcinfo, 2 + i, function, names[i], hint);
+		n[i] = ArrayGetNItems(ARR_NDIM(seen[i]), ARR_DIMS(seen[i]));
+	}
+	if (n[0] != n[1] || n[0] != n[2])
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s: seen_ids, seen_addresses and seen_user_agents have %d, %d and %d elements",
+						function, n[0], n[1], n[2]),
+				 errhint("%s", hint)));
+	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(seen[0]), false);
+	detect_arg(&query, INETARRAYOID, PointerGetDatum(seen[1]), false);
+	detect_arg(&query, TEXTARRAYOID, PointerGetDatum(seen[2]), false);
 	detect_return_rows(fcinfo, &query);
 	return (Datum) 0;
 }

@@ -51,6 +51,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -189,11 +190,12 @@ record_outbox(const IncidentRun *run, int batch, Datum *ids, int nids)
 		"    INSERT INTO ato.revocation_outbox_state AS s (singleton, last_position) VALUES (true, 1)"
 		"    ON CONFLICT (singleton) DO UPDATE SET last_position = s.last_position + 1"
 		"    RETURNING s.last_position)"
-		" INSERT INTO ato.revocation_outbox (position, incident_id, batch, batches, revoked_at, user_ids)"
-		" SELECT next.last_position, $1, $2, $3, $4, $5 FROM next"
+		" INSERT INTO ato.revocation_outbox (position, incident_id, batch, batches, revoked_at, user_ids, shard)"
+		" SELECT next.last_position, $1, $2, $3, $4, $5, $6 FROM next"
 		" RETURNING position";
-	Oid			argtypes[5] = {UUIDOID, INT4OID, INT4OID, TIMESTAMPTZOID, TEXTARRAYOID};
-	Datum		values[5];
+	Oid			argtypes[6] = {UUIDOID, INT4OID, INT4OID, TIMESTAMPTZOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
 	bool		isnull;
 
 	values[0] = UUIDPGetDatum(&run->id);
@@ -201,28 +203,42 @@ record_outbox(const IncidentRun *run, int batch, Datum *ids, int nids)
 	values[2] = Int32GetDatum(run->batches);
 	values[3] = TimestampTzGetDatum(run->revoked_at);
 	values[4] = PointerGetDatum(text_array(ids, nids));
-	spi_check(SPI_execute_with_args(sql, 5, argtypes, values, NULL, false, 1),
+	/* the shard's name (ato_response.shard_name), NULL on a single server */
+	if (ato_shard_name != NULL && ato_shard_name[0] != '\0')
+		values[5] = CStringGetTextDatum(ato_shard_name);
+	else
+		nulls[5] = 'n';
+	spi_check(SPI_execute_with_args(sql, 6, argtypes, values, nulls, false, 1),
 			  SPI_OK_INSERT_RETURNING, "recording the batch in the outbox");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
  * Wake the listeners of the incident's channel: {"incident", "position",
- * "batch", "batches", "accounts"}, no account id (anyone may LISTEN, and
- * anyone may send a NOTIFY: the payload is a hint to read the outbox, which
- * only granted roles can).  Sent at commit, so nothing goes out for a
- * rollback; far under the payload limit.
+ * "batch", "batches", "accounts"}, and "shard" (ato_response.shard_name)
+ * when it is set, no account id (anyone may LISTEN, and anyone may send a
+ * NOTIFY: the payload is a hint to read the outbox, which only granted roles
+ * can).  Sent at commit, so nothing goes out for a rollback; far under the
+ * payload limit (the setting takes a shard's name of at most 200 bytes).
  */
 static void
 notify_batch(const IncidentRun *run, int batch, int64 position, int nids)
 {
 	char	   *incident = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&run->id)));
-	char	   *payload = psprintf("{\"incident\":\"%s\",\"position\":" INT64_FORMAT
-								   ",\"batch\":%d,\"batches\":%d,\"accounts\":%d}",
-								   incident, position, batch + 1, run->batches, nids);
+	StringInfoData payload;
 
-	Assert(strlen(payload) < NOTIFY_PAYLOAD_LIMIT);
-	Async_Notify(run->channel, payload);
+	initStringInfo(&payload);
+	appendStringInfo(&payload, "{\"incident\":\"%s\",\"position\":" INT64_FORMAT
+					 ",\"batch\":%d,\"batches\":%d,\"accounts\":%d",
+					 incident, position, batch + 1, run->batches, nids);
+	if (ato_shard_name != NULL && ato_shard_name[0] != '\0')
+	{
+		appendStringInfoString(&payload, ",\"shard\":");
+		escape_json(&payload, ato_shard_name);
+	}
+	appendStringInfoChar(&payload, '}');
+	Assert(payload.len < NOTIFY_PAYLOAD_LIMIT);
+	Async_Notify(run->channel, payload.data);
 }
 
 /* ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- install/sections/03_event_store.sql: ato.login_events and ato.audit_events, their trigger (src/ingest.c), default partitions and indexes.
+-- install/sections/03_event_store.sql: ato.login_events and ato.audit_events, their trigger (src/ingest.c), default partitions and indexes, and a shard's range of event ids.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -151,3 +151,51 @@ CREATE UNIQUE INDEX audit_events_default_event_id_idx
 SELECT pg_catalog.pg_extension_config_dump('ato.login_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.audit_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.event_id_seq', '');
+
+-- A shard's range of event ids.  Ids are bigint: the top 16 bits (the sign
+-- bit always 0) hold the shard's partition number plus 1, the low 48 its own
+-- count, so shard p of a PL/Proxy cluster gives out ((p + 1) << 48) + 1 on
+-- (2^48 ids, 281 trillion) and never an id of another shard.  Range 0 (ids
+-- below 2^48) is a single server's: the events a move to shards carries over
+-- keep their ids, and no shard gives one of them out again.  Citus does the
+-- same for a bigint sequence on a worker (its group id << 48, plus 1), so
+-- shard p becoming Citus group p + 1 keeps every id where it is.
+CREATE FUNCTION ato.set_shard_event_ids(shard_number integer)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    first_id bigint;
+    last_id bigint;
+    current_id bigint;
+    used bigint;
+BEGIN
+    IF shard_number IS NULL OR shard_number < 0 OR shard_number > 32766 THEN
+        RAISE EXCEPTION 'set_shard_event_ids: shard_number must %',
+                        CASE WHEN shard_number IS NULL THEN 'not be NULL' ELSE 'be between 0 and 32766' END
+            USING ERRCODE = CASE WHEN shard_number IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+                  HINT = 'Give the shard''s partition number in the cluster (p0 is 0): its ids carry it, plus 1, in their top 16 bits.';
+    END IF;
+    first_id := ((shard_number + 1)::bigint << 48) + 1;
+    last_id := first_id + ((1::bigint << 48) - 2);
+    SELECT s.last_value INTO current_id FROM ato.event_id_seq s;
+    IF current_id BETWEEN first_id AND last_id THEN
+        -- called before: the sequence goes on where it is
+        EXECUTE format('ALTER SEQUENCE ato.event_id_seq MINVALUE %s MAXVALUE %s START WITH %s',
+                       first_id, last_id, first_id);
+    ELSE
+        -- ids of the range already taken (a restore, or events copied from a shard)
+        SELECT max(m.id) INTO used
+          FROM (SELECT max(l.id) AS id FROM ato.login_events l WHERE l.id BETWEEN first_id AND last_id
+                UNION ALL
+                SELECT max(a.id) FROM ato.audit_events a WHERE a.id BETWEEN first_id AND last_id) m;
+        EXECUTE format('ALTER SEQUENCE ato.event_id_seq MINVALUE %s MAXVALUE %s START WITH %s RESTART WITH %s',
+                       first_id, last_id, first_id, coalesce(used + 1, first_id));
+    END IF;
+    RETURN first_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.set_shard_event_ids(integer) IS
+    'Makes this server give out the event ids of shard shard_number (its partition number, p0 is 0): from ((shard_number + 1) << 48) + 1 on, 2^48 of them, so that no two shards give out one id and none gives out a single server''s (below 2^48); returns the range''s first id; called again it changes nothing; after a restore of a dump, call it again (a dump keeps the sequence''s value, not its range)';
+REVOKE ALL ON FUNCTION ato.set_shard_event_ids(integer) FROM PUBLIC;

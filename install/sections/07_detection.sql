@@ -58,6 +58,20 @@ COMMENT ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precisi
     'Login attempts since then per source (address, IPv4 /24 or IPv6 /48 network, autonomous system) with at least min_attempts: successes, success rate, accounts tried; suspicious when the success rate is at most max_success_rate (credential stuffing succeeds 1-3% of the time)';
 REVOKE ALL ON FUNCTION ato.credential_stuffing(timestamptz, integer, double precision) FROM PUBLIC;
 
+-- What credential_stuffing counts, in a shape that adds up across shards
+-- (ato_response_proxy): the counts without the rate, every source or some.
+CREATE FUNCTION ato.credential_stuffing_counts(
+    since        timestamptz,
+    min_attempts integer DEFAULT 1,
+    sources      text[]  DEFAULT NULL)
+RETURNS TABLE (source_kind text, source text, attempts bigint, successes bigint, accounts bigint)
+AS 'MODULE_PATHNAME', 'ato_credential_stuffing_counts'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.credential_stuffing_counts(timestamptz, integer, text[]) IS
+    'This server''s login attempts, successes and accounts per source since then (as ato.credential_stuffing() groups them), for the sources with at least min_attempts, of those named in sources (''<kind> <source>'') or of all when it is NULL: the shards'' counts add up to one node''s (accounts are disjoint across shards)';
+REVOKE ALL ON FUNCTION ato.credential_stuffing_counts(timestamptz, integer, text[]) FROM PUBLIC;
+
 CREATE FUNCTION ato.password_spray(
     since                    timestamptz      DEFAULT now() - interval '1 hour',
     min_accounts             integer          DEFAULT 10,
@@ -70,6 +84,20 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.password_spray(timestamptz, integer, double precision) IS
     'Addresses that failed against at least min_accounts accounts since then with at most max_attempts_per_account tries each: one password sprayed over many accounts';
 REVOKE ALL ON FUNCTION ato.password_spray(timestamptz, integer, double precision) FROM PUBLIC;
+
+-- What password_spray counts, in a shape that adds up across shards.
+CREATE FUNCTION ato.password_spray_counts(
+    since        timestamptz,
+    min_accounts integer DEFAULT 0,
+    addresses    inet[]  DEFAULT NULL)
+RETURNS TABLE (ip_address inet, accounts bigint, accounts_tried bigint, attempts bigint, failures bigint,
+               successes bigint, first_attempt timestamptz, last_attempt timestamptz)
+AS 'MODULE_PATHNAME', 'ato_password_spray_counts'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.password_spray_counts(timestamptz, integer, inet[]) IS
+    'This server''s login attempts per address since then, for the addresses that failed against at least min_accounts accounts (0: every address), of those in addresses or of all when it is NULL: accounts failed against, accounts tried, attempts, failures, successes, first and last attempt; the shards'' counts add up to one node''s, and ato.password_spray()''s attempts_per_account is attempts / accounts_tried of the sums';
+REVOKE ALL ON FUNCTION ato.password_spray_counts(timestamptz, integer, inet[]) FROM PUBLIC;
 
 CREATE FUNCTION ato.failed_login_bursts(
     since        timestamptz DEFAULT now() - interval '1 hour',
@@ -218,6 +246,42 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION ato.related_accounts(text[], timestamptz, integer) IS
     'Other accounts with successful logins since then from an address the given accounts logged in from, or with a user agent of theirs that at most rare_user_agent_accounts accounts used: who else the attacker got into';
 REVOKE ALL ON FUNCTION ato.related_accounts(text[], timestamptz, integer) FROM PUBLIC;
+
+-- related_accounts in three steps that compose across shards: what the
+-- given accounts used, how many accounts used those user agents, and the
+-- accounts related to what every shard saw.
+CREATE FUNCTION ato.related_accounts_seen(user_ids text[], since timestamptz)
+RETURNS TABLE (given_id text, ip_address inet, user_agent text)
+AS 'MODULE_PATHNAME', 'ato_related_accounts_seen'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.related_accounts_seen(text[], timestamptz) IS
+    'The addresses and user agents of the given accounts'' successful logins since then on this server, one row per distinct triple: the first step of ato.related_accounts() across shards';
+REVOKE ALL ON FUNCTION ato.related_accounts_seen(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.user_agent_accounts(user_agents text[], since timestamptz)
+RETURNS TABLE (user_agent text, accounts bigint)
+AS 'MODULE_PATHNAME', 'ato_user_agent_accounts'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.user_agent_accounts(text[], timestamptz) IS
+    'How many accounts of this server logged in successfully since then with each of the given user agents (the shards'' counts add up): the second step of ato.related_accounts() across shards, which keeps the rare ones';
+REVOKE ALL ON FUNCTION ato.user_agent_accounts(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.related_accounts_to(
+    user_ids         text[],
+    since            timestamptz,
+    seen_ids         text[],
+    seen_addresses   inet[],
+    seen_user_agents text[])
+RETURNS TABLE (user_id text, shared_addresses inet[], shared_user_agents text[], related_to text[],
+               logins bigint, first_login timestamptz, last_login timestamptz)
+AS 'MODULE_PATHNAME', 'ato_related_accounts_to'
+LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.related_accounts_to(text[], timestamptz, text[], inet[], text[]) IS
+    'ato.related_accounts() of this server''s accounts, given what the accounts used on every shard (element i of the seen arrays: a given account, an address it logged in from, and a rare user agent it used or NULL): the last step across shards; the union over the shards is one node''s answer';
+REVOKE ALL ON FUNCTION ato.related_accounts_to(text[], timestamptz, text[], inet[], text[]) FROM PUBLIC;
 
 -- Impossible travel.  Where GeoIP has no coordinates, a login is placed at
 -- the rough centre of its country (one decimal, written for this purpose:

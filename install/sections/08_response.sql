@@ -106,10 +106,13 @@ CREATE TABLE ato.revocation_outbox (
     batches integer NOT NULL,
     revoked_at timestamptz NOT NULL,
     user_ids text[] NOT NULL,
-    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    shard text
 );
 COMMENT ON TABLE ato.revocation_outbox IS
     'One row per marked batch of an incident, written in the batch''s own transaction: its accounts and the revocation time, at a position that grows by one in commit order; read it with ato.revocations_since()';
+COMMENT ON COLUMN ato.revocation_outbox.shard IS
+    'The name of the shard that wrote the row (ato_response.shard_name), NULL on a single server';
 SELECT pg_catalog.pg_extension_config_dump('ato.revocation_outbox', '');
 
 -- Its one row is updated by every batch that writes the outbox and so stays
@@ -321,7 +324,7 @@ REVOKE ALL ON FUNCTION ato.revoke_session(text, text, text) FROM PUBLIC;
 
 CREATE FUNCTION ato.revocations_since(after bigint, max_positions integer DEFAULT 100)
 RETURNS TABLE ("position" bigint, incident_id uuid, batch integer, batches integer,
-               revoked_at timestamptz, user_id text)
+               revoked_at timestamptz, user_id text, shard text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -353,7 +356,7 @@ BEGIN
                   HINT = 'Pass a position this function returned, not one from a NOTIFY payload; after a restore from an older backup, rebuild the cache from ato.account_revocations.';
     END IF;
     RETURN QUERY
-    SELECT o.position, o.incident_id, o.batch, o.batches, o.revoked_at, u.user_id
+    SELECT o.position, o.incident_id, o.batch, o.batches, o.revoked_at, u.user_id, o.shard
       FROM (SELECT * FROM ato.revocation_outbox b
              WHERE b.position > after ORDER BY b.position LIMIT max_positions) o
      CROSS JOIN LATERAL unnest(o.user_ids) WITH ORDINALITY AS u(user_id, n)
@@ -361,7 +364,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.revocations_since(bigint, integer) IS
-    'Every revoked account announced after position "after", one row per account, up to max_positions batches in position order; positions are given out in commit order without gaps, so whoever read through position P and asks from P misses nothing and gets nothing twice (at-least-once with a consumer that ignores positions it has seen); an error for positions retention removed';
+    'Every revoked account announced after position "after", one row per account, up to max_positions batches in position order; positions are given out in commit order without gaps, so whoever read through position P and asks from P misses nothing and gets nothing twice (at-least-once with a consumer that ignores positions it has seen); an error for positions retention removed; shard: the name of this server among the shards, NULL on a single server (positions are per shard)';
 REVOKE ALL ON FUNCTION ato.revocations_since(bigint, integer) FROM PUBLIC;
 
 -- The revocation fence (src/fence.c): the gate's side and the side of the

@@ -258,6 +258,8 @@ DECLARE
     touched bigint[];
     reopened bigint[];
     channel text := ato.setting('ato_response.alert_channel');
+    -- announcements name the shard (NULL, and no key, on a single server)
+    shard_label text := ato.shard_name();
 BEGIN
     -- no month attached under the rule's statements (src/event_layout.c)
     PERFORM ato.hold_event_layout();
@@ -378,7 +380,8 @@ BEGIN
 
         -- new alerts are announced (with the incident that covers them, if
         -- one does), and so are those open again
-        PERFORM pg_notify(channel, n.payload)
+        PERFORM pg_notify(channel, CASE WHEN shard_label IS NULL THEN n.payload
+                                        ELSE left(n.payload, -1) || ', "shard" : ' || to_json(shard_label)::text || '}' END)
            FROM (SELECT CASE WHEN a.id = ANY (reopened)
                              THEN json_build_object('alert', a.id, 'rule', a.rule, 'finding', left(a.finding, 200),
                                                     'accounts', cardinality(a.accounts), 'reopened', true)
@@ -410,7 +413,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.run_detection(text, timestamptz, timestamptz) IS
-    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (covered when an incident opened since their evidence already holds their accounts, open again when their evidence grows newer than their incident; new and reopened ones announced on ato_response.alert_channel); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one. hunt_since, when given, makes it a retroactive hunt: the events from then on, once, the rule''s own progress left as it was';
+    'Runs one rule now: its detection over the events since its last successful run began (less lookback), findings upserted into ato.alerts (covered when an incident opened since their evidence already holds their accounts, open again when their evidence grows newer than their incident; new and reopened ones announced on ato_response.alert_channel, with the shard''s name when ato_response.shard_name is set); returns the findings, or NULL after recording the error on the rule. cycle_start, when given, counts as the run''s start: the rules run together (by the worker, or by ato.run_detections()) then share one. hunt_since, when given, makes it a retroactive hunt: the events from then on, once, the rule''s own progress left as it was';
 REVOKE ALL ON FUNCTION ato.run_detection(text, timestamptz, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION ato.run_detections(since timestamptz DEFAULT NULL)
