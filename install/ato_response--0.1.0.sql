@@ -4732,19 +4732,39 @@ COMMENT ON FUNCTION ato.report_incident(text, text, ato.report_channel, timestam
     'Opens an incident''s record at stage reported: what was reported, by whom, how (alert, user_report, support_ticket, third_party_notice), when (default now) and the alert, if one (escalated into the incident unless it is in one already); returns its id, which ato.revoke_incident(..., incident_id => id) contains';
 REVOKE ALL ON FUNCTION ato.report_incident(text, text, ato.report_channel, timestamptz, bigint, uuid) FROM PUBLIC;
 
--- The hook of the stage "confirmed".
+-- What a confirmed and contained incident sets off (seed 004: tell the
+-- users as soon as the affected accounts are confirmed, not once the root
+-- cause is known; seed 003: each downstream application owes its own
+-- revocation).  Both calls are idempotent, so whichever comes second of
+-- confirmation and containment writes them.  A failure there (an
+-- application's hook) is a warning: it must not undo the confirmation or
+-- the containment, and the call can be repeated by hand.
 CREATE FUNCTION ato.on_incident_confirmed(incident_id uuid)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    notices bigint;
+    owed bigint;
 BEGIN
-    -- nothing yet: see the comment
-    RETURN;
+    IF NOT EXISTS (SELECT FROM ato.incident_records r
+                    WHERE r.incident_id = on_incident_confirmed.incident_id
+                      AND r.confirmed_at IS NOT NULL AND r.contained_at IS NOT NULL) THEN
+        RETURN;
+    END IF;
+    BEGIN
+        notices := ato.notify_users(incident_id);
+        owed := ato.record_downstream_obligations(incident_id);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'incident % confirmed, but its notices and downstream obligations were not written: %', incident_id, SQLERRM
+            USING HINT = format('Fix the cause, then run SELECT ato.notify_users(%L), ato.record_downstream_obligations(%L).',
+                                incident_id, incident_id);
+    END;
 END;
 $$;
 COMMENT ON FUNCTION ato.on_incident_confirmed(uuid) IS
-    'Called by ato.advance_incident() in the transaction that records the stage confirmed, for what confirmation sets off; does nothing yet: the user notifications (written when the scope is confirmed, seed 004) are to be wired in here';
+    'Called when an incident is confirmed (ato.advance_incident()) and when it is contained (ato.revoke_incident()): once it is both, writes the users'' notices (ato.notify_users()) and the downstream revocations owed (ato.record_downstream_obligations()), each once; a failure there is a warning, not an error';
 REVOKE ALL ON FUNCTION ato.on_incident_confirmed(uuid) FROM PUBLIC;
 
 CREATE FUNCTION ato.advance_incident(incident_id uuid, stage ato.incident_stage, note text DEFAULT NULL,
@@ -4900,6 +4920,10 @@ BEGIN
                                'suspend', incident.suspend, 'reauth_required', incident.reauth_required,
                                'mfa_reenrollment_required', incident.mfa_reenrollment_required,
                                'password_reset_required', incident.password_reset_required));
+    -- confirmed before it was contained: the notices go out now
+    IF rec.confirmed_at IS NOT NULL THEN
+        PERFORM ato.on_incident_confirmed(incident.id);
+    END IF;
 END;
 $$;
 COMMENT ON FUNCTION ato.record_containment(uuid) IS
@@ -5355,6 +5379,20 @@ BEGIN
     SELECT 'scope', 'initial scope affected', NULL,
            CASE WHEN cardinality(v_initial) > 0 THEN round(coalesce(kept, 0)::numeric / cardinality(v_initial), 3) END,
            jsonb_build_object('initial_and_final', kept, 'initial', cardinality(v_initial))
+    UNION ALL
+    -- the users' notices (14_user_notifications.sql): written at confirmation,
+    -- sent when the application's mailer delivered them
+    SELECT 'notification', 'confirmation to notices sent',
+           (SELECT max(o.sent_at) FROM ato.notification_outbox o WHERE o.incident_id = rec.incident_id)
+               - rec.confirmed_at,
+           (SELECT count(*) FROM ato.notification_outbox o WHERE o.incident_id = rec.incident_id AND o.sent_at IS NOT NULL),
+           jsonb_build_object('written', (SELECT count(*) FROM ato.user_notifications n WHERE n.incident_id = rec.incident_id),
+                              'first_written_at', (SELECT min(n.written_at) FROM ato.user_notifications n
+                                                    WHERE n.incident_id = rec.incident_id),
+                              'first_sent_at', (SELECT min(o.sent_at) FROM ato.notification_outbox o
+                                                 WHERE o.incident_id = rec.incident_id),
+                              'given_up', (SELECT count(*) FROM ato.notification_outbox o
+                                            WHERE o.incident_id = rec.incident_id AND o.failed_at IS NOT NULL AND o.sent_at IS NULL))
     UNION ALL
     SELECT 'recovery', 'containment to recovery', rec.recovered_at - rec.contained_at, NULL,
            jsonb_build_object('eradicated_at', rec.eradicated_at, 'recovered_at', rec.recovered_at,

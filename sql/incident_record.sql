@@ -115,12 +115,22 @@ SELECT p.name, p.rows AS previewed, t.rows_touched AS touched, p.rows = t.rows_t
  ORDER BY p.name;
 SELECT stage, contained_at = (SELECT opened_at FROM ato.incidents WHERE id = :'incident') AS contained_at_revocation
   FROM ato.incident_records WHERE incident_id = :'incident';
--- confirmed may follow contained; the stage stays contained
+-- confirmed may follow contained; the stage stays contained.  Confirmed and
+-- contained, the users' notices are written, once per account
+SELECT count(*) AS notices_before FROM ato.user_notifications WHERE incident_id = :'incident';
 SELECT ato.advance_incident(:'incident', 'confirmed', 'the user confirms: not them') AS stage;
 SELECT ato.advance_incident(:'incident', 'confirmed');
+SELECT user_id, count(*) AS notices FROM ato.user_notifications WHERE incident_id = :'incident' GROUP BY 1 ORDER BY 1;
 -- an incident opened without a report gets its record at containment
 \set other 22222222-2222-2222-2222-222222222222
 SELECT ato.revoke_incident('{u5}', 'support says u5 is phished', incident_id => :'other') = :'other' AS opened;
+-- reported and confirmed before it is contained: the notices come with containment
+\set early 44444444-4444-4444-4444-444444444444
+SELECT ato.report_incident('u6 lost their phone to a thief', 'helpdesk', 'support_ticket', incident_id => :'early') = :'early' AS reported;
+SELECT ato.advance_incident(:'early', 'confirmed', 'u6 confirms') AS stage;
+SELECT count(*) AS notices_before_containment FROM ato.user_notifications WHERE incident_id = :'early';
+SELECT ato.revoke_incident('{u6}', 'u6''s phone', incident_id => :'early') = :'early' AS contained;
+SELECT user_id, count(*) AS notices FROM ato.user_notifications WHERE incident_id = :'early' GROUP BY 1 ORDER BY 1;
 SELECT stage, report_channel IS NULL AS no_channel, reported_by = session_user AS reported_by_opener,
        reported_at = contained_at AS reported_at_opening
   FROM ato.incident_records WHERE incident_id = :'other';
