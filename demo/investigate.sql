@@ -172,6 +172,12 @@ DO $$BEGIN RAISE EXCEPTION 'the answers do not match what incident.sql staged (s
 \endif
 
 \echo
+\echo '== the always-on rules, as the worker or a pg_cron job runs them: a hunt over the last two hours'
+\pset title 'ato.run_detections(since): the rules that raised alerts (ato.alerts)'
+SELECT rule, findings FROM ato.run_detections(now() - interval '2 hours') WHERE findings > 0 ORDER BY rule;
+\pset title
+
+\echo
 \echo '== summary'
 SELECT CASE :flagged_travellers WHEN 1 THEN 'traveller' ELSE 'travellers' END AS travellers_word \gset
 \set check 'check: (a) flagged all ' :staged_changed ' staged takeovers that went on to change e-mail, password or billing, plus ' :flagged_travellers ' genuine ' :travellers_word ' who did so abroad (to review by hand); (b) found all ' :staged_stuffing ' accounts the /24 got into, ' :unchanged_stuffing ' of which made no such change and are invisible to (a).'

@@ -6,13 +6,16 @@
 # "ATO at scale" runbook's first questions with the detection functions, then
 # revoke the affected accounts with ato.revoke_incident() while a LISTEN
 # session is woken by the notifications and reads the accounts from the
-# outbox (ato.revocations_since()).
+# outbox (ato.revocations_since()); then preserve and verify the evidence,
+# confirm the incident (the users' notices, the downstream revocations owed),
+# show the retrospective and write the incident's HTML report to a file
+# (ATO_DEMO_REPORT, /tmp/ato_response-incident-report.html unless given).
 #
 #   bash scripts/demo.sh              # everything is removed at the end
 #   ATO_KEEP=1 bash scripts/demo.sh   # keep the cluster and print how to connect
 #
 # The SQL is in demo/: setup.sql, history.sql, incident.sql, investigate.sql,
-# respond.sql.
+# respond.sql, evidence.sql, aftermath.sql.
 # Exits non-zero if any step fails, including the demo's own check that the
 # queries find exactly the takeovers it staged.
 set -euo pipefail
@@ -114,6 +117,13 @@ incident=$(psql -XAtq -c 'SELECT id FROM ato.incidents ORDER BY opened_at DESC L
 psql -XAtq -c "SELECT * FROM ato.export_evidence('$incident')" >"$work/evidence.jsonl"
 echo "exported to $work/evidence.jsonl ($(wc -l <"$work/evidence.jsonl") lines); checked without the extension:"
 python3 "$ato_root/example/verify_evidence.py" "$work/evidence.jsonl"
+
+ato_say "the aftermath: confirmed, the users told, downstream owed, the retrospective, the report"
+demo_sql aftermath.sql
+report=${ATO_DEMO_REPORT:-/tmp/ato_response-incident-report.html}
+psql -XAtq -c "SELECT ato.incident_report('$incident')" >"$report"
+echo "the incident's report, one self-contained HTML page: $report ($(wc -c <"$report") bytes; open it in a browser)"
+grep -q '<svg' "$report" || { echo "demo: FAILED: the report has no chart" >&2; exit 1; }
 
 echo
 echo "(demo finished in $((SECONDS - started)) s, build and install included)"
