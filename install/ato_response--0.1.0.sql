@@ -4619,6 +4619,22 @@ REVOKE ALL ON ato.incident_records, ato.incident_follow_ups, ato.incident_scope_
 REVOKE ALL ON SEQUENCE ato.incident_follow_ups_id_seq, ato.incident_scope_changes_id_seq,
               ato.incident_changes_id_seq FROM PUBLIC;
 
+-- The accounts an incident holds now: those it opened with and those added
+-- since, but the released ones; what its notices and downstream obligations
+-- go to.
+CREATE FUNCTION ato.incident_accounts_in_scope(incident_id uuid)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(a.user_id ORDER BY a.user_id COLLATE "C"), '{}')
+      FROM ato.incident_accounts a
+     WHERE a.incident_id = incident_accounts_in_scope.incident_id AND a.in_scope
+$$;
+COMMENT ON FUNCTION ato.incident_accounts_in_scope(uuid) IS
+    'The accounts an incident holds now (ato.incident_accounts in scope: its first ones and those added, not those released), sorted: whom its notices and downstream obligations are for';
+REVOKE ALL ON FUNCTION ato.incident_accounts_in_scope(uuid) FROM PUBLIC;
+
 -- The one check of an incident record argument: NULL 22004, unknown P0002,
 -- closed 55000 unless the caller accepts it.  Locks the row when asked.
 CREATE FUNCTION ato.incident_record(caller text, incident_id uuid, lock boolean DEFAULT false,
@@ -4764,7 +4780,38 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.on_incident_confirmed(uuid) IS
-    'Called when an incident is confirmed (ato.advance_incident()) and when it is contained (ato.revoke_incident()): once it is both, writes the users'' notices (ato.notify_users()) and the downstream revocations owed (ato.record_downstream_obligations()), each once; a failure there is a warning, not an error';
+    'Called when an incident is confirmed (ato.advance_incident()) and by ato.write_owed_notices(): once it is confirmed and contained, writes the users'' notices (ato.notify_users()) and the downstream revocations owed (ato.record_downstream_obligations()), each once per account; a failure there is a warning, not an error';
+
+-- The notices that containment (or an account added) left owed: every
+-- incident confirmed and contained, not closed, with an account in scope
+-- that has no notice yet.  The detection worker calls it every cycle, in
+-- its own transaction, after any revocation fence is gone.
+CREATE FUNCTION ato.write_owed_notices()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    incident uuid;
+    incidents integer := 0;
+BEGIN
+    FOR incident IN
+        SELECT r.incident_id FROM ato.incident_records r
+         WHERE r.confirmed_at IS NOT NULL AND r.contained_at IS NOT NULL AND r.closed_at IS NULL
+           AND EXISTS (SELECT FROM unnest(ato.incident_accounts_in_scope(r.incident_id)) u
+                        WHERE NOT EXISTS (SELECT FROM ato.user_notifications n
+                                           WHERE n.incident_id = r.incident_id AND n.user_id = u COLLATE "C"))
+         ORDER BY r.confirmed_at, r.incident_id
+    LOOP
+        PERFORM ato.on_incident_confirmed(incident);
+        incidents := incidents + 1;
+    END LOOP;
+    RETURN incidents;
+END;
+$$;
+COMMENT ON FUNCTION ato.write_owed_notices() IS
+    'Writes the notices and downstream obligations still owed by incidents that are confirmed and contained (contained after confirmation, or with accounts added since): the detection worker calls it every cycle; returns how many incidents it wrote for';
+REVOKE ALL ON FUNCTION ato.write_owed_notices() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.on_incident_confirmed(uuid) FROM PUBLIC;
 
 CREATE FUNCTION ato.advance_incident(incident_id uuid, stage ato.incident_stage, note text DEFAULT NULL,
@@ -4920,9 +4967,14 @@ BEGIN
                                'suspend', incident.suspend, 'reauth_required', incident.reauth_required,
                                'mfa_reenrollment_required', incident.mfa_reenrollment_required,
                                'password_reset_required', incident.password_reset_required));
-    -- confirmed before it was contained: the notices go out now
+    -- Confirmed before it was contained: the notices are not written here,
+    -- in the transaction that holds the revocation fence (logins of the
+    -- fenced accounts, or of their buckets, would wait for the
+    -- application's hooks), but by ato.write_owed_notices() after it: the
+    -- detection worker's next cycle, or a call by hand.
     IF rec.confirmed_at IS NOT NULL THEN
-        PERFORM ato.on_incident_confirmed(incident.id);
+        RAISE NOTICE 'incident % was confirmed before it was contained: its notices are written by the detection worker''s next cycle', incident.id
+            USING HINT = 'Without the worker, run SELECT ato.write_owed_notices() once this transaction has committed.';
     END IF;
 END;
 $$;
@@ -5806,7 +5858,7 @@ BEGIN
     SELECT * INTO scope FROM ato.incident_scope(incident.id);
     SELECT h.hook INTO detail_hook FROM ato.notification_hooks h WHERE h.kind = 'account_detail';
     SELECT coalesce(array_agg(u ORDER BY u), '{}') INTO missing
-      FROM unnest(incident.user_ids) u
+      FROM unnest(ato.incident_accounts_in_scope(incident.id)) u
      WHERE NOT EXISTS (SELECT FROM ato.user_notifications n WHERE n.incident_id = incident.id AND n.user_id = u COLLATE "C");
     FOR c IN SELECT * FROM ato.notice_contents(incident, scope.window_from, scope.window_to, scope.attacker_networks, missing) LOOP
         account := c.user_id;
@@ -5866,11 +5918,20 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The lease is how long a claimed row is the mailer''s before another may claim it.';
     END IF;
+    -- claimed as often as it may be, and its lease gone without a word: a
+    -- mailer that dies on this notice; it is given up, not sent forever
+    UPDATE ato.notification_outbox o
+       SET status = 'failed', failed_at = now(),
+           last_error = format('claimed %s times, and the mailer never said how it went', o.attempts)
+     WHERE o.status = 'sending' AND o.lease_until <= now() AND o.attempts >= o.max_attempts;
     FOR r IN
         WITH due AS (
             SELECT o.id FROM ato.notification_outbox o
-             WHERE (o.status = 'pending' AND o.next_attempt_at <= now())
-                OR (o.status = 'sending' AND o.lease_until <= now())
+             WHERE ((o.status = 'pending' AND o.next_attempt_at <= now())
+                    OR (o.status = 'sending' AND o.lease_until <= now()))
+               -- a row whose every attempt was claimed (a mailer that died
+               -- on it each time) is given up below, never claimed again
+               AND o.attempts < o.max_attempts
              ORDER BY o.next_attempt_at, o.id
              LIMIT max_rows
                FOR UPDATE SKIP LOCKED)
@@ -6243,6 +6304,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     incident ato.incidents := ato.check_incident('record_downstream_obligations', incident_id);
+    -- its first accounts and those added since, not those released
+    in_scope text[] := ato.incident_accounts_in_scope(incident_id);
     app ato.downstream_apps;
     secret ato.downstream_secrets;
     account text;
@@ -6251,7 +6314,7 @@ DECLARE
     n bigint;
 BEGIN
     FOR app IN SELECT * FROM ato.downstream_apps a ORDER BY a.id LOOP
-        FOREACH account IN ARRAY incident.user_ids LOOP
+        FOREACH account IN ARRAY in_scope LOOP
             CONTINUE WHEN app.uses_hook IS NOT NULL
                       AND NOT coalesce(ato.call_hook(app.uses_hook, 'boolean', account)::boolean, false);
             INSERT INTO ato.downstream_revocations (incident_id, app_id, app_name, user_id, shard, owed_since)
@@ -6263,7 +6326,7 @@ BEGIN
     END LOOP;
     FOR secret IN SELECT * FROM ato.downstream_secrets s ORDER BY s.id LOOP
         reach := '{}';
-        FOREACH account IN ARRAY incident.user_ids LOOP
+        FOREACH account IN ARRAY in_scope LOOP
             IF secret.reachable_hook IS NULL
                OR coalesce(ato.call_hook(secret.reachable_hook, 'boolean', account)::boolean, false) THEN
                 reach := reach || account;
@@ -6316,11 +6379,12 @@ BEGIN
     END IF;
     IF user_ids IS NOT NULL THEN
         PERFORM ato.check_account_ids('confirm_downstream_revocation', 'user_ids', user_ids);
-        SELECT count(*) INTO outsiders FROM unnest(user_ids) u WHERE NOT u COLLATE "C" = ANY (incident.user_ids);
+        SELECT count(*) INTO outsiders FROM unnest(user_ids) u
+         WHERE NOT u COLLATE "C" = ANY ((ato.incident_scope(incident.id)).accounts);
         IF outsiders > 0 THEN
             RAISE EXCEPTION 'confirm_downstream_revocation: % of the accounts are not accounts of incident %', outsiders, incident.id
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Confirm the incident''s own accounts (ato.incidents.user_ids), or leave user_ids out for all of them.';
+                      HINT = 'Confirm the incident''s own accounts (ato.incident_accounts), or leave user_ids out for all of them.';
         END IF;
     END IF;
     WITH done AS (
@@ -6526,6 +6590,8 @@ SET timezone = 'UTC'
 AS $$
 DECLARE
     incident ato.incidents := ato.check_incident('incident_report', incident_id);
+    -- its first accounts and those added since, not those released
+    in_scope text[] := ato.incident_accounts_in_scope(incident_id);
     scope record;
     minutes jsonb;
     ts constant text := 'YYYY-MM-DD HH24:MI:SS';
@@ -6605,7 +6671,7 @@ BEGIN
                                   WHEN o.status IS NOT NULL THEN ato.html_escape(o.status) ELSE '' END),
                       '' ORDER BY u)
       INTO scope_rows
-      FROM unnest(incident.user_ids) u
+      FROM unnest(in_scope) u
       LEFT JOIN ato.account_flags f ON f.user_id = u AND f.incident_id = incident.id
       LEFT JOIN ato.user_notifications n ON n.incident_id = incident.id AND n.user_id = u
       LEFT JOIN ato.notification_outbox o ON o.incident_id = incident.id AND o.user_id = u;
@@ -6628,11 +6694,11 @@ BEGIN
                       '<div><dt>Accounts</dt><dd>%s</dd></div><div><dt>Countries</dt><dd>%s</dd></div>'
                       '<div><dt>Time to contain</dt><dd>%s</dd></div><div><dt>Notices sent</dt><dd>%s of %s</dd></div>'
                       '<div><dt>Downstream owed</dt><dd class="%s">%s</dd></div></dl>',
-                      n_attempts, n_successes, cardinality(incident.user_ids),
+                      n_attempts, n_successes, cardinality(in_scope),
                       (SELECT count(*) FROM jsonb_array_elements(countries) c WHERE c ->> 'label' <> 'unknown'),
                       coalesce(ato.html_escape(date_trunc('second', incident.marked_at - incident.opened_at)::text), 'not yet'),
                       (SELECT count(*) FROM ato.user_notifications n WHERE n.incident_id = incident.id AND n.delivered_at IS NOT NULL),
-                      cardinality(incident.user_ids),
+                      cardinality(in_scope),
                       CASE WHEN owed > 0 THEN 'bad' ELSE 'good' END, owed);
 
     html := '<!DOCTYPE html>' || E'\n' || '<html lang="en"><head><meta charset="utf-8">'
@@ -6668,7 +6734,7 @@ BEGIN
         || '<section id="networks"><h2>Networks</h2>' || ato.report_bars('Login attempts by network', networks) || '</section></div>'
         || '<section id="agents"><h2>User agents</h2><table><thead><tr><th>User agent</th><th>Attempts</th><th>Successes</th></tr></thead><tbody>'
         || coalesce(agents, '') || '</tbody></table></section>'
-        || format('<section id="scope"><h2>Scope: %s accounts, %s attacker networks</h2>', cardinality(incident.user_ids),
+        || format('<section id="scope"><h2>Scope: %s accounts, %s attacker networks</h2>', cardinality(in_scope),
                   cardinality(scope.attacker_networks))
         || format('<p>Window %s to %s. Networks: %s.</p>', to_char(scope.window_from, ts), to_char(scope.window_to, ts),
                   coalesce(nullif(ato.html_escape(array_to_string(scope.attacker_networks::text[], ', ')), ''), 'none known'))

@@ -124,12 +124,15 @@ SELECT user_id, count(*) AS notices FROM ato.user_notifications WHERE incident_i
 -- an incident opened without a report gets its record at containment
 \set other 22222222-2222-2222-2222-222222222222
 SELECT ato.revoke_incident('{u5}', 'support says u5 is phished', incident_id => :'other') = :'other' AS opened;
--- reported and confirmed before it is contained: the notices come with containment
+-- reported and confirmed before it is contained: the notices come after
+-- containment (never in its fenced transaction), from write_owed_notices()
 \set early 44444444-4444-4444-4444-444444444444
 SELECT ato.report_incident('u6 lost their phone to a thief', 'helpdesk', 'support_ticket', incident_id => :'early') = :'early' AS reported;
 SELECT ato.advance_incident(:'early', 'confirmed', 'u6 confirms') AS stage;
 SELECT count(*) AS notices_before_containment FROM ato.user_notifications WHERE incident_id = :'early';
 SELECT ato.revoke_incident('{u6}', 'u6''s phone', incident_id => :'early') = :'early' AS contained;
+SELECT count(*) AS notices_at_containment FROM ato.user_notifications WHERE incident_id = :'early';
+SELECT ato.write_owed_notices() AS incidents_written_for;
 SELECT user_id, count(*) AS notices FROM ato.user_notifications WHERE incident_id = :'early' GROUP BY 1 ORDER BY 1;
 SELECT stage, report_channel IS NULL AS no_channel, reported_by = session_user AS reported_by_opener,
        reported_at = contained_at AS reported_at_opening
@@ -181,6 +184,13 @@ SELECT incident_id = :'incident' AS this_incident, user_id, initial, added_by = 
   FROM ato.incident_accounts WHERE incident_id = :'incident' ORDER BY user_id;
 -- evidence and the timeline take in the added account
 SELECT accounts FROM ato.incident_scope(:'incident');
+-- the incident is confirmed: the accounts added since are owed a notice,
+-- which the worker's step writes (not the addition, which holds the fence)
+SELECT ato.incident_accounts_in_scope(:'incident') AS in_scope;
+SELECT user_id FROM ato.user_notifications WHERE incident_id = :'incident' ORDER BY user_id;
+SELECT ato.write_owed_notices() AS incidents_written_for;
+SELECT user_id FROM ato.user_notifications WHERE incident_id = :'incident' ORDER BY user_id;
+SELECT ato.write_owed_notices() AS nothing_owed;
 -- lifting the whole incident lifts the added account too
 SELECT ato.lift_incident(:'incident', '{u2}', 'u2 re-verified') AS lifted;
 SELECT user_id, suspended FROM ato.account_flags WHERE user_id IN ('u1', 'u2') ORDER BY user_id;

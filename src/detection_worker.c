@@ -21,7 +21,9 @@
  *      ato.detection_rules in its own transaction (ato.run_detection(),
  *      under ato_response.rule_timeout), so that a slow or failing rule is
  *      cut off, recorded on its row and the others still run (every run
- *      counting as begun at the cycle's start); then ato.apply_retention().
+ *      counting as begun at the cycle's start); then ato.apply_retention(),
+ *      and ato.write_owed_notices() (the users' notices of incidents
+ *      contained after they were confirmed, or with accounts added).
  *      The steps besides the rules record how they went in
  *      ato.worker_steps: one that fails is recorded and skipped, and the
  *      cycle goes on;
@@ -308,6 +310,9 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 			record_rule_failure(rule, started, failure);
 	}
 	run_step("retention", "applying retention", "SELECT ato.apply_retention()", 0, NULL, NULL);
+	/* after the revocations' fences: see ato.write_owed_notices() */
+	run_step("notices", "writing the notices confirmed incidents owe", "SELECT ato.write_owed_notices()",
+			 0, NULL, NULL);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 

@@ -189,6 +189,22 @@ REVOKE ALL ON ato.incident_records, ato.incident_follow_ups, ato.incident_scope_
 REVOKE ALL ON SEQUENCE ato.incident_follow_ups_id_seq, ato.incident_scope_changes_id_seq,
               ato.incident_changes_id_seq FROM PUBLIC;
 
+-- The accounts an incident holds now: those it opened with and those added
+-- since, but the released ones; what its notices and downstream obligations
+-- go to.
+CREATE FUNCTION ato.incident_accounts_in_scope(incident_id uuid)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(a.user_id ORDER BY a.user_id COLLATE "C"), '{}')
+      FROM ato.incident_accounts a
+     WHERE a.incident_id = incident_accounts_in_scope.incident_id AND a.in_scope
+$$;
+COMMENT ON FUNCTION ato.incident_accounts_in_scope(uuid) IS
+    'The accounts an incident holds now (ato.incident_accounts in scope: its first ones and those added, not those released), sorted: whom its notices and downstream obligations are for';
+REVOKE ALL ON FUNCTION ato.incident_accounts_in_scope(uuid) FROM PUBLIC;
+
 -- The one check of an incident record argument: NULL 22004, unknown P0002,
 -- closed 55000 unless the caller accepts it.  Locks the row when asked.
 CREATE FUNCTION ato.incident_record(caller text, incident_id uuid, lock boolean DEFAULT false,
@@ -334,7 +350,38 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ato.on_incident_confirmed(uuid) IS
-    'Called when an incident is confirmed (ato.advance_incident()) and when it is contained (ato.revoke_incident()): once it is both, writes the users'' notices (ato.notify_users()) and the downstream revocations owed (ato.record_downstream_obligations()), each once; a failure there is a warning, not an error';
+    'Called when an incident is confirmed (ato.advance_incident()) and by ato.write_owed_notices(): once it is confirmed and contained, writes the users'' notices (ato.notify_users()) and the downstream revocations owed (ato.record_downstream_obligations()), each once per account; a failure there is a warning, not an error';
+
+-- The notices that containment (or an account added) left owed: every
+-- incident confirmed and contained, not closed, with an account in scope
+-- that has no notice yet.  The detection worker calls it every cycle, in
+-- its own transaction, after any revocation fence is gone.
+CREATE FUNCTION ato.write_owed_notices()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    incident uuid;
+    incidents integer := 0;
+BEGIN
+    FOR incident IN
+        SELECT r.incident_id FROM ato.incident_records r
+         WHERE r.confirmed_at IS NOT NULL AND r.contained_at IS NOT NULL AND r.closed_at IS NULL
+           AND EXISTS (SELECT FROM unnest(ato.incident_accounts_in_scope(r.incident_id)) u
+                        WHERE NOT EXISTS (SELECT FROM ato.user_notifications n
+                                           WHERE n.incident_id = r.incident_id AND n.user_id = u COLLATE "C"))
+         ORDER BY r.confirmed_at, r.incident_id
+    LOOP
+        PERFORM ato.on_incident_confirmed(incident);
+        incidents := incidents + 1;
+    END LOOP;
+    RETURN incidents;
+END;
+$$;
+COMMENT ON FUNCTION ato.write_owed_notices() IS
+    'Writes the notices and downstream obligations still owed by incidents that are confirmed and contained (contained after confirmation, or with accounts added since): the detection worker calls it every cycle; returns how many incidents it wrote for';
+REVOKE ALL ON FUNCTION ato.write_owed_notices() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ato.on_incident_confirmed(uuid) FROM PUBLIC;
 
 CREATE FUNCTION ato.advance_incident(incident_id uuid, stage ato.incident_stage, note text DEFAULT NULL,
@@ -490,9 +537,14 @@ BEGIN
                                'suspend', incident.suspend, 'reauth_required', incident.reauth_required,
                                'mfa_reenrollment_required', incident.mfa_reenrollment_required,
                                'password_reset_required', incident.password_reset_required));
-    -- confirmed before it was contained: the notices go out now
+    -- Confirmed before it was contained: the notices are not written here,
+    -- in the transaction that holds the revocation fence (logins of the
+    -- fenced accounts, or of their buckets, would wait for the
+    -- application's hooks), but by ato.write_owed_notices() after it: the
+    -- detection worker's next cycle, or a call by hand.
     IF rec.confirmed_at IS NOT NULL THEN
-        PERFORM ato.on_incident_confirmed(incident.id);
+        RAISE NOTICE 'incident % was confirmed before it was contained: its notices are written by the detection worker''s next cycle', incident.id
+            USING HINT = 'Without the worker, run SELECT ato.write_owed_notices() once this transaction has committed.';
     END IF;
 END;
 $$;

@@ -382,7 +382,7 @@ BEGIN
     SELECT * INTO scope FROM ato.incident_scope(incident.id);
     SELECT h.hook INTO detail_hook FROM ato.notification_hooks h WHERE h.kind = 'account_detail';
     SELECT coalesce(array_agg(u ORDER BY u), '{}') INTO missing
-      FROM unnest(incident.user_ids) u
+      FROM unnest(ato.incident_accounts_in_scope(incident.id)) u
      WHERE NOT EXISTS (SELECT FROM ato.user_notifications n WHERE n.incident_id = incident.id AND n.user_id = u COLLATE "C");
     FOR c IN SELECT * FROM ato.notice_contents(incident, scope.window_from, scope.window_to, scope.attacker_networks, missing) LOOP
         account := c.user_id;
@@ -442,11 +442,20 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The lease is how long a claimed row is the mailer''s before another may claim it.';
     END IF;
+    -- claimed as often as it may be, and its lease gone without a word: a
+    -- mailer that dies on this notice; it is given up, not sent forever
+    UPDATE ato.notification_outbox o
+       SET status = 'failed', failed_at = now(),
+           last_error = format('claimed %s times, and the mailer never said how it went', o.attempts)
+     WHERE o.status = 'sending' AND o.lease_until <= now() AND o.attempts >= o.max_attempts;
     FOR r IN
         WITH due AS (
             SELECT o.id FROM ato.notification_outbox o
-             WHERE (o.status = 'pending' AND o.next_attempt_at <= now())
-                OR (o.status = 'sending' AND o.lease_until <= now())
+             WHERE ((o.status = 'pending' AND o.next_attempt_at <= now())
+                    OR (o.status = 'sending' AND o.lease_until <= now()))
+               -- a row whose every attempt was claimed (a mailer that died
+               -- on it each time) is given up below, never claimed again
+               AND o.attempts < o.max_attempts
              ORDER BY o.next_attempt_at, o.id
              LIMIT max_rows
                FOR UPDATE SKIP LOCKED)

@@ -172,6 +172,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     incident ato.incidents := ato.check_incident('record_downstream_obligations', incident_id);
+    -- its first accounts and those added since, not those released
+    in_scope text[] := ato.incident_accounts_in_scope(incident_id);
     app ato.downstream_apps;
     secret ato.downstream_secrets;
     account text;
@@ -180,7 +182,7 @@ DECLARE
     n bigint;
 BEGIN
     FOR app IN SELECT * FROM ato.downstream_apps a ORDER BY a.id LOOP
-        FOREACH account IN ARRAY incident.user_ids LOOP
+        FOREACH account IN ARRAY in_scope LOOP
             CONTINUE WHEN app.uses_hook IS NOT NULL
                       AND NOT coalesce(ato.call_hook(app.uses_hook, 'boolean', account)::boolean, false);
             INSERT INTO ato.downstream_revocations (incident_id, app_id, app_name, user_id, shard, owed_since)
@@ -192,7 +194,7 @@ BEGIN
     END LOOP;
     FOR secret IN SELECT * FROM ato.downstream_secrets s ORDER BY s.id LOOP
         reach := '{}';
-        FOREACH account IN ARRAY incident.user_ids LOOP
+        FOREACH account IN ARRAY in_scope LOOP
             IF secret.reachable_hook IS NULL
                OR coalesce(ato.call_hook(secret.reachable_hook, 'boolean', account)::boolean, false) THEN
                 reach := reach || account;
@@ -245,11 +247,12 @@ BEGIN
     END IF;
     IF user_ids IS NOT NULL THEN
         PERFORM ato.check_account_ids('confirm_downstream_revocation', 'user_ids', user_ids);
-        SELECT count(*) INTO outsiders FROM unnest(user_ids) u WHERE NOT u COLLATE "C" = ANY (incident.user_ids);
+        SELECT count(*) INTO outsiders FROM unnest(user_ids) u
+         WHERE NOT u COLLATE "C" = ANY ((ato.incident_scope(incident.id)).accounts);
         IF outsiders > 0 THEN
             RAISE EXCEPTION 'confirm_downstream_revocation: % of the accounts are not accounts of incident %', outsiders, incident.id
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Confirm the incident''s own accounts (ato.incidents.user_ids), or leave user_ids out for all of them.';
+                      HINT = 'Confirm the incident''s own accounts (ato.incident_accounts), or leave user_ids out for all of them.';
         END IF;
     END IF;
     WITH done AS (

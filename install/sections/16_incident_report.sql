@@ -134,6 +134,8 @@ SET timezone = 'UTC'
 AS $$
 DECLARE
     incident ato.incidents := ato.check_incident('incident_report', incident_id);
+    -- its first accounts and those added since, not those released
+    in_scope text[] := ato.incident_accounts_in_scope(incident_id);
     scope record;
     minutes jsonb;
     ts constant text := 'YYYY-MM-DD HH24:MI:SS';
@@ -213,7 +215,7 @@ BEGIN
                                   WHEN o.status IS NOT NULL THEN ato.html_escape(o.status) ELSE '' END),
                       '' ORDER BY u)
       INTO scope_rows
-      FROM unnest(incident.user_ids) u
+      FROM unnest(in_scope) u
       LEFT JOIN ato.account_flags f ON f.user_id = u AND f.incident_id = incident.id
       LEFT JOIN ato.user_notifications n ON n.incident_id = incident.id AND n.user_id = u
       LEFT JOIN ato.notification_outbox o ON o.incident_id = incident.id AND o.user_id = u;
@@ -236,11 +238,11 @@ BEGIN
                       '<div><dt>Accounts</dt><dd>%s</dd></div><div><dt>Countries</dt><dd>%s</dd></div>'
                       '<div><dt>Time to contain</dt><dd>%s</dd></div><div><dt>Notices sent</dt><dd>%s of %s</dd></div>'
                       '<div><dt>Downstream owed</dt><dd class="%s">%s</dd></div></dl>',
-                      n_attempts, n_successes, cardinality(incident.user_ids),
+                      n_attempts, n_successes, cardinality(in_scope),
                       (SELECT count(*) FROM jsonb_array_elements(countries) c WHERE c ->> 'label' <> 'unknown'),
                       coalesce(ato.html_escape(date_trunc('second', incident.marked_at - incident.opened_at)::text), 'not yet'),
                       (SELECT count(*) FROM ato.user_notifications n WHERE n.incident_id = incident.id AND n.delivered_at IS NOT NULL),
-                      cardinality(incident.user_ids),
+                      cardinality(in_scope),
                       CASE WHEN owed > 0 THEN 'bad' ELSE 'good' END, owed);
 
     html := '<!DOCTYPE html>' || E'\n' || '<html lang="en"><head><meta charset="utf-8">'
@@ -276,7 +278,7 @@ BEGIN
         || '<section id="networks"><h2>Networks</h2>' || ato.report_bars('Login attempts by network', networks) || '</section></div>'
         || '<section id="agents"><h2>User agents</h2><table><thead><tr><th>User agent</th><th>Attempts</th><th>Successes</th></tr></thead><tbody>'
         || coalesce(agents, '') || '</tbody></table></section>'
-        || format('<section id="scope"><h2>Scope: %s accounts, %s attacker networks</h2>', cardinality(incident.user_ids),
+        || format('<section id="scope"><h2>Scope: %s accounts, %s attacker networks</h2>', cardinality(in_scope),
                   cardinality(scope.attacker_networks))
         || format('<p>Window %s to %s. Networks: %s.</p>', to_char(scope.window_from, ts), to_char(scope.window_to, ts),
                   coalesce(nullif(ato.html_escape(array_to_string(scope.attacker_networks::text[], ', ')), ''), 'none known'))
