@@ -2575,7 +2575,7 @@ CREATE TABLE ato.worker_steps (
     failing_since timestamptz
 );
 COMMENT ON TABLE ato.worker_steps IS
-    'The detection worker''s steps besides the rules (partitions, summaries, retention): when each last ran, how long it took, and why it failed, since when it has been failing';
+    'The detection worker''s steps besides the rules (partitions, summaries, retention, notices): when each last ran, how long it took, and why it failed, since when it has been failing';
 
 CREATE FUNCTION ato.record_worker_step(step text, started timestamptz, error text)
 RETURNS void
