@@ -163,8 +163,9 @@ ok( $node->poll_query_until(
 	'once the import has ended, a refresh folds it in');
 ok( $node->poll_query_until(
 		'postgres',
-		q{SELECT count(*) = 3 AND bool_and(last_error IS NULL AND failing_since IS NULL) FROM ato.worker_steps}),
-	'every step of the worker succeeds again, and says so');
+		q{SELECT array_agg(step ORDER BY step) = '{notices,partitions,retention,summaries}'
+		     AND bool_and(last_error IS NULL AND failing_since IS NULL) FROM ato.worker_steps}),
+	'every step of the worker (partitions, summaries, retention, notices) succeeds again, and says so');
 
 # --- SIGHUP: new settings apply at once ---------------------------------------
 my $pid = $node->safe_psql('postgres', $worker_pid_sql);
