@@ -78,14 +78,15 @@ detect_return_rows(FunctionCallInfo fcinfo, DetectQuery *query)
 	if (query->saved_plan == NULL)
 	{
 		/* the plan is made here: the setting lasts just as long */
-		int			guc_level = NewGUCNestLevel();
+		int			guc_level = query->reads_history ? NewGUCNestLevel() : -1;
 
 		if (query->reads_history)
 			(void) set_config_option("enable_nestloop", "off", PGC_USERSET, PGC_S_SESSION,
 									 GUC_ACTION_SAVE, true, 0, false);
 		portal = SPI_cursor_open_with_args(NULL, query->sql, query->nargs, query->types,
 										   query->values, query->nulls, true, 0);
-		AtEOXact_GUC(true, guc_level);
+		if (query->reads_history)
+			AtEOXact_GUC(true, guc_level);
 	}
 	else
 	{
