@@ -3990,13 +3990,11 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Pass the attacker''s networks, for example ''{192.0.2.0/24}'', or leave them out for the networks of the incident''s alerts and blocks.';
     END IF;
-    -- its first accounts and those added later (13_incident_record.sql),
-    -- released or not: preserving more is the safe side
-    accounts := ARRAY(SELECT x.u FROM (SELECT unnest(incident.user_ids)
-                                       UNION
-                                       SELECT c.user_id FROM ato.incident_scope_changes c
-                                        WHERE c.incident_id = incident.id AND c.change = 'added') AS x(u)
-                       ORDER BY x.u COLLATE "C");
+    -- its first accounts and those added later (ato.incident_accounts,
+    -- 13_incident_record.sql), released or not: preserving more is the
+    -- safe side
+    accounts := ARRAY(SELECT a.user_id FROM ato.incident_accounts a WHERE a.incident_id = incident.id
+                       ORDER BY a.user_id COLLATE "C");
     is_open := incident.status <> 'lifted';
     window_to := now();
     window_from := coalesce(since,
