@@ -40,20 +40,8 @@ SELECT at AS since FROM bench.marks WHERE name = 'since' \gset
 \endif
 
 -- The contenders, as in detect.sql: the function, and seed 004's first
--- query on the plain tables (its geo_events join read as the country
--- column, its earlier logins restricted to successful ones).
-\set ato_sql 'SELECT * FROM ato.new_country_logins(:''since'') WHERE suspicious_actions > 0 AND country_code IS NOT NULL'
-SELECT $$SELECT le.user_id, le.ip_address, le.country_code, le.occurred_at, count(ae.event_type) AS suspicious_actions
-  FROM bench.le le
-  LEFT JOIN bench.ae ae ON ae.actor_id = le.user_id
-       AND ae.event_type IN ('user.email_changed', 'user.password_changed', 'billing.modified')
-       AND ae.occurred_at BETWEEN le.occurred_at AND le.occurred_at + interval '1 hour'
- WHERE le.outcome = 'success' AND le.occurred_at >= :'since' AND le.country_code IS NOT NULL
-   AND le.country_code NOT IN (SELECT DISTINCT le2.country_code FROM bench.le le2
-                                WHERE le2.user_id = le.user_id AND le2.occurred_at < :'since'
-                                  AND le2.outcome = 'success' AND le2.country_code IS NOT NULL)
- GROUP BY le.user_id, le.ip_address, le.country_code, le.occurred_at
-HAVING count(ae.event_type) > 0$$ AS seed_sql \gset
+-- query on the plain tables
+\ir ../lib/new_country_contenders.sql
 
 \if :loading
 -- the load: the logins, then one successful login in eight followed by an
@@ -73,13 +61,8 @@ CREATE UNLOGGED TABLE bench.staging (occurred_at timestamptz, user_id text, ip_a
 \set variant load
 \set run 1
 \ir ../lib/timed.sql
-INSERT INTO ato.audit_events (actor_id, event_type, occurred_at, ip_address)
-SELECT user_id,
-       (ARRAY['user.email_changed', 'user.password_changed', 'billing.modified', 'user.mfa.factor.activate',
-              'app.viewed', 'user.session.start'])[1 + abs(hashint8(id)) % 6],
-       least(occurred_at + abs(hashint8(id + 1)) % 1800 * interval '1 second', now()), ip_address
-  FROM ato.login_events
- WHERE outcome = 'success' AND abs(hashint8(id)) % 8 = 0;
+\set before 0
+\ir ../lib/account_changes.sql
 INSERT INTO bench.marks VALUES ('loaded', clock_timestamp(),
     (SELECT format('%s of %s login rows in default partitions; the summaries reach %s, %s late days',
                    (SELECT count(*) FROM ONLY ato.login_events_default), (SELECT count(*) FROM ato.login_events),

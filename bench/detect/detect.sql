@@ -18,22 +18,10 @@ SELECT bench.fail('detect.sql: give -v recent_file=FILE -v older_file=FILE -v ev
  WHERE NOT (:{?recent_file} AND :{?older_file} AND :{?events} AND :{?runs});
 
 -- The contenders, read with the window's start :since (and :cidrs,
--- :accounts) where they are used.  seed_sql is seed 004's first query on
--- the plain tables, its geo_events join read as the country column (an
--- inner join: a login needs a country) and its earlier logins restricted
--- to successful ones (the difference the issue asks for).
-\set ato_sql 'SELECT * FROM ato.new_country_logins(:''since'') WHERE suspicious_actions > 0 AND country_code IS NOT NULL'
-SELECT $$SELECT le.user_id, le.ip_address, le.country_code, le.occurred_at, count(ae.event_type) AS suspicious_actions
-  FROM bench.le le
-  LEFT JOIN bench.ae ae ON ae.actor_id = le.user_id
-       AND ae.event_type IN ('user.email_changed', 'user.password_changed', 'billing.modified')
-       AND ae.occurred_at BETWEEN le.occurred_at AND le.occurred_at + interval '1 hour'
- WHERE le.outcome = 'success' AND le.occurred_at >= :'since' AND le.country_code IS NOT NULL
-   AND le.country_code NOT IN (SELECT DISTINCT le2.country_code FROM bench.le le2
-                                WHERE le2.user_id = le.user_id AND le2.occurred_at < :'since'
-                                  AND le2.outcome = 'success' AND le2.country_code IS NOT NULL)
- GROUP BY le.user_id, le.ip_address, le.country_code, le.occurred_at
-HAVING count(ae.event_type) > 0$$ AS seed_sql \gset
+-- :accounts) where they are used: new_country_logins and seed 004's query
+-- (lib/new_country_contenders.sql), cidr_scope and suspicious_action_counts
+-- and their plain queries.
+\ir ../lib/new_country_contenders.sql
 \set cidr_ato_sql 'SELECT * FROM ato.cidr_scope(:''cidrs'', :''since'')'
 SELECT $$WITH hits AS (SELECT user_id, ip_address, occurred_at FROM bench.le
      WHERE occurred_at >= :'since' AND outcome = 'success' AND ip_address <<= ANY (:'cidrs'::inet[])),

@@ -9,14 +9,7 @@ SELECT coalesce(max(id), 0) AS before FROM ato.login_events \gset
 :copy_events
 INSERT INTO bench.le SELECT id, user_id, ip_address, outcome, occurred_at, country_code
   FROM ato.login_events WHERE id > :before;
-INSERT INTO ato.audit_events (actor_id, event_type, occurred_at, ip_address)
-SELECT user_id,
-       (ARRAY['user.email_changed', 'user.password_changed', 'billing.modified', 'user.mfa.factor.activate',
-              'app.viewed', 'user.session.start'])[1 + abs(hashint8(id)) % 6],
-       -- never in the future: the trigger refuses what is beyond max_future_skew
-       least(occurred_at + abs(hashint8(id + 1)) % 1800 * interval '1 second', now()), ip_address
-  FROM ato.login_events
- WHERE id > :before AND outcome = 'success' AND abs(hashint8(id)) % 8 = 0;
+\ir ../lib/account_changes.sql
 INSERT INTO bench.ae SELECT actor_id, event_type, occurred_at FROM ato.audit_events
  WHERE id > :before;
 VACUUM ANALYZE ato.login_events;
