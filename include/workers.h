@@ -20,8 +20,7 @@ typedef struct IncidentWorkerArgs
 /* At server start, from _PG_init (shared_preload_libraries only). */
 extern void launcher_register(void);
 
-/* Start a worker for database; false if none could be registered. */
-extern bool detection_worker_launch(Oid database);
+/* Start an incident worker for database; false if none could be registered. */
 extern bool incident_worker_launch(Oid database, TransactionId wait_for);
 
 #endif							/* ATO_WORKERS_H */

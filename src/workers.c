@@ -11,7 +11,8 @@
  * The launcher exists only when the library is in shared_preload_libraries.
  * At server start, at every reload, and every minute for databases created
  * since, it starts the detection worker of each database in
- * ato_response.databases, which starts an incident worker when a shutdown
+ * ato_response.databases (and stops the one of a database dropped since),
+ * which starts an incident worker when a shutdown
  * left an incident marking; without the launcher, ato.resume_incidents()
  * does that by hand.  Each round of the launcher allocates in a memory
  * context of its own, reset after the round.
@@ -75,14 +76,20 @@ launcher_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-bool
+/*
+ * Only the launcher starts detection workers; it keeps each one's handle (in
+ * the caller's memory context) to stop it once its database is dropped.
+ */
+static BackgroundWorkerHandle *
 detection_worker_launch(Oid database)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
 	worker_describe(&worker, "ato_detection_worker_main", "ato_response detection worker", database, 10);
-	return RegisterDynamicBackgroundWorker(&worker, &handle);
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		return NULL;
+	return handle;
 }
 
 bool
@@ -129,12 +136,73 @@ database_oid(const char *name)
 	return database;
 }
 
+/* Whether a database with this oid exists (the same heap scan). */
+static bool
+database_exists(Oid database)
+{
+	Relation	rel = table_open(DatabaseRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	HeapTuple	tuple;
+	bool		found = false;
+
+	while (!found && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		found = ((Form_pg_database) GETSTRUCT(tuple))->oid == database;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 /*
- * Databases given a detection worker since the last reload, in
- * launched_context (which a reload resets).
+ * The detection workers this launcher started, one per database, with the
+ * handles that stop them, in launched_context.
  */
-static List *launched_databases = NIL;
+typedef struct LaunchedWorker
+{
+	Oid			database;
+	BackgroundWorkerHandle *handle;
+} LaunchedWorker;
+
+static List *launched_workers = NIL;
 static MemoryContext launched_context = NULL;
+
+static bool
+launched_for(Oid database)
+{
+	ListCell   *cell;
+
+	foreach(cell, launched_workers)
+		if (((LaunchedWorker *) lfirst(cell))->database == database)
+			return true;
+	return false;
+}
+
+/*
+ * Stop the workers of databases dropped since they were started.  A
+ * worker's database is gone for good (a database created again under the
+ * same name has another oid): left alone, the postmaster would start it
+ * again every ten seconds, to fail at connecting, for as long as the server
+ * runs, and keep a background worker slot.
+ */
+static void
+stop_workers_of_dropped_databases(void)
+{
+	ListCell   *cell;
+
+	foreach(cell, launched_workers)
+	{
+		LaunchedWorker *launched = (LaunchedWorker *) lfirst(cell);
+
+		if (database_exists(launched->database))
+			continue;
+		TerminateBackgroundWorker(launched->handle);
+		ereport(LOG,
+				(errmsg("ato_response: database %u was dropped; its detection worker is stopped",
+						launched->database)));
+		launched_workers = foreach_delete_current(launched_workers, cell);
+		pfree(launched->handle);
+		pfree(launched);
+	}
+}
 
 /*
  * Start the detection worker of each database of ato_response.databases
@@ -159,6 +227,7 @@ launch_for_configured_databases(bool quietly)
 		return;
 	}
 	StartTransactionCommand();
+	stop_workers_of_dropped_databases();
 	foreach(cell, list)
 	{
 		const char *name = (const char *) lfirst(cell);
@@ -172,20 +241,26 @@ launch_for_configured_databases(bool quietly)
 						 errmsg("ato_response.databases names database \"%s\", which does not exist (yet)", name),
 						 errhint("A detection worker starts within a minute of its creation.")));
 		}
-		else if (list_member_oid(launched_databases, database))
-			continue;
-		else if (detection_worker_launch(database))
+		else if (!launched_for(database))
 		{
 			MemoryContext old = MemoryContextSwitchTo(launched_context);
+			BackgroundWorkerHandle *handle = detection_worker_launch(database);
 
-			launched_databases = lappend_oid(launched_databases, database);
+			if (handle != NULL)
+			{
+				LaunchedWorker *launched = palloc(sizeof(LaunchedWorker));
+
+				launched->database = database;
+				launched->handle = handle;
+				launched_workers = lappend(launched_workers, launched);
+			}
 			MemoryContextSwitchTo(old);
+			if (handle == NULL && !quietly)
+				ereport(WARNING,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("no background worker could be started for database \"%s\"", name),
+						 errhint("Raise max_worker_processes.")));
 		}
-		else if (!quietly)
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("no background worker could be started for database \"%s\"", name),
-					 errhint("Raise max_worker_processes.")));
 	}
 	CommitTransactionCommand();
 }
@@ -223,11 +298,13 @@ ato_launcher_main(Datum arg)
 		quietly = true;
 		if (ConfigReloadPending)
 		{
-			/* new settings: every configured database is looked at again, loudly */
+			/*
+			 * New settings: every configured database is looked at again,
+			 * loudly.  The workers started keep running (a database taken
+			 * out of the list keeps its worker until the next restart).
+			 */
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			MemoryContextReset(launched_context);
-			launched_databases = NIL;
 			quietly = false;
 		}
 	}

@@ -7,8 +7,9 @@
 # a long import makes the refresh give up waiting for it, never the other way;
 # SIGHUP applies new settings, SIGTERM stops the worker promptly (and the
 # postmaster starts it again); SIGKILL in the middle of a run and a restart
-# of the server lose no alert and duplicate none; and ato.schedule_detection()
-# against the real pg_cron.
+# of the server lose no alert and duplicate none; ato.schedule_detection()
+# against the real pg_cron; and a database dropped and created again gets a
+# new worker while the old one is stopped for good.
 
 use strict;
 use warnings;
@@ -253,6 +254,36 @@ ok( $node->poll_query_until(
 is($node->safe_psql('postgres', q{SELECT ato.unschedule_detection('cron stuffing')}), 't', 'unschedule_detection removes the job');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job}), '0', 'and no job is left');
 is($node->safe_psql('postgres', q{SELECT ato.unschedule_detection('cron stuffing')}), 'f', 'unscheduling again says there was none');
+
+# --- a database dropped and created again --------------------------------------
+# Its worker goes with it: the launcher stops the old one, which the
+# postmaster would otherwise start again every ten seconds, to fail at
+# connecting, for as long as the server runs; the new database gets its own.
+my $in_churn =
+  "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ato_response detection worker' AND datname = 'churn'";
+$node->safe_psql('postgres', 'CREATE DATABASE churn');
+$node->safe_psql('churn', 'CREATE EXTENSION ato_response');
+$node->safe_psql('postgres',
+	q{ALTER SYSTEM SET ato_response.databases = 'postgres, churn'; SELECT pg_reload_conf()});
+ok($node->poll_query_until('postgres', "SELECT ($in_churn) = 1"), 'a database added to the list gets its worker');
+my $old_churn = $node->safe_psql('postgres', q{SELECT oid FROM pg_database WHERE datname = 'churn'});
+$node->safe_psql('postgres', 'DROP DATABASE churn WITH (FORCE)');
+$node->safe_psql('postgres', 'CREATE DATABASE churn');
+$node->safe_psql('churn', 'CREATE EXTENSION ato_response');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok($node->poll_query_until('postgres', "SELECT ($in_churn) = 1"), 'the database created again gets a worker');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ($worker_pid_sql) w"), '2',
+	'two workers run: the postgres database keeps its own');
+my $churn_log_offset = -s $node->logfile;
+ok($node->log_contains(qr/database $old_churn was dropped; its detection worker is stopped/),
+	'the launcher says it stopped the dropped database\'s worker');
+sleep 12;    # longer than the ten seconds after which a failed worker is started again
+unlike(
+	substr(slurp_file($node->logfile), $churn_log_offset),
+	qr/database $old_churn does not exist/,
+	'nothing tries to connect to the dropped database any more');
+is($node->safe_psql('postgres', "$in_churn"), '1', 'and one worker serves the new one');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET ato_response.databases; SELECT pg_reload_conf()});
 
 $node->stop;
 done_testing();
