@@ -30,7 +30,7 @@
 # (50000000), ATO_BENCH_WINDOW_DAYS (365), ATO_BENCH_DETECT_EVENTS
 # (10000000: two halves of 30 days), ATO_BENCH_ACCOUNTS (200000, of which
 # half are revoked), ATO_BENCH_WORKER_SECONDS (240),
-# ATO_BENCH_LATENCY_SECONDS (40), ATO_BENCH_LATE_EVENTS (150000),
+# ATO_BENCH_LATENCY_SECONDS (40), ATO_BENCH_LATE_EVENTS (150000), ATO_BENCH_IMPORT_EVERY (6),
 # ATO_BENCH_BULK_EVENTS (5000000), ATO_BENCH_LOAD (copy, or insert),
 # ATO_BENCH_PROXY_EVENTS (50000) and ATO_BENCH_PROXY_CALLS (3000).
 # Nothing here fails on a time: the ratios are printed, and the run fails
@@ -206,31 +206,46 @@ load_latencies() {
     cat "$work/$1".* | bench_psql -v step=load -v phase="$1" -f "$bench_dir/login_latency/login_latency.sql"
 }
 
+# imports_beside PID: a late import every ATO_BENCH_IMPORT_EVERY seconds (6;
+# the next one at once if one takes longer) while process PID runs; prints
+# how many ran.  The same cadence with and without the worker, so that the
+# two phases carry the same imports and differ by the worker alone.
+imports_beside() {
+    local pid=$1 every=${ATO_BENCH_IMPORT_EVERY:-6} count=0 started
+    while kill -0 "$pid" 2>/dev/null; do
+        started=$SECONDS
+        bench_psql -v step=import -v late_events="$late" -f "$sql" >/dev/null
+        count=$((count + 1))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS - started < every)); do
+            sleep 0.2
+        done
+    done
+    echo "$count"
+}
+
 bench_login_latency() {
-    local rate=200 seconds=${ATO_BENCH_LATENCY_SECONDS:-40} late=${ATO_BENCH_LATE_EVENTS:-150000} imports=0 pgbench
+    local rate=200 seconds=${ATO_BENCH_LATENCY_SECONDS:-40} late=${ATO_BENCH_LATE_EVENTS:-150000} imports imports_only
     local sql=$bench_dir/login_latency/login_latency.sql
     local logins=(-n -c 4 -j 2 -R "$rate" -T "$seconds" --log -f "$bench_dir/login_latency/record_login.pgbench" "$db")
-    ato_say "login_latency: ato.record_login() at $rate a second for $seconds s alone, then $seconds s beside the worker and late imports of $late events"
+    ato_say "login_latency: ato.record_login() at $rate a second for $seconds s alone, $seconds s beside late imports of $late events (no worker yet), then $seconds s beside the worker and the same imports"
     bench_psql -v step=setup -f "$sql" >/dev/null
     "$(ato_bindir)/pgbench" --log-prefix="$work/alone" "${logins[@]}" >"$work/pgbench_alone.out" 2>&1
     load_latencies alone
 
+    # what the imports cost the logins by themselves: on 2 cores an import
+    # takes one while it runs, whatever the extension does after it
+    "$(ato_bindir)/pgbench" --log-prefix="$work/imports" "${logins[@]}" >"$work/pgbench_imports.out" 2>&1 &
+    imports_only=$(imports_beside $!)
+    wait
+    load_latencies imports
+
+    # then the worker folds them in (and those of the phase before) as they come
     bench_psql -v step=worker -f "$sql" >/dev/null
     "$(ato_bindir)/pgbench" --log-prefix="$work/beside" "${logins[@]}" >"$work/pgbench_beside.out" 2>&1 &
-    pgbench=$!
-    while kill -0 "$pgbench" 2>/dev/null; do
-        bench_psql -v step=import -v late_events="$late" -f "$sql" >/dev/null
-        imports=$((imports + 1))
-        # the next import once the worker has folded this one in (or 20 s)
-        for _ in $(seq 40); do
-            kill -0 "$pgbench" 2>/dev/null || break
-            [[ $(bench_psql -c 'SELECT count(*) FROM ato.summary_late_days') == 0 ]] && break
-            sleep 0.5
-        done
-    done
-    wait "$pgbench"
+    imports=$(imports_beside $!)
+    wait
     load_latencies beside
-    bench_psql -v step=report -v late_events="$late" -v imports="$imports" -f "$sql"
+    bench_psql -v step=report -v late_events="$late" -v imports="$imports" -v imports_only="$imports_only" -f "$sql"
 }
 
 bench_bulk_load() {

@@ -1,12 +1,13 @@
 -- login_latency.sql -- the SQL of the login_latency benchmark:
 -- ato.record_login() (record_login.pgbench, pgbench -R 200 --log) for a
--- period alone, then for the same period beside the detection worker's
--- cycles and late imports, back to back.  bench/run.sh runs the steps
--- around pgbench:
+-- period alone, then for the same period beside late imports (one every
+-- 6 s) with no worker (what the imports cost by themselves), then beside
+-- the detection worker's cycles and the same imports.  bench/run.sh runs the
+-- steps around pgbench:
 --
 --   psql -v step=setup    a week of history for 50,000 accounts (350,000
 --                         logins), summarised, and the table of latencies
---   psql -v step=load -v phase=alone|beside < pgbench's --log lines
+--   psql -v step=load -v phase=alone|imports|beside < pgbench's --log lines
 --                         the latencies of one phase into bench.login_latency
 --   psql -v step=worker   the detection worker started for this database
 --                         (ALTER SYSTEM, as for the second phase)
@@ -17,7 +18,8 @@
 --                         day, as it would in production
 --   psql -v step=report   p50, p99 and the slowest login of each phase
 --                         from bench.login_latency, and their ratios
---                         (-v imports=N: how many imports ran beside)
+--                         (-v imports=N, imports_only=M: how many imports
+--                         ran beside the worker, and without it)
 
 \ir ../lib/prelude.sql
 SELECT bench.fail('login_latency.sql: give -v step=setup, load, worker, import or report')
@@ -72,6 +74,9 @@ SELECT format('%s: %s logins; p50 %s ms, p99 %s ms, slowest %s ms; slower than 1
 SELECT format('p99 beside / alone: %s (target <= 2); slowest beside / alone: %s; logins slower than 100 ms beside: %s, alone: %s (target: none that is not slow alone)',
               round((b.p99 / a.p99)::numeric, 2), round((b.slowest / a.slowest)::numeric, 1), b.over_100ms, a.over_100ms)
   FROM p a, p b WHERE a.phase = 'alone' AND b.phase = 'beside';
+SELECT format('the imports alone (%s, no worker): p99 imports / alone %s; what the worker adds: p99 beside / imports %s',
+              :imports_only, round((i.p99 / a.p99)::numeric, 2), round((b.p99 / i.p99)::numeric, 2))
+  FROM p a, p i, p b WHERE a.phase = 'alone' AND i.phase = 'imports' AND b.phase = 'beside';
 SELECT format('beside the logins: %s late imports of %s events, folded in by the worker''s refreshes; the summaries at the end: watermark %s, late days pending %s',
               :imports, :late_events,
               (SELECT summarised_until FROM ato.summary_status), (SELECT count(*) FROM ato.summary_late_days))
