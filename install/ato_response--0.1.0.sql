@@ -6452,7 +6452,7 @@ SELECT s.incident_id, 'rotation', s.secret_name, s.user_ids,
 COMMENT ON VIEW ato.downstream_outstanding IS
     'What incidents still owe downstream: each unconfirmed revocation (per app and account) and rotation (per secret, with the accounts that could reach it), what it takes, who owns it and for how long it has been owed';
 REVOKE ALL ON ato.downstream_outstanding FROM PUBLIC;
--- install/sections/16_incident_report.sql: ato.incident_report(): an incident as one self-contained HTML page (inline SVG and CSS, no script, no external asset) with its attack curve, countries and networks, timeline, scope and what is outstanding.
+-- install/sections/19_incident_report.sql: ato.incident_report(): an incident as one self-contained HTML page (inline SVG and CSS, no script, no external asset) with its attack curve, countries and networks, timeline, scope and what is outstanding.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------

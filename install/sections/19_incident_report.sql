@@ -1,4 +1,4 @@
--- install/sections/16_incident_report.sql: ato.incident_report(): an incident as one self-contained HTML page (inline SVG and CSS, no script, no external asset) with its attack curve, countries and networks, timeline, scope and what is outstanding.
+-- install/sections/19_incident_report.sql: ato.incident_report(): an incident as one self-contained HTML page (inline SVG and CSS, no script, no external asset) with its attack curve, countries and networks, timeline, scope and what is outstanding.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
