@@ -1,4 +1,4 @@
--- install/sections/08_response.sql: incidents, per-account revocation, the application's tables to mark, account flags, blocked networks (src/revoke.c, src/targets.c, src/incident_worker.c).
+-- install/sections/08_response.sql: incidents, per-account revocation (lifting an incident is the record's, 13_incident_record.sql, which knows the accounts added later), the application's tables to mark, account flags, blocked networks (src/revoke.c, src/targets.c, src/incident_worker.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -540,64 +540,6 @@ $$;
 COMMENT ON FUNCTION ato.complete_step(text, text, text, text) IS
     'What an application calls when an account has completed a step login_gate asked for (reauth_required, mfa_reenrollment_required, password_reset_required), saying how it was proven (method: webauthn, totp, recovery e-mail, support call, ...) and by whom (the user, or the support agent who verified them); clears the flag, records the step in ato.response_log and returns true if it was set';
 REVOKE ALL ON FUNCTION ato.complete_step(text, text, text, text) FROM PUBLIC;
-
-CREATE FUNCTION ato.lift_incident(incident_id uuid, user_ids text[] DEFAULT NULL, note text DEFAULT NULL)
-RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    incident ato.incidents;
-    stage text[];
-    outsiders integer;
-BEGIN
-    IF incident_id IS NULL THEN
-        RAISE EXCEPTION 'lift_incident: incident_id must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass the id ato.revoke_incident() returned; the incidents are in ato.incidents.';
-    END IF;
-    SELECT * INTO incident FROM ato.incidents i WHERE i.id = lift_incident.incident_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'lift_incident: incident % does not exist', coalesce(incident_id::text, 'NULL')
-            USING ERRCODE = 'no_data_found',
-                  HINT = 'The incidents are in ato.incidents.';
-    END IF;
-    IF user_ids IS NOT NULL THEN
-        -- the incident's accounts: its first ones and those added later
-        -- (13_incident_record.sql)
-        SELECT count(*) INTO outsiders FROM unnest(user_ids) u
-         WHERE u IS NULL OR (NOT u COLLATE "C" = ANY (incident.user_ids)
-                             AND NOT EXISTS (SELECT FROM ato.incident_scope_changes c
-                                              WHERE c.incident_id = incident.id AND c.user_id = u));
-        IF outsiders > 0 THEN
-            RAISE NOTICE 'lift_incident: % of the ids are not accounts of the incident; they are left as they are',
-                outsiders;
-        END IF;
-    END IF;
-    -- the flag rows in account order, as every writer of them takes them
-    PERFORM FROM ato.account_flags f
-      WHERE f.incident_id = incident.id AND f.suspended
-        AND (lift_incident.user_ids IS NULL OR f.user_id = ANY (lift_incident.user_ids))
-      ORDER BY f.user_id FOR UPDATE;
-    WITH lifted AS (
-        UPDATE ato.account_flags f
-           SET suspended = false, updated_at = now()
-         WHERE f.incident_id = incident.id
-           AND f.suspended
-           AND (lift_incident.user_ids IS NULL OR f.user_id = ANY (lift_incident.user_ids))
-        RETURNING f.user_id)
-    SELECT coalesce(array_agg(l.user_id ORDER BY l.user_id), '{}') INTO stage FROM lifted l;
-    INSERT INTO ato.response_log (action, incident_id, user_ids, detail)
-    VALUES ('lifted', incident.id, stage, note);
-    IF NOT EXISTS (SELECT FROM ato.account_flags f WHERE f.incident_id = incident.id AND f.suspended) THEN
-        UPDATE ato.incidents i SET status = 'lifted' WHERE i.id = incident.id AND i.status = 'contained';
-    END IF;
-    RETURN cardinality(stage);
-END;
-$$;
-COMMENT ON FUNCTION ato.lift_incident(uuid, text[], text) IS
-    'One stage of a controlled reactivation: lifts the suspension the incident set on the given accounts (NULL: all of them, those added later included), records the stage in ato.response_log and returns how many were lifted; other flags stay until the account completes its steps';
-REVOKE ALL ON FUNCTION ato.lift_incident(uuid, text[], text) FROM PUBLIC;
 
 CREATE FUNCTION ato.block_network(network cidr, reason text, expires_at timestamptz DEFAULT NULL)
 RETURNS void

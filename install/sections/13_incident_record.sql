@@ -1,4 +1,4 @@
--- install/sections/13_incident_record.sql: the incident record: its lifecycle (reported to closed), root cause, follow-ups, scope changes (accounts added and released), an append-only history of every change, the preview of a revocation and the retrospective (src/revoke.c, src/targets.c, src/owner.c).
+-- install/sections/13_incident_record.sql: the incident record: its lifecycle (reported to closed), root cause, follow-ups, scope changes (accounts added and released) and the lifting of its suspensions (ato.lift_incident()), an append-only history of every change, the preview of a revocation and the retrospective (src/revoke.c, src/targets.c, src/owner.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -757,6 +757,67 @@ $$;
 COMMENT ON FUNCTION ato.add_incident_accounts(uuid, text[], text) IS
     'Adds accounts to a contained incident that is not recovered yet and contains them exactly as its first ones (the revocation fence, a revocation time of now, the incident''s flags, its registered tables marked under its id and announced in ato.revocation_outbox), at most 1024 per call, in this transaction; accounts in the scope already are left out (a NOTICE), an account given twice is an error; records the change in ato.incident_scope_changes and the history; returns the accounts added';
 REVOKE ALL ON FUNCTION ato.add_incident_accounts(uuid, text[], text) FROM PUBLIC;
+
+-- Lifting an incident's suspensions, in stages.  Its accounts are the ones
+-- it opened with and those added since (ato.incident_scope_changes); a
+-- release (below) lifts the released ones this way.
+CREATE FUNCTION ato.lift_incident(incident_id uuid, user_ids text[] DEFAULT NULL, note text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    incident ato.incidents;
+    stage text[];
+    outsiders integer;
+BEGIN
+    IF incident_id IS NULL THEN
+        RAISE EXCEPTION 'lift_incident: incident_id must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the id ato.revoke_incident() returned; the incidents are in ato.incidents.';
+    END IF;
+    SELECT * INTO incident FROM ato.incidents i WHERE i.id = lift_incident.incident_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'lift_incident: incident % does not exist', coalesce(incident_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'The incidents are in ato.incidents.';
+    END IF;
+    IF user_ids IS NOT NULL THEN
+        -- the incident's accounts: its first ones and those added later
+        -- (13_incident_record.sql)
+        SELECT count(*) INTO outsiders FROM unnest(user_ids) u
+         WHERE u IS NULL OR (NOT u COLLATE "C" = ANY (incident.user_ids)
+                             AND NOT EXISTS (SELECT FROM ato.incident_scope_changes c
+                                              WHERE c.incident_id = incident.id AND c.user_id = u));
+        IF outsiders > 0 THEN
+            RAISE NOTICE 'lift_incident: % of the ids are not accounts of the incident; they are left as they are',
+                outsiders;
+        END IF;
+    END IF;
+    -- the flag rows in account order, as every writer of them takes them
+    PERFORM FROM ato.account_flags f
+      WHERE f.incident_id = incident.id AND f.suspended
+        AND (lift_incident.user_ids IS NULL OR f.user_id = ANY (lift_incident.user_ids))
+      ORDER BY f.user_id FOR UPDATE;
+    WITH lifted AS (
+        UPDATE ato.account_flags f
+           SET suspended = false, updated_at = now()
+         WHERE f.incident_id = incident.id
+           AND f.suspended
+           AND (lift_incident.user_ids IS NULL OR f.user_id = ANY (lift_incident.user_ids))
+        RETURNING f.user_id)
+    SELECT coalesce(array_agg(l.user_id ORDER BY l.user_id), '{}') INTO stage FROM lifted l;
+    INSERT INTO ato.response_log (action, incident_id, user_ids, detail)
+    VALUES ('lifted', incident.id, stage, note);
+    IF NOT EXISTS (SELECT FROM ato.account_flags f WHERE f.incident_id = incident.id AND f.suspended) THEN
+        UPDATE ato.incidents i SET status = 'lifted' WHERE i.id = incident.id AND i.status = 'contained';
+    END IF;
+    RETURN cardinality(stage);
+END;
+$$;
+COMMENT ON FUNCTION ato.lift_incident(uuid, text[], text) IS
+    'One stage of a controlled reactivation: lifts the suspension the incident set on the given accounts (NULL: all of them, those added later included), records the stage in ato.response_log and returns how many were lifted; other flags stay until the account completes its steps';
+REVOKE ALL ON FUNCTION ato.lift_incident(uuid, text[], text) FROM PUBLIC;
 
 CREATE FUNCTION ato.release_incident_accounts(incident_id uuid, user_ids text[], reason text)
 RETURNS integer
