@@ -321,7 +321,7 @@ $$;
 COMMENT ON FUNCTION ato.set_shard_event_ids(integer) IS
     'Makes this server give out the event ids of shard shard_number (its partition number, p0 is 0): from ((shard_number + 1) << 48) + 1 on, 2^48 of them, so that no two shards give out one id and none gives out a single server''s (below 2^48); returns the range''s first id; called again it changes nothing; after a restore of a dump, call it again (a dump keeps the sequence''s value, not its range)';
 REVOKE ALL ON FUNCTION ato.set_shard_event_ids(integer) FROM PUBLIC;
--- install/sections/04_partitions.sql: monthly partitions of the event store: creating, dropping, listing and maintaining them.
+-- install/sections/04_partitions.sql: monthly partitions of the event store: creating, listing and maintaining them (dropping old ones is retention's, 20_retention.sql).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -600,64 +600,6 @@ $$;
 COMMENT ON FUNCTION ato.add_event_partition() IS
     'Creates one monthly partition the event store lacks: the month of now() and the next three first, then a month whose rows wait in a default partition, none of them stored in the last 10 s (moving them in), without waiting for a lock; returns it, or NULL when none is missing or none can be created now. The detection worker calls it until NULL every cycle, one transaction each; so does ato.maintain_event_partitions(), once';
 REVOKE ALL ON FUNCTION ato.add_event_partition() FROM PUBLIC;
-
-CREATE FUNCTION ato.drop_event_partitions(older_than timestamptz)
-RETURNS integer
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    part     record;
-    dflt     regclass;
-    dropped  integer := 0;
-    has_rows boolean;
-BEGIN
-    IF older_than IS NULL OR NOT isfinite(older_than) THEN
-        RAISE EXCEPTION 'older_than must be a finite time'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give the time before which whole months of events are dropped.';
-    END IF;
-    FOR part IN
-        SELECT p.parent, p.partition, p.upper_bound
-          FROM ato.event_partitions p
-         WHERE p.upper_bound IS NOT NULL AND p.upper_bound <= older_than
-         ORDER BY p.upper_bound, p.parent
-    LOOP
-        -- kept while an open incident's window reaches into it (12_evidence.sql):
-        -- neither dropped nor emptied
-        CONTINUE WHEN ato.partition_held(part.partition, part.upper_bound);
-        BEGIN
-            -- DROP TABLE locks these three (in this order): only if they
-            -- are free, so that no writer waits behind a request
-            EXECUTE format('LOCK TABLE ONLY ato.%I IN ACCESS EXCLUSIVE MODE NOWAIT', part.parent);
-            FOR dflt IN SELECT p.partition FROM ato.event_partitions p WHERE p.parent = part.parent AND p.is_default LOOP
-                EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', dflt);
-            END LOOP;
-            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', part.partition);
-            EXECUTE format('DROP TABLE %s', part.partition);
-            dropped := dropped + 1;
-        EXCEPTION WHEN lock_not_available THEN
-            -- The table is in use (by every transaction storing events, and
-            -- by readers).  Empty the month instead, which locks it alone:
-            -- an old month takes no live events.  It is dropped, empty, by
-            -- a later call that finds the table free.
-            BEGIN
-                EXECUTE format('SELECT EXISTS (SELECT FROM %s)', part.partition) INTO has_rows;
-                IF has_rows THEN
-                    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', part.partition);
-                    EXECUTE format('TRUNCATE %s', part.partition);
-                END IF;
-            EXCEPTION WHEN lock_not_available THEN
-                NULL;               -- being read: the next call
-            END;
-        END;
-    END LOOP;
-    RETURN dropped;
-END
-$$;
-COMMENT ON FUNCTION ato.drop_event_partitions(timestamptz) IS
-    'Drops every monthly partition of the event tables that ends at or before older_than, each only if the table is free of locks (no waiting, so no writer queues behind it); a month it cannot drop now it empties (TRUNCATE, a lock on that month alone), for a later call to drop; a month an open incident''s window reaches into is kept whole (a NOTICE says which: see ato.partition_held()); returns how many it dropped';
-REVOKE ALL ON FUNCTION ato.drop_event_partitions(timestamptz) FROM PUBLIC;
 
 CREATE VIEW ato.event_partitions AS
 SELECT c.relname::text                      AS parent,
@@ -2368,11 +2310,11 @@ $$;
 COMMENT ON FUNCTION ato.unblock_network(cidr) IS
     'Removes a blocked network; true if it was blocked';
 REVOKE ALL ON FUNCTION ato.unblock_network(cidr) FROM PUBLIC;
--- install/sections/09_rules.sql: always-on detection: rules as data, alerts, triage, retention, pg_cron scheduling (run by src/detection_worker.c).
+-- install/sections/09_rules.sql: always-on detection: rules as data, alerts, triage, pg_cron scheduling (retention is in 20_retention.sql) (run by src/detection_worker.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
--- Always-on detection: rules as data, alerts, triage, retention
+-- Always-on detection: rules as data, alerts, triage
 -- (run by src/detection_worker.c every ato_response.detection_interval, or by
 -- pg_cron through ato.schedule_detection())
 -- ---------------------------------------------------------------------------
@@ -2936,41 +2878,6 @@ $$;
 COMMENT ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean, boolean) IS
     'Escalates an alert into ato.revoke_incident() for its accounts in one call and returns the incident''s id; accounts an incident opened since the alert''s evidence already holds are not revoked again (force => true: they are): when that is all of them the alert joins that incident (ato.covering_incident()) and its id is returned, with a NOTICE naming the accounts that recovered since';
 REVOKE ALL ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean, boolean) FROM PUBLIC;
-
-CREATE FUNCTION ato.apply_retention()
-RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    keep interval := ato.setting('ato_response.retention')::interval;
-    dropped integer;
-BEGIN
-    IF keep = interval '0' THEN
-        RETURN 0;
-    END IF;
-    -- the partitions first: an incident takes the outbox's counter after it
-    -- has read the event store, so taking them in the other order could
-    -- deadlock with it
-    dropped := ato.drop_event_partitions(now() - keep);
-    -- the outbox's batches as old, as a prefix of its positions
-    WITH old AS (
-        SELECT max(o.position) AS through FROM ato.revocation_outbox o WHERE o.recorded_at < now() - keep),
-    noted AS (
-        UPDATE ato.revocation_outbox_state s SET discarded_through = greatest(s.discarded_through, old.through)
-          FROM old WHERE old.through IS NOT NULL
-        RETURNING old.through)
-    DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
-    -- the import's rejected events as old (few, and read by hand: row by row)
-    DELETE FROM ato.import_rejections r WHERE r.rejected_at < now() - keep;
-    -- the notices sent or given up as long ago, but an open incident's
-    PERFORM ato.apply_notification_retention(keep);
-    RETURN dropped;
-END;
-$$;
-COMMENT ON FUNCTION ato.apply_retention() IS
-    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old, and the notification outbox''s rows sent or given up as long ago but an open incident''s (ato.apply_notification_retention()); the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
-REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;
 
 CREATE FUNCTION ato.schedule_detection(rule text, schedule text)
 RETURNS bigint
@@ -6789,3 +6696,107 @@ $$;
 COMMENT ON FUNCTION ato.incident_report(uuid, integer) IS
     'The incident as one self-contained HTML page (inline SVG and CSS, no script, no external asset, every value escaped): the attack curve (attempts and successes per minute, the opening and containment marked), countries, networks and user agents, scope and each account''s flags and notice, what is outstanding downstream and in the outbox, and the timeline (at most max_timeline_rows failed logins and as many other events; the response''s steps all); psql -XAt -c "SELECT ato.incident_report(...)" > report.html';
 REVOKE ALL ON FUNCTION ato.incident_report(uuid, integer) FROM PUBLIC;
+-- install/sections/20_retention.sql: retention: ato.apply_retention(), which removes what is older than ato_response.retention, and ato.drop_event_partitions(), which drops the event store's old months but those an open incident's window reaches into.
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+
+-- ---------------------------------------------------------------------------
+-- Retention comes after the layers whose data it removes: the event store's
+-- months (04_partitions.sql, whose lock rules the drop follows), the
+-- evidence's hold on them (ato.partition_held(), 12_evidence.sql), the
+-- revocation outbox (08_response.sql), the import's rejected events
+-- (11_import.sql) and the notification outbox (ato.apply_notification_retention(),
+-- 14_user_notifications.sql).  The detection worker calls ato.apply_retention().
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.drop_event_partitions(older_than timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part     record;
+    dflt     regclass;
+    dropped  integer := 0;
+    has_rows boolean;
+BEGIN
+    IF older_than IS NULL OR NOT isfinite(older_than) THEN
+        RAISE EXCEPTION 'older_than must be a finite time'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the time before which whole months of events are dropped.';
+    END IF;
+    FOR part IN
+        SELECT p.parent, p.partition, p.upper_bound
+          FROM ato.event_partitions p
+         WHERE p.upper_bound IS NOT NULL AND p.upper_bound <= older_than
+         ORDER BY p.upper_bound, p.parent
+    LOOP
+        -- kept while an open incident's window reaches into it (12_evidence.sql):
+        -- neither dropped nor emptied
+        CONTINUE WHEN ato.partition_held(part.partition, part.upper_bound);
+        BEGIN
+            -- DROP TABLE locks these three (in this order): only if they
+            -- are free, so that no writer waits behind a request
+            EXECUTE format('LOCK TABLE ONLY ato.%I IN ACCESS EXCLUSIVE MODE NOWAIT', part.parent);
+            FOR dflt IN SELECT p.partition FROM ato.event_partitions p WHERE p.parent = part.parent AND p.is_default LOOP
+                EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', dflt);
+            END LOOP;
+            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', part.partition);
+            EXECUTE format('DROP TABLE %s', part.partition);
+            dropped := dropped + 1;
+        EXCEPTION WHEN lock_not_available THEN
+            -- The table is in use (by every transaction storing events, and
+            -- by readers).  Empty the month instead, which locks it alone:
+            -- an old month takes no live events.  It is dropped, empty, by
+            -- a later call that finds the table free.
+            BEGIN
+                EXECUTE format('SELECT EXISTS (SELECT FROM %s)', part.partition) INTO has_rows;
+                IF has_rows THEN
+                    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', part.partition);
+                    EXECUTE format('TRUNCATE %s', part.partition);
+                END IF;
+            EXCEPTION WHEN lock_not_available THEN
+                NULL;               -- being read: the next call
+            END;
+        END;
+    END LOOP;
+    RETURN dropped;
+END
+$$;
+COMMENT ON FUNCTION ato.drop_event_partitions(timestamptz) IS
+    'Drops every monthly partition of the event tables that ends at or before older_than, each only if the table is free of locks (no waiting, so no writer queues behind it); a month it cannot drop now it empties (TRUNCATE, a lock on that month alone), for a later call to drop; a month an open incident''s window reaches into is kept whole (a NOTICE says which: see ato.partition_held()); returns how many it dropped';
+REVOKE ALL ON FUNCTION ato.drop_event_partitions(timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.apply_retention()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keep interval := ato.setting('ato_response.retention')::interval;
+    dropped integer;
+BEGIN
+    IF keep = interval '0' THEN
+        RETURN 0;
+    END IF;
+    -- the partitions first: an incident takes the outbox's counter after it
+    -- has read the event store, so taking them in the other order could
+    -- deadlock with it
+    dropped := ato.drop_event_partitions(now() - keep);
+    -- the outbox's batches as old, as a prefix of its positions
+    WITH old AS (
+        SELECT max(o.position) AS through FROM ato.revocation_outbox o WHERE o.recorded_at < now() - keep),
+    noted AS (
+        UPDATE ato.revocation_outbox_state s SET discarded_through = greatest(s.discarded_through, old.through)
+          FROM old WHERE old.through IS NOT NULL
+        RETURNING old.through)
+    DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
+    -- the import's rejected events as old (few, and read by hand: row by row)
+    DELETE FROM ato.import_rejections r WHERE r.rejected_at < now() - keep;
+    -- the notices sent or given up as long ago, but an open incident's
+    PERFORM ato.apply_notification_retention(keep);
+    RETURN dropped;
+END;
+$$;
+COMMENT ON FUNCTION ato.apply_retention() IS
+    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old, and the notification outbox''s rows sent or given up as long ago but an open incident''s (ato.apply_notification_retention()); the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
+REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;

@@ -1,4 +1,4 @@
--- install/sections/04_partitions.sql: monthly partitions of the event store: creating, dropping, listing and maintaining them.
+-- install/sections/04_partitions.sql: monthly partitions of the event store: creating, listing and maintaining them (dropping old ones is retention's, 20_retention.sql).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -277,64 +277,6 @@ $$;
 COMMENT ON FUNCTION ato.add_event_partition() IS
     'Creates one monthly partition the event store lacks: the month of now() and the next three first, then a month whose rows wait in a default partition, none of them stored in the last 10 s (moving them in), without waiting for a lock; returns it, or NULL when none is missing or none can be created now. The detection worker calls it until NULL every cycle, one transaction each; so does ato.maintain_event_partitions(), once';
 REVOKE ALL ON FUNCTION ato.add_event_partition() FROM PUBLIC;
-
-CREATE FUNCTION ato.drop_event_partitions(older_than timestamptz)
-RETURNS integer
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    part     record;
-    dflt     regclass;
-    dropped  integer := 0;
-    has_rows boolean;
-BEGIN
-    IF older_than IS NULL OR NOT isfinite(older_than) THEN
-        RAISE EXCEPTION 'older_than must be a finite time'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give the time before which whole months of events are dropped.';
-    END IF;
-    FOR part IN
-        SELECT p.parent, p.partition, p.upper_bound
-          FROM ato.event_partitions p
-         WHERE p.upper_bound IS NOT NULL AND p.upper_bound <= older_than
-         ORDER BY p.upper_bound, p.parent
-    LOOP
-        -- kept while an open incident's window reaches into it (12_evidence.sql):
-        -- neither dropped nor emptied
-        CONTINUE WHEN ato.partition_held(part.partition, part.upper_bound);
-        BEGIN
-            -- DROP TABLE locks these three (in this order): only if they
-            -- are free, so that no writer waits behind a request
-            EXECUTE format('LOCK TABLE ONLY ato.%I IN ACCESS EXCLUSIVE MODE NOWAIT', part.parent);
-            FOR dflt IN SELECT p.partition FROM ato.event_partitions p WHERE p.parent = part.parent AND p.is_default LOOP
-                EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', dflt);
-            END LOOP;
-            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', part.partition);
-            EXECUTE format('DROP TABLE %s', part.partition);
-            dropped := dropped + 1;
-        EXCEPTION WHEN lock_not_available THEN
-            -- The table is in use (by every transaction storing events, and
-            -- by readers).  Empty the month instead, which locks it alone:
-            -- an old month takes no live events.  It is dropped, empty, by
-            -- a later call that finds the table free.
-            BEGIN
-                EXECUTE format('SELECT EXISTS (SELECT FROM %s)', part.partition) INTO has_rows;
-                IF has_rows THEN
-                    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', part.partition);
-                    EXECUTE format('TRUNCATE %s', part.partition);
-                END IF;
-            EXCEPTION WHEN lock_not_available THEN
-                NULL;               -- being read: the next call
-            END;
-        END;
-    END LOOP;
-    RETURN dropped;
-END
-$$;
-COMMENT ON FUNCTION ato.drop_event_partitions(timestamptz) IS
-    'Drops every monthly partition of the event tables that ends at or before older_than, each only if the table is free of locks (no waiting, so no writer queues behind it); a month it cannot drop now it empties (TRUNCATE, a lock on that month alone), for a later call to drop; a month an open incident''s window reaches into is kept whole (a NOTICE says which: see ato.partition_held()); returns how many it dropped';
-REVOKE ALL ON FUNCTION ato.drop_event_partitions(timestamptz) FROM PUBLIC;
 
 CREATE VIEW ato.event_partitions AS
 SELECT c.relname::text                      AS parent,

@@ -1,8 +1,8 @@
--- install/sections/09_rules.sql: always-on detection: rules as data, alerts, triage, retention, pg_cron scheduling (run by src/detection_worker.c).
+-- install/sections/09_rules.sql: always-on detection: rules as data, alerts, triage, pg_cron scheduling (retention is in 20_retention.sql) (run by src/detection_worker.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
--- Always-on detection: rules as data, alerts, triage, retention
+-- Always-on detection: rules as data, alerts, triage
 -- (run by src/detection_worker.c every ato_response.detection_interval, or by
 -- pg_cron through ato.schedule_detection())
 -- ---------------------------------------------------------------------------
@@ -566,41 +566,6 @@ $$;
 COMMENT ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean, boolean) IS
     'Escalates an alert into ato.revoke_incident() for its accounts in one call and returns the incident''s id; accounts an incident opened since the alert''s evidence already holds are not revoked again (force => true: they are): when that is all of them the alert joins that incident (ato.covering_incident()) and its id is returned, with a NOTICE naming the accounts that recovered since';
 REVOKE ALL ON FUNCTION ato.escalate_alert(bigint, text, boolean, boolean, boolean, boolean, boolean) FROM PUBLIC;
-
-CREATE FUNCTION ato.apply_retention()
-RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    keep interval := ato.setting('ato_response.retention')::interval;
-    dropped integer;
-BEGIN
-    IF keep = interval '0' THEN
-        RETURN 0;
-    END IF;
-    -- the partitions first: an incident takes the outbox's counter after it
-    -- has read the event store, so taking them in the other order could
-    -- deadlock with it
-    dropped := ato.drop_event_partitions(now() - keep);
-    -- the outbox's batches as old, as a prefix of its positions
-    WITH old AS (
-        SELECT max(o.position) AS through FROM ato.revocation_outbox o WHERE o.recorded_at < now() - keep),
-    noted AS (
-        UPDATE ato.revocation_outbox_state s SET discarded_through = greatest(s.discarded_through, old.through)
-          FROM old WHERE old.through IS NOT NULL
-        RETURNING old.through)
-    DELETE FROM ato.revocation_outbox o USING noted WHERE o.position <= noted.through;
-    -- the import's rejected events as old (few, and read by hand: row by row)
-    DELETE FROM ato.import_rejections r WHERE r.rejected_at < now() - keep;
-    -- the notices sent or given up as long ago, but an open incident's
-    PERFORM ato.apply_notification_retention(keep);
-    RETURN dropped;
-END;
-$$;
-COMMENT ON FUNCTION ato.apply_retention() IS
-    'Drops the months of events older than ato_response.retention (whole partitions, never row by row), the outbox''s batches and the import''s rejected events (ato.import_rejections) as old, and the notification outbox''s rows sent or given up as long ago but an open incident''s (ato.apply_notification_retention()); the worker calls it every interval, or schedule it with pg_cron; returns the partitions dropped';
-REVOKE ALL ON FUNCTION ato.apply_retention() FROM PUBLIC;
 
 CREATE FUNCTION ato.schedule_detection(rule text, schedule text)
 RETURNS bigint
