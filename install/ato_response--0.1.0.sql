@@ -321,7 +321,7 @@ $$;
 COMMENT ON FUNCTION ato.set_shard_event_ids(integer) IS
     'Makes this server give out the event ids of shard shard_number (its partition number, p0 is 0): from ((shard_number + 1) << 48) + 1 on, 2^48 of them, so that no two shards give out one id and none gives out a single server''s (below 2^48); returns the range''s first id; called again it changes nothing; after a restore of a dump, call it again (a dump keeps the sequence''s value, not its range)';
 REVOKE ALL ON FUNCTION ato.set_shard_event_ids(integer) FROM PUBLIC;
--- install/sections/04_partitions.sql: monthly partitions of the event store: creating, listing and maintaining them (dropping old ones is retention's, 20_retention.sql).
+-- install/sections/04_partitions.sql: monthly partitions of the event store: creating, listing and maintaining them.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -1716,7 +1716,7 @@ $$;
 COMMENT ON FUNCTION ato.mfa_fatigue_logins(timestamptz, integer, interval) IS
     'MFA fatigue (push bombing): approvals since then (an approved second factor or a successful login) after at least min_denials second-factor prompts not approved within denial_window before and since the previous approval (denied, failed or timed out, or sent and never answered; metadata mfa.challenge as ato.import_events() records it). Defaults 3 in 10 minutes, after Elastic''s Okta push rules (2 denials then a sign-in in 10 minutes; more than 5 denials in 10 minutes) and Splunk''s Azure AD rule (more than 9 in 10 minutes)';
 REVOKE ALL ON FUNCTION ato.mfa_fatigue_logins(timestamptz, integer, interval) FROM PUBLIC;
--- install/sections/08_response.sql: incidents, per-account revocation (lifting an incident is the record's, 13_incident_record.sql, which knows the accounts added later), the application's tables to mark, account flags, blocked networks (src/revoke.c, src/targets.c, src/incident_worker.c).
+-- install/sections/08_response.sql: incidents, per-account revocation, the application's tables to mark, account flags, blocked networks (src/revoke.c, src/targets.c, src/incident_worker.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -2310,7 +2310,7 @@ $$;
 COMMENT ON FUNCTION ato.unblock_network(cidr) IS
     'Removes a blocked network; true if it was blocked';
 REVOKE ALL ON FUNCTION ato.unblock_network(cidr) FROM PUBLIC;
--- install/sections/09_rules.sql: always-on detection: rules as data, alerts, triage, pg_cron scheduling (retention is in 20_retention.sql) (run by src/detection_worker.c).
+-- install/sections/09_rules.sql: always-on detection: rules as data, alerts, triage, pg_cron scheduling (run by src/detection_worker.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -3668,7 +3668,7 @@ CREATE TRIGGER import_lines_end AFTER INSERT ON ato.auth0_import
 CREATE TRIGGER import_lines_end AFTER INSERT ON ato.entra_import
     FOR EACH STATEMENT EXECUTE FUNCTION ato.import_lines_end('entra');
 REVOKE ALL ON ato.okta_import, ato.auth0_import, ato.entra_import FROM PUBLIC;
--- install/sections/12_evidence.sql: an incident's evidence: its window and scope, an append-only copy of its events chained by SHA-256, verification, the export for chain of custody, the hold on retention, and the events of its window (ato.incident_timeline() is in 17_incident_timeline.sql).
+-- install/sections/12_evidence.sql: an incident's evidence: its window and scope, an append-only copy of its events chained by SHA-256, verification, the export for chain of custody, the hold on retention, the events of its window.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -4190,7 +4190,7 @@ $$;
 COMMENT ON FUNCTION ato.incident_events(uuid) IS
     'The events of an incident''s window (ato.incident_scope()) for its accounts (actor or target) and attacker networks, each as its row in JSON: the preserved ones as preserved (they outlive retention), then those not preserved yet; what ato.incident_timeline() and ato.incident_report() show';
 REVOKE ALL ON FUNCTION ato.incident_events(uuid) FROM PUBLIC;
--- install/sections/13_incident_record.sql: the incident record: its stages as recorded (reported, and contained by ato.record_containment(); ato.advance_incident() is in 16_incident_lifecycle.sql), root cause, follow-ups, scope changes (accounts added and released) and the lifting of its suspensions (ato.lift_incident()), an append-only history of every change, the preview of a revocation (the retrospective is in 18_incident_retrospective.sql) (src/revoke.c, src/targets.c, src/owner.c).
+-- install/sections/13_incident_record.sql: the incident record: its stages, its report and its containment as recorded, root cause, follow-ups, scope changes (accounts added and released, suspensions lifted), an append-only history of every change, the preview of a revocation (src/revoke.c, src/targets.c, src/owner.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -4212,7 +4212,9 @@ REVOKE ALL ON FUNCTION ato.incident_events(uuid) FROM PUBLIC;
 -- user's confirmation); eradicated needs contained, recovered needs
 -- eradicated (and no suspension of the incident left, no marking still
 -- running), closed needs recovered, or no containment at all (a false
--- alarm).  Nothing changes once closed but follow-ups.
+-- alarm).  Nothing changes once closed but follow-ups.  ato.advance_incident()
+-- moves an incident along (16_incident_lifecycle.sql, above the notices and
+-- the downstream obligations that confirmation sets off).
 --
 -- Every change is a row of ato.incident_changes, which no role can change
 -- or remove through SQL: who (session_user and the role acted as), when,

@@ -1,4 +1,4 @@
--- install/sections/04_partitions.sql: monthly partitions of the event store: creating, listing and maintaining them (dropping old ones is retention's, 20_retention.sql).
+-- install/sections/04_partitions.sql: monthly partitions of the event store: creating, listing and maintaining them.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- install/sections/08_response.sql: incidents, per-account revocation (lifting an incident is the record's, 13_incident_record.sql, which knows the accounts added later), the application's tables to mark, account flags, blocked networks (src/revoke.c, src/targets.c, src/incident_worker.c).
+-- install/sections/08_response.sql: incidents, per-account revocation, the application's tables to mark, account flags, blocked networks (src/revoke.c, src/targets.c, src/incident_worker.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- install/sections/09_rules.sql: always-on detection: rules as data, alerts, triage, pg_cron scheduling (retention is in 20_retention.sql) (run by src/detection_worker.c).
+-- install/sections/09_rules.sql: always-on detection: rules as data, alerts, triage, pg_cron scheduling (run by src/detection_worker.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- install/sections/13_incident_record.sql: the incident record: its stages as recorded (reported, and contained by ato.record_containment(); ato.advance_incident() is in 16_incident_lifecycle.sql), root cause, follow-ups, scope changes (accounts added and released) and the lifting of its suspensions (ato.lift_incident()), an append-only history of every change, the preview of a revocation (the retrospective is in 18_incident_retrospective.sql) (src/revoke.c, src/targets.c, src/owner.c).
+-- install/sections/13_incident_record.sql: the incident record: its stages, its report and its containment as recorded, root cause, follow-ups, scope changes (accounts added and released, suspensions lifted), an append-only history of every change, the preview of a revocation (src/revoke.c, src/targets.c, src/owner.c).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -20,7 +20,9 @@
 -- user's confirmation); eradicated needs contained, recovered needs
 -- eradicated (and no suspension of the incident left, no marking still
 -- running), closed needs recovered, or no containment at all (a false
--- alarm).  Nothing changes once closed but follow-ups.
+-- alarm).  Nothing changes once closed but follow-ups.  ato.advance_incident()
+-- moves an incident along (16_incident_lifecycle.sql, above the notices and
+-- the downstream obligations that confirmation sets off).
 --
 -- Every change is a row of ato.incident_changes, which no role can change
 -- or remove through SQL: who (session_user and the role acted as), when,
