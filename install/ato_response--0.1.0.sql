@@ -4190,7 +4190,7 @@ $$;
 COMMENT ON FUNCTION ato.incident_events(uuid) IS
     'The events of an incident''s window (ato.incident_scope()) for its accounts (actor or target) and attacker networks, each as its row in JSON: the preserved ones as preserved (they outlive retention), then those not preserved yet; what ato.incident_timeline() and ato.incident_report() show';
 REVOKE ALL ON FUNCTION ato.incident_events(uuid) FROM PUBLIC;
--- install/sections/13_incident_record.sql: the incident record: its stages, its report and its containment as recorded, root cause, follow-ups, scope changes (accounts added and released, suspensions lifted), an append-only history of every change, the preview of a revocation (src/revoke.c, src/targets.c, src/owner.c).
+-- install/sections/13_incident_record.sql: the incident record: its stages, its report and its containment as recorded, root cause, follow-ups, the accounts it holds (ato.incident_accounts, the scope changes 13_incident_scope.sql makes), an append-only history of every change, the preview of a revocation (src/targets.c, src/owner.c; src/revoke.c calls ato.record_containment()).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
@@ -4677,6 +4677,96 @@ COMMENT ON FUNCTION ato.incident_history(uuid) IS
 REVOKE ALL ON FUNCTION ato.incident_history(uuid) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
+-- The preview of a revocation: what ato.revoke_incident() would do now,
+-- changing nothing (seed 004: "premature, overly broad responses cause
+-- unnecessary user impact").
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.preview_revocation_targets(user_ids text[], delete_created_after timestamptz DEFAULT NULL)
+RETURNS TABLE (target_id integer, target text, action text, rows bigint, mismatched_ids bigint, error text)
+AS 'MODULE_PATHNAME', 'ato_preview_revocation_targets'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION ato.preview_revocation_targets(text[], timestamptz) IS
+    'For ato.preview_revocation(): per registered table, the rows an incident over these accounts would mark or delete now (counted by the marking''s own condition, as the table''s owner), the ids not of its account column''s type and the error a table would fail with; changes nothing';
+REVOKE ALL ON FUNCTION ato.preview_revocation_targets(text[], timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION ato.preview_revocation(
+    user_ids text[],
+    suspend boolean DEFAULT false,
+    reauth_required boolean DEFAULT true,
+    mfa_reenrollment_required boolean DEFAULT false,
+    password_reset_required boolean DEFAULT false,
+    delete_created_after timestamptz DEFAULT NULL)
+RETURNS TABLE (item text, name text, rows bigint, would_set jsonb, note text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    accounts text[];
+BEGIN
+    PERFORM ato.check_account_ids('preview_revocation', 'user_ids', user_ids);
+    IF suspend IS NULL OR reauth_required IS NULL OR mfa_reenrollment_required IS NULL OR password_reset_required IS NULL THEN
+        RAISE EXCEPTION 'preview_revocation: the flags must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass true or false, as to ato.revoke_incident().';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(user_ids) u WHERE octet_length(u) > 1000) THEN
+        RAISE EXCEPTION 'preview_revocation: an account id is longer than 1000 bytes'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Account ids are between 1 and 1000 bytes.';
+    END IF;
+    SELECT array_agg(DISTINCT u COLLATE "C" ORDER BY u COLLATE "C") INTO accounts FROM unnest(user_ids) u;
+    RETURN QUERY
+    SELECT 'table', p.target, p.rows,
+           jsonb_build_object('action', p.action) ||
+           CASE p.action
+               WHEN 'delete' THEN jsonb_build_object('deletes', CASE WHEN t.created_column IS NOT NULL AND preview_revocation.delete_created_after IS NOT NULL
+                                                                     THEN format('rows with %s >= %s', t.created_column, preview_revocation.delete_created_after)
+                                                                     ELSE 'every row of the accounts' END)
+               ELSE jsonb_strip_nulls(jsonb_build_object(
+                        t.state_column::text, CASE p.action WHEN 'end' THEN 'the revocation time' WHEN 'revoke' THEN 'true' ELSE 'false' END,
+                        coalesce(t.time_column::text, '-'), CASE WHEN t.time_column IS NOT NULL THEN 'the revocation time' END,
+                        coalesce(t.reason_column::text, '-'), CASE WHEN t.reason_column IS NOT NULL THEN 'the reason' END,
+                        coalesce(t.incident_column::text, '-'), CASE WHEN t.incident_column IS NOT NULL THEN 'the incident id' END))
+           END,
+           coalesce(p.error,
+                    CASE WHEN p.mismatched_ids > 0
+                         THEN format('%s of the ids are not values of its account column''s type: no row is marked for them', p.mismatched_ids) END)
+      FROM ato.preview_revocation_targets(accounts, preview_revocation.delete_created_after) p
+      LEFT JOIN ato.revocation_targets t ON t.id = p.target_id
+    UNION ALL
+    SELECT 'account', u, NULL::bigint,
+           jsonb_build_object('revoked_before', 'the revocation time',
+                              'suspended', coalesce(f.suspended, false) OR preview_revocation.suspend,
+                              'reauth_required', coalesce(f.reauth_required, false) OR preview_revocation.reauth_required,
+                              'mfa_reenrollment_required', coalesce(f.mfa_reenrollment_required, false) OR preview_revocation.mfa_reenrollment_required,
+                              'password_reset_required', coalesce(f.password_reset_required, false) OR preview_revocation.password_reset_required),
+           nullif(concat_ws('; ',
+                  CASE WHEN r.user_id IS NOT NULL THEN format('revoked already until %s by incident %s', r.revoked_at, r.incident_id) END,
+                  CASE WHEN f.user_id IS NOT NULL AND (f.suspended OR f.reauth_required OR f.mfa_reenrollment_required OR f.password_reset_required)
+                       THEN format('flags set already by %s', coalesce('incident ' || f.incident_id, 'hand')) END,
+                  CASE WHEN NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u)
+                        AND NOT EXISTS (SELECT FROM ato.login_events e WHERE e.user_id = u AND e.outcome = 'success')
+                       THEN 'no successful login on record' END), '')
+      FROM unnest(accounts) u
+      LEFT JOIN ato.account_flags f ON f.user_id = u
+      LEFT JOIN ato.account_revocations r ON r.user_id = u
+     ORDER BY 1 DESC, 2;
+END;
+$$;
+COMMENT ON FUNCTION ato.preview_revocation(text[], boolean, boolean, boolean, boolean, timestamptz) IS
+    'What ato.revoke_incident() with these arguments would do now, changing nothing: per registered table (item table) the rows it would mark or delete and what it would set; per account (item account) the flags it would have afterwards and what is set already (an earlier revocation, flags, no login on record); duplicate ids count once';
+REVOKE ALL ON FUNCTION ato.preview_revocation(text[], boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
+-- install/sections/13_incident_scope.sql: an incident's scope after its opening: accounts added (contained by src/revoke.c as its first ones), accounts released, and the lifting of an incident's suspensions in stages (ato.lift_incident()).
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+
+-- It comes after the record (13_incident_record.sql), whose changes and
+-- ato.incident_scope_changes it writes: the containment in src/revoke.c
+-- records its stage in the record, and is called from here, not from there.
+
+-- ---------------------------------------------------------------------------
 -- Scope changes: accounts added to an open incident are contained as its
 -- first ones were (src/revoke.c: the fence, a revocation time, the
 -- incident's flags and reason, its tables marked under its id and announced
@@ -4888,90 +4978,6 @@ $$;
 COMMENT ON FUNCTION ato.release_incident_accounts(uuid, text[], text) IS
     'Releases accounts of an incident found unaffected: lifts the suspension the incident set on them as ato.lift_incident() does (their other steps stay until completed; revoked sessions stay revoked), records the change in ato.incident_scope_changes and the history; an account never in the incident is an error, one released already a NOTICE; returns the accounts released';
 REVOKE ALL ON FUNCTION ato.release_incident_accounts(uuid, text[], text) FROM PUBLIC;
-
--- ---------------------------------------------------------------------------
--- The preview of a revocation: what ato.revoke_incident() would do now,
--- changing nothing (seed 004: "premature, overly broad responses cause
--- unnecessary user impact").
--- ---------------------------------------------------------------------------
-
-CREATE FUNCTION ato.preview_revocation_targets(user_ids text[], delete_created_after timestamptz DEFAULT NULL)
-RETURNS TABLE (target_id integer, target text, action text, rows bigint, mismatched_ids bigint, error text)
-AS 'MODULE_PATHNAME', 'ato_preview_revocation_targets'
-LANGUAGE C VOLATILE
-SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION ato.preview_revocation_targets(text[], timestamptz) IS
-    'For ato.preview_revocation(): per registered table, the rows an incident over these accounts would mark or delete now (counted by the marking''s own condition, as the table''s owner), the ids not of its account column''s type and the error a table would fail with; changes nothing';
-REVOKE ALL ON FUNCTION ato.preview_revocation_targets(text[], timestamptz) FROM PUBLIC;
-
-CREATE FUNCTION ato.preview_revocation(
-    user_ids text[],
-    suspend boolean DEFAULT false,
-    reauth_required boolean DEFAULT true,
-    mfa_reenrollment_required boolean DEFAULT false,
-    password_reset_required boolean DEFAULT false,
-    delete_created_after timestamptz DEFAULT NULL)
-RETURNS TABLE (item text, name text, rows bigint, would_set jsonb, note text)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    accounts text[];
-BEGIN
-    PERFORM ato.check_account_ids('preview_revocation', 'user_ids', user_ids);
-    IF suspend IS NULL OR reauth_required IS NULL OR mfa_reenrollment_required IS NULL OR password_reset_required IS NULL THEN
-        RAISE EXCEPTION 'preview_revocation: the flags must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass true or false, as to ato.revoke_incident().';
-    END IF;
-    IF EXISTS (SELECT FROM unnest(user_ids) u WHERE octet_length(u) > 1000) THEN
-        RAISE EXCEPTION 'preview_revocation: an account id is longer than 1000 bytes'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Account ids are between 1 and 1000 bytes.';
-    END IF;
-    SELECT array_agg(DISTINCT u COLLATE "C" ORDER BY u COLLATE "C") INTO accounts FROM unnest(user_ids) u;
-    RETURN QUERY
-    SELECT 'table', p.target, p.rows,
-           jsonb_build_object('action', p.action) ||
-           CASE p.action
-               WHEN 'delete' THEN jsonb_build_object('deletes', CASE WHEN t.created_column IS NOT NULL AND preview_revocation.delete_created_after IS NOT NULL
-                                                                     THEN format('rows with %s >= %s', t.created_column, preview_revocation.delete_created_after)
-                                                                     ELSE 'every row of the accounts' END)
-               ELSE jsonb_strip_nulls(jsonb_build_object(
-                        t.state_column::text, CASE p.action WHEN 'end' THEN 'the revocation time' WHEN 'revoke' THEN 'true' ELSE 'false' END,
-                        coalesce(t.time_column::text, '-'), CASE WHEN t.time_column IS NOT NULL THEN 'the revocation time' END,
-                        coalesce(t.reason_column::text, '-'), CASE WHEN t.reason_column IS NOT NULL THEN 'the reason' END,
-                        coalesce(t.incident_column::text, '-'), CASE WHEN t.incident_column IS NOT NULL THEN 'the incident id' END))
-           END,
-           coalesce(p.error,
-                    CASE WHEN p.mismatched_ids > 0
-                         THEN format('%s of the ids are not values of its account column''s type: no row is marked for them', p.mismatched_ids) END)
-      FROM ato.preview_revocation_targets(accounts, preview_revocation.delete_created_after) p
-      LEFT JOIN ato.revocation_targets t ON t.id = p.target_id
-    UNION ALL
-    SELECT 'account', u, NULL::bigint,
-           jsonb_build_object('revoked_before', 'the revocation time',
-                              'suspended', coalesce(f.suspended, false) OR preview_revocation.suspend,
-                              'reauth_required', coalesce(f.reauth_required, false) OR preview_revocation.reauth_required,
-                              'mfa_reenrollment_required', coalesce(f.mfa_reenrollment_required, false) OR preview_revocation.mfa_reenrollment_required,
-                              'password_reset_required', coalesce(f.password_reset_required, false) OR preview_revocation.password_reset_required),
-           nullif(concat_ws('; ',
-                  CASE WHEN r.user_id IS NOT NULL THEN format('revoked already until %s by incident %s', r.revoked_at, r.incident_id) END,
-                  CASE WHEN f.user_id IS NOT NULL AND (f.suspended OR f.reauth_required OR f.mfa_reenrollment_required OR f.password_reset_required)
-                       THEN format('flags set already by %s', coalesce('incident ' || f.incident_id, 'hand')) END,
-                  CASE WHEN NOT EXISTS (SELECT FROM ato.account_countries c WHERE c.user_id = u)
-                        AND NOT EXISTS (SELECT FROM ato.login_events e WHERE e.user_id = u AND e.outcome = 'success')
-                       THEN 'no successful login on record' END), '')
-      FROM unnest(accounts) u
-      LEFT JOIN ato.account_flags f ON f.user_id = u
-      LEFT JOIN ato.account_revocations r ON r.user_id = u
-     ORDER BY 1 DESC, 2;
-END;
-$$;
-COMMENT ON FUNCTION ato.preview_revocation(text[], boolean, boolean, boolean, boolean, timestamptz) IS
-    'What ato.revoke_incident() with these arguments would do now, changing nothing: per registered table (item table) the rows it would mark or delete and what it would set; per account (item account) the flags it would have afterwards and what is set already (an earlier revocation, flags, no login on record); duplicate ids count once';
-REVOKE ALL ON FUNCTION ato.preview_revocation(text[], boolean, boolean, boolean, boolean, timestamptz) FROM PUBLIC;
 -- install/sections/14_user_notifications.sql: telling the users: the application's hooks (src/hooks.c), one notice per account and incident, its outbox for the application's mailer, recovery tokens, retention, the notices on the timeline.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
