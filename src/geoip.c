@@ -3,7 +3,8 @@
  *     GeoIP for ato_response: the per-backend MaxMind DB handles, their
  *     reload when a file is replaced or a setting changes, the lookups used
  *     by event enrichment, and the SQL functions ato.geoip(),
- *     ato.geoip_country() and ato.geoip_status().
+ *     ato.geoip_country(), ato.geoip_status() and ato.geoip_coverage() (the
+ *     import's question of what GeoIP knows of an address).
  *
  * Each backend loads each configured database lazily, the first time it
  * needs it; the postmaster never does.  Loading (src/geoip_load.c) reads the
@@ -660,6 +661,7 @@ geo_lookup_country(const inet *addr, GeoUse use, char *country_code)
 PG_FUNCTION_INFO_V1(ato_geoip_country);
 PG_FUNCTION_INFO_V1(ato_geoip);
 PG_FUNCTION_INFO_V1(ato_geoip_status);
+PG_FUNCTION_INFO_V1(ato_geoip_coverage);
 
 /* ato.geoip_country(inet) returns text: the ISO country code, or NULL */
 Datum
@@ -671,6 +673,30 @@ ato_geoip_country(PG_FUNCTION_ARGS)
 	if (!geo_lookup_country(addr, GEO_FOR_CALLER, country_code))
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(country_code, 2));
+}
+
+/*
+ * ato.geoip_coverage(inet) returns integer (declared with the import,
+ * install/sections/11_import.sql): what the configured GeoIP databases know
+ * of an address, so that a provider's own geography fills only what GeoIP
+ * has no answer for, never in place of it.  It never raises for an
+ * unusable database (that is "no answer", as enrichment treats it).
+ */
+#define GEO_COVERS_COUNTRY	1
+#define GEO_COVERS_LOCATION	2
+
+Datum
+ato_geoip_coverage(PG_FUNCTION_ARGS)
+{
+	GeoAnswer	answer;
+	int32		covered = 0;
+
+	geo_lookup(PG_GETARG_INET_PP(0), GEO_FOR_ENRICHMENT, false, &answer);
+	if (answer.found && answer.country_code[0] != '\0')
+		covered |= GEO_COVERS_COUNTRY;
+	if (answer.found && answer.has_location)
+		covered |= GEO_COVERS_LOCATION;
+	PG_RETURN_INT32(covered);
 }
 
 /* ato.geoip(inet) returns ato.geoip_result: every field found, or NULL */

@@ -1,15 +1,12 @@
 /*
  * import.c
- *     The C side of importing identity-provider logs (the SQL side, one
- *     mapping function per provider, ato.import_events() and
- *     ato.import_batch(), is in install/sections/11_import.sql):
+ *     The C side of importing identity-provider logs, the bulk path (the
+ *     SQL side, one mapping function per provider, ato.import_events() and
+ *     ato.import_batch(), is in install/sections/11_import.sql; the GeoIP
+ *     question ato.import_batch() asks, ato.geoip_coverage(), is answered
+ *     by src/geoip.c, so that the import's SQL calls nothing of this file).
  *
- *   - ato.geoip_coverage(inet): what the configured GeoIP databases know
- *     of an address, so that a provider's own geography fills only what
- *     GeoIP has no answer for, never in place of it.  It never raises for
- *     an unusable database (that is "no answer", as enrichment treats it).
- *
- *   - the bulk path: the views ato.okta_import, ato.auth0_import and
+ *     The views ato.okta_import, ato.auth0_import and
  *     ato.entra_import take one event per row, as COPY reads a JSON-lines
  *     file.  Their INSTEAD OF row trigger, ato.import_line(), only keeps
  *     each line; every IMPORT_BATCH_LINES lines (or IMPORT_BATCH_BYTES), and
@@ -39,17 +36,11 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/inet.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "geoip.h"
 #include "owner.h"
-
-/* bits of ato.geoip_coverage()'s answer */
-#define GEO_COVERS_COUNTRY	1
-#define GEO_COVERS_LOCATION	2
 
 /* lines kept before they are stored */
 #define IMPORT_BATCH_LINES	10000
@@ -75,22 +66,6 @@ typedef struct PendingImport
 
 static PendingImport *pending = NULL;
 static bool callbacks_registered = false;
-
-PG_FUNCTION_INFO_V1(ato_geoip_coverage);
-
-Datum
-ato_geoip_coverage(PG_FUNCTION_ARGS)
-{
-	GeoAnswer	answer;
-	int32		covered = 0;
-
-	geo_lookup(PG_GETARG_INET_PP(0), GEO_FOR_ENRICHMENT, false, &answer);
-	if (answer.found && answer.country_code[0] != '\0')
-		covered |= GEO_COVERS_COUNTRY;
-	if (answer.found && answer.has_location)
-		covered |= GEO_COVERS_LOCATION;
-	PG_RETURN_INT32(covered);
-}
 
 static void
 drop_pending(void)
