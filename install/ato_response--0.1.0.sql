@@ -2948,7 +2948,7 @@ REVOKE ALL ON FUNCTION ato.unschedule_detection(text) FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA ato FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.event_id_seq FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ato.summary_refresh_bound FROM PUBLIC;
--- install/sections/11_import.sql: importing identity-provider logs (Okta, Auth0, Microsoft Entra ID): one mapping function per provider, ato.import_events(), ato.import_batch(), the bulk import views and the table of rejected events.
+-- install/sections/11_import.sql: importing identity-provider logs (Okta, Auth0, Microsoft Entra ID): one mapping function per provider, ato.import_events(), ato.import_batch() and the table of rejected events (the bulk import views are 11_import_bulk.sql).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 -- It comes after 10_privileges.sql, so every object here carries its own REVOKE.
 -- The import runs as its caller (SECURITY INVOKER: a loader stores only what
@@ -3618,11 +3618,14 @@ $$;
 COMMENT ON FUNCTION ato.import_events(text, jsonb) IS
     'Stores a JSON array of an identity provider''s own events (okta, auth0, entra) as logins and audit events; an event that cannot be stored is counted as rejected and kept in ato.import_rejections, never aborting the others; one stored before (the same provider, event id and time) is counted in duplicates and not stored again';
 REVOKE ALL ON FUNCTION ato.import_events(text, jsonb) FROM PUBLIC;
+-- install/sections/11_import_bulk.sql: the bulk import of identity-provider logs: the views ato.okta_import, ato.auth0_import and ato.entra_import that COPY loads one JSON event a line into, and their triggers (src/import.c), which store the lines in batches with ato.import_batch().
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+-- It comes after 10_privileges.sql, so every object here carries its own REVOKE,
+-- and after 11_import.sql, whose ato.import_batch() src/import.c calls.
 
 -- ---------------------------------------------------------------------------
 -- The bulk path: JSON lines through COPY
 -- ---------------------------------------------------------------------------
-
 
 CREATE FUNCTION ato.import_line()
 RETURNS trigger

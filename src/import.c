@@ -1,10 +1,11 @@
 /*
  * import.c
- *     The C side of importing identity-provider logs, the bulk path (the
+ *     The C side of importing identity-provider logs, the bulk path.  The
  *     SQL side, one mapping function per provider, ato.import_events() and
- *     ato.import_batch(), is in install/sections/11_import.sql; the GeoIP
- *     question ato.import_batch() asks, ato.geoip_coverage(), is answered
- *     by src/geoip.c, so that the import's SQL calls nothing of this file).
+ *     ato.import_batch(), is in install/sections/11_import.sql and calls
+ *     nothing of this file (the GeoIP question ato.import_batch() asks,
+ *     ato.geoip_coverage(), is answered by src/geoip.c); the views and
+ *     triggers below are declared in install/sections/11_import_bulk.sql.
  *
  *     The views ato.okta_import, ato.auth0_import and
  *     ato.entra_import take one event per row, as COPY reads a JSON-lines
