@@ -1,13 +1,74 @@
--- install/sections/16_incident_lifecycle.sql: an incident's way through its stages, ato.advance_incident() (confirmed, eradicated, recovered, closed), and what a confirmed and contained incident sets off: ato.on_incident_confirmed() and ato.write_owed_notices() (the users' notices, the downstream obligations).
+-- install/sections/16_incident_lifecycle.sql: an incident's way through its stages: its report, ato.report_incident() (reported, escalating the alert it names), ato.advance_incident() (confirmed, eradicated, recovered, closed), and what a confirmed and contained incident sets off: ato.on_incident_confirmed() and ato.write_owed_notices() (the users' notices, the downstream obligations).
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
 -- ---------------------------------------------------------------------------
 -- The stages and the record they are written to are the incident record's
--- (13_incident_record.sql).  Reaching "confirmed" tells the users
--- (14_user_notifications.sql) and writes what downstream applications and
--- secrets are owed (15_downstream.sql), so moving an incident along comes
--- after both, and neither calls it.
+-- (13_incident_record.sql).  A report marks the alert it names escalated
+-- (ato.alerts, 09_rules.sql), and the rules' escalation contains incidents
+-- through src/revoke.c, which records the containment in the record.
+-- Reaching "confirmed" tells the users (14_user_notifications.sql) and
+-- writes what downstream applications and secrets are owed
+-- (15_downstream.sql).  So moving an incident along comes after all of
+-- them, and none of them calls it.
 -- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ato.report_incident(summary text, reported_by text, channel ato.report_channel,
+                                    reported_at timestamptz DEFAULT NULL, alert_id bigint DEFAULT NULL,
+                                    incident_id uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id uuid := coalesce(incident_id, gen_random_uuid());
+    at timestamptz := coalesce(reported_at, now());
+BEGIN
+    PERFORM ato.check_record_text('report_incident', 'summary', summary, '''user reports a login they did not make''');
+    PERFORM ato.check_record_text('report_incident', 'reported_by', reported_by, '''alice@example.com'' or ''support ticket 4711''');
+    IF channel IS NULL THEN
+        RAISE EXCEPTION 'report_incident: channel must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Say how it was reported: alert, user_report, support_ticket or third_party_notice.';
+    END IF;
+    IF NOT isfinite(at) OR at > now() THEN
+        RAISE EXCEPTION 'report_incident: reported_at must be a finite time, not in the future'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give when the report came in, or leave it out for now.';
+    END IF;
+    IF alert_id IS NOT NULL AND NOT EXISTS (SELECT FROM ato.alerts a WHERE a.id = report_incident.alert_id) THEN
+        RAISE EXCEPTION 'report_incident: alert % does not exist', alert_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'The alerts are in ato.alerts.';
+    END IF;
+    IF EXISTS (SELECT FROM ato.incident_records r WHERE r.incident_id = new_id)
+       OR EXISTS (SELECT FROM ato.incidents i WHERE i.id = new_id) THEN
+        RAISE EXCEPTION 'report_incident: incident % exists already', new_id
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Its record is in ato.incident_records; leave incident_id out for a new incident.';
+    END IF;
+    INSERT INTO ato.incident_records (incident_id, summary, reported_at, reported_by, report_channel, alert_id,
+                                      stage, recorded_at, recorded_by)
+    VALUES (new_id, summary, at, reported_by, channel, alert_id, 'reported', now(), session_user);
+    -- the alert is escalated into the incident (its evidence sets the
+    -- incident's window and attacker networks), unless it is in one already
+    UPDATE ato.alerts a
+       SET status = 'escalated', incident_id = new_id, triaged_by = session_user, triaged_at = now()
+     WHERE a.id = report_incident.alert_id AND a.incident_id IS NULL;
+    IF alert_id IS NOT NULL AND NOT FOUND THEN
+        RAISE NOTICE 'report_incident: alert % belongs to incident % already and is left to it', alert_id,
+            (SELECT a.incident_id FROM ato.alerts a WHERE a.id = report_incident.alert_id)
+            USING HINT = 'The new incident''s record names the alert all the same.';
+    END IF;
+    INSERT INTO ato.incident_changes (incident_id, change, stage, detail)
+    VALUES (new_id, 'reported', 'reported',
+            jsonb_build_object('reported_at', at, 'reported_by', reported_by, 'channel', channel,
+                               'alert_id', alert_id, 'summary', summary));
+    RETURN new_id;
+END;
+$$;
+COMMENT ON FUNCTION ato.report_incident(text, text, ato.report_channel, timestamptz, bigint, uuid) IS
+    'Opens an incident''s record at stage reported: what was reported, by whom, how (alert, user_report, support_ticket, third_party_notice), when (default now) and the alert, if one (escalated into the incident unless it is in one already); returns its id, which ato.revoke_incident(..., incident_id => id) contains';
+REVOKE ALL ON FUNCTION ato.report_incident(text, text, ato.report_channel, timestamptz, bigint, uuid) FROM PUBLIC;
 
 -- What a confirmed and contained incident sets off (seed 004: tell the
 -- users as soon as the affected accounts are confirmed, not once the root
