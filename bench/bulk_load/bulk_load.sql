@@ -92,11 +92,12 @@ INSERT INTO bench.marks VALUES ('caught_up', clock_timestamp(),
 -- seed 004's side: the same rows, with the countries the trigger found
 CREATE TABLE bench.le AS SELECT id, user_id, ip_address, outcome, occurred_at, country_code FROM ato.login_events;
 CREATE TABLE bench.ae AS SELECT actor_id, event_type, occurred_at FROM ato.audit_events;
-CREATE INDEX ON bench.le (occurred_at);
-CREATE INDEX ON bench.le (user_id, occurred_at) INCLUDE (country_code, outcome);
-CREATE INDEX ON bench.ae (actor_id, event_type, occurred_at);
-VACUUM ANALYZE bench.le;
-VACUUM ANALYZE bench.ae;
+-- its indexes and statistics, timed: what seed 004's tables need after a
+-- load before its query is as fast as measured below
+\set variant seed_indexes
+\set stmt 'CREATE INDEX ON bench.le (occurred_at); CREATE INDEX ON bench.le (user_id, occurred_at) INCLUDE (country_code, outcome); CREATE INDEX ON bench.ae (actor_id, event_type, occurred_at); VACUUM ANALYZE bench.le; VACUUM ANALYZE bench.ae;'
+\set run 1
+\ir ../lib/timed.sql
 \set variant ncl_seed
 \set stmt :seed_sql ' \\g /dev/null'
 \set run 0
@@ -120,6 +121,9 @@ SELECT format('bulk_load: the worker alone had the summaries over the history %s
 SELECT format('bulk_load: new_country_logins over 24 h, %s rows: first call right after the load %s ms; seed 004 query (best indexes) median %s ms; ratio (seed/first) %s (target >= 1)',
               :'answer_a_n', round((f * 1000)::numeric, 1), round((s * 1000)::numeric, 1), round((s / f)::numeric, 2))
   FROM (SELECT (SELECT seconds FROM bench.timing WHERE variant = 'ncl_first') AS f, bench.median('ncl_seed') AS s) m;
+SELECT format('bulk_load: seed 004''s best indexes and statistics took %s s to build after the load (not counted in its median above)',
+              round(seconds::numeric, 1))
+  FROM bench.timing WHERE variant = 'seed_indexes';
 SELECT format('bulk_load: the first call read the unsummarised history: one plain read of it takes %s ms, so the first call is %s such reads (seed 004 reads its index instead)',
               round((h * 1000)::numeric, 1), round((f / h)::numeric, 1))
   FROM (SELECT (SELECT seconds FROM bench.timing WHERE variant = 'ncl_first') AS f,
