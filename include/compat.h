@@ -62,4 +62,12 @@ ato_init_materialized_srf(FunctionCallInfo fcinfo)
 }
 #endif
 
+/*
+ * The datconnlimit of a database a DROP DATABASE left half-dropped, which
+ * no one can connect to (marked so from 15.4, 14.9, 13.12 on; before, never).
+ */
+#ifndef DATCONNLIMIT_INVALID_DB
+#define DATCONNLIMIT_INVALID_DB -2
+#endif
+
 #endif							/* ATO_COMPAT_H */

@@ -11,11 +11,11 @@
  * The launcher exists only when the library is in shared_preload_libraries.
  * At server start, at every reload, and every minute for databases created
  * since, it starts the detection worker of each database in
- * ato_response.databases (and stops the one of a database dropped since),
- * which starts an incident worker when a shutdown
+ * ato_response.databases (each starts an incident worker when a shutdown
  * left an incident marking; without the launcher, ato.resume_incidents()
- * does that by hand.  Each round of the launcher allocates in a memory
- * context of its own, reset after the round.
+ * does that by hand), and stops the one of a database dropped since.  Each
+ * round of the launcher allocates in a memory context of its own, reset
+ * after the round.
  */
 #include "postgres.h"
 
@@ -38,6 +38,7 @@
 #include "utils/wait_event.h"
 
 #include "ato_response.h"
+#include "compat.h"
 #include "workers.h"
 
 PGDLLEXPORT void ato_launcher_main(Datum arg);
@@ -110,46 +111,67 @@ incident_worker_launch(Oid database, TransactionId wait_for)
  */
 
 /*
- * The database's oid, or InvalidOid.  The launcher is connected to no
- * database, where only a heap scan of the shared catalog works.
+ * The databases a worker can connect to (not datallowconn = false, not left
+ * half-dropped), as a list of (oid, name) pairs in the current memory
+ * context.  The launcher is connected to no database, where only a heap scan
+ * of the shared catalog works; it scans it once a round.
  */
-static Oid
-database_oid(const char *name)
+typedef struct ConnectableDatabase
+{
+	Oid			oid;
+	char		name[NAMEDATALEN];
+} ConnectableDatabase;
+
+static List *
+connectable_databases(void)
 {
 	Relation	rel = table_open(DatabaseRelationId, AccessShareLock);
 	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
 	HeapTuple	tuple;
-	Oid			database = InvalidOid;
+	List	   *databases = NIL;
 
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		Form_pg_database form = (Form_pg_database) GETSTRUCT(tuple);
+		ConnectableDatabase *database;
 
-		if (strcmp(NameStr(form->datname), name) == 0)
-		{
-			database = form->oid;
-			break;
-		}
+		if (!form->datallowconn || form->datconnlimit == DATCONNLIMIT_INVALID_DB)
+			continue;
+		database = palloc(sizeof(ConnectableDatabase));
+		database->oid = form->oid;
+		strlcpy(database->name, NameStr(form->datname), NAMEDATALEN);
+		databases = lappend(databases, database);
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
-	return database;
+	return databases;
 }
 
-/* Whether a database with this oid exists (the same heap scan). */
-static bool
-database_exists(Oid database)
+/* The oid of the connectable database of that name in the list, or InvalidOid. */
+static Oid
+database_named(List *databases, const char *name)
 {
-	Relation	rel = table_open(DatabaseRelationId, AccessShareLock);
-	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
-	HeapTuple	tuple;
-	bool		found = false;
+	ListCell   *cell;
 
-	while (!found && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-		found = ((Form_pg_database) GETSTRUCT(tuple))->oid == database;
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
+	foreach(cell, databases)
+	{
+		ConnectableDatabase *database = (ConnectableDatabase *) lfirst(cell);
+
+		if (strcmp(database->name, name) == 0)
+			return database->oid;
+	}
+	return InvalidOid;
+}
+
+static bool
+database_listed(List *databases, Oid oid)
+{
+	ListCell   *cell;
+
+	foreach(cell, databases)
+		if (((ConnectableDatabase *) lfirst(cell))->oid == oid)
+			return true;
+	return false;
 }
 
 /*
@@ -177,14 +199,17 @@ launched_for(Oid database)
 }
 
 /*
- * Stop the workers of databases dropped since they were started.  A
- * worker's database is gone for good (a database created again under the
- * same name has another oid): left alone, the postmaster would start it
- * again every ten seconds, to fail at connecting, for as long as the server
- * runs, and keep a background worker slot.
+ * Stop the workers of databases dropped since they were started (or made
+ * unconnectable).  A worker's database is gone for good (a database created
+ * again under the same name has another oid): left alone, the postmaster
+ * would start it again every ten seconds, to fail at connecting, for as long
+ * as the server runs, and keep a background worker slot; stopped here, it
+ * fails for at most a round.  Only the workers this launcher started have a
+ * handle here: after the launcher itself was started again (a crash of the
+ * server, a SIGTERM), those of the launcher before are not stopped.
  */
 static void
-stop_workers_of_dropped_databases(void)
+stop_workers_of_dropped_databases(List *databases)
 {
 	ListCell   *cell;
 
@@ -192,11 +217,11 @@ stop_workers_of_dropped_databases(void)
 	{
 		LaunchedWorker *launched = (LaunchedWorker *) lfirst(cell);
 
-		if (database_exists(launched->database))
+		if (database_listed(databases, launched->database))
 			continue;
 		TerminateBackgroundWorker(launched->handle);
 		ereport(LOG,
-				(errmsg("ato_response: database %u was dropped; its detection worker is stopped",
+				(errmsg("ato_response: database %u was dropped or no longer accepts connections; its detection worker is stopped",
 						launched->database)));
 		launched_workers = foreach_delete_current(launched_workers, cell);
 		pfree(launched->handle);
@@ -205,40 +230,40 @@ stop_workers_of_dropped_databases(void)
 }
 
 /*
- * Start the detection worker of each database of ato_response.databases
- * that has none from this launcher yet.  Problems are reported unless
- * quietly (the periodic retry for databases created since).  Allocates in
- * the caller's (round) context, but for the list of launched databases.
+ * One round: stop the workers of databases dropped since, then start the
+ * detection worker of each database of ato_response.databases that has none
+ * from this launcher yet.  Problems are reported unless quietly (the
+ * periodic retry for databases created since).  Allocates in the round's
+ * context and the transaction's, but for the list of launched workers.
  */
 static void
-launch_for_configured_databases(bool quietly)
+launcher_round(bool quietly)
 {
 	char	   *names = pstrdup(ato_databases);
 	List	   *list;
+	List	   *databases;
 	ListCell   *cell;
+	bool		parsed = SplitIdentifierString(names, ',', &list);
 
-	if (!SplitIdentifierString(names, ',', &list))
-	{
-		if (!quietly)
-			ereport(WARNING,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("ato_response.databases is not a list of database names: \"%s\"", ato_databases),
-					 errhint("Separate the names with commas.")));
-		return;
-	}
+	if (!parsed && !quietly)
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ato_response.databases is not a list of database names: \"%s\"", ato_databases),
+				 errhint("Separate the names with commas.")));
 	StartTransactionCommand();
-	stop_workers_of_dropped_databases();
-	foreach(cell, list)
+	databases = connectable_databases();
+	stop_workers_of_dropped_databases(databases);
+	foreach(cell, parsed ? list : NIL)
 	{
 		const char *name = (const char *) lfirst(cell);
-		Oid			database = database_oid(name);
+		Oid			database = database_named(databases, name);
 
 		if (!OidIsValid(database))
 		{
 			if (!quietly)
 				ereport(WARNING,
 						(errcode(ERRCODE_UNDEFINED_DATABASE),
-						 errmsg("ato_response.databases names database \"%s\", which does not exist (yet)", name),
+						 errmsg("ato_response.databases names database \"%s\", which does not exist (yet) or does not accept connections", name),
 						 errhint("A detection worker starts within a minute of its creation.")));
 		}
 		else if (!launched_for(database))
@@ -285,7 +310,7 @@ ato_launcher_main(Datum arg)
 		MemoryContext old = MemoryContextSwitchTo(round_context);
 
 		pgstat_report_activity(STATE_RUNNING, "starting detection workers");
-		launch_for_configured_databases(quietly);
+		launcher_round(quietly);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(round_context);

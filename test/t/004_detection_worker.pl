@@ -275,7 +275,7 @@ ok($node->poll_query_until('postgres', "SELECT ($in_churn) = 1"), 'the database 
 is($node->safe_psql('postgres', "SELECT count(*) FROM ($worker_pid_sql) w"), '2',
 	'two workers run: the postgres database keeps its own');
 my $churn_log_offset = -s $node->logfile;
-ok($node->log_contains(qr/database $old_churn was dropped; its detection worker is stopped/),
+ok($node->log_contains(qr/database $old_churn was dropped or no longer accepts connections; its detection worker is stopped/),
 	'the launcher says it stopped the dropped database\'s worker');
 sleep 12;    # longer than the ten seconds after which a failed worker is started again
 unlike(
