@@ -77,7 +77,7 @@ ato_say "starting a throwaway cluster in $work"
 worker_conf=()
 [[ $what == worker ]] && worker_conf=("shared_preload_libraries = 'ato_response'"
     "ato_response.databases = '$db'")
-# login_latency starts the worker only for its second phase
+# login_latency starts the worker only for its third phase
 [[ $what == login_latency ]] && worker_conf=("shared_preload_libraries = 'ato_response'"
     "ato_response.detection_interval = 5")
 # bulk_load runs as in production: the worker every 10 s, and autovacuum
@@ -214,7 +214,8 @@ imports_beside() {
     local pid=$1 every=${ATO_BENCH_IMPORT_EVERY:-6} count=0 started
     while kill -0 "$pid" 2>/dev/null; do
         started=$SECONDS
-        bench_psql -v step=import -v late_events="$late" -f "$sql" >/dev/null
+        # (set -e does not reach into $(...): a failed import fails the caller here)
+        bench_psql -v step=import -v late_events="$late" -f "$sql" >/dev/null || return 1
         count=$((count + 1))
         while kill -0 "$pid" 2>/dev/null && ((SECONDS - started < every)); do
             sleep 0.2
@@ -224,7 +225,7 @@ imports_beside() {
 }
 
 bench_login_latency() {
-    local rate=200 seconds=${ATO_BENCH_LATENCY_SECONDS:-40} late=${ATO_BENCH_LATE_EVENTS:-150000} imports imports_only
+    local rate=200 seconds=${ATO_BENCH_LATENCY_SECONDS:-40} late=${ATO_BENCH_LATE_EVENTS:-150000} imports imports_only pgbench
     local sql=$bench_dir/login_latency/login_latency.sql
     local logins=(-n -c 4 -j 2 -R "$rate" -T "$seconds" --log -f "$bench_dir/login_latency/record_login.pgbench" "$db")
     ato_say "login_latency: ato.record_login() at $rate a second for $seconds s alone, $seconds s beside late imports of $late events (no worker yet), then $seconds s beside the worker and the same imports"
@@ -235,15 +236,17 @@ bench_login_latency() {
     # what the imports cost the logins by themselves: on 2 cores an import
     # takes one while it runs, whatever the extension does after it
     "$(ato_bindir)/pgbench" --log-prefix="$work/imports" "${logins[@]}" >"$work/pgbench_imports.out" 2>&1 &
-    imports_only=$(imports_beside $!)
-    wait
+    pgbench=$!
+    imports_only=$(imports_beside $pgbench)
+    wait "$pgbench"
     load_latencies imports
 
     # then the worker folds them in (and those of the phase before) as they come
     bench_psql -v step=worker -f "$sql" >/dev/null
     "$(ato_bindir)/pgbench" --log-prefix="$work/beside" "${logins[@]}" >"$work/pgbench_beside.out" 2>&1 &
-    imports=$(imports_beside $!)
-    wait
+    pgbench=$!
+    imports=$(imports_beside $pgbench)
+    wait "$pgbench"
     load_latencies beside
     bench_psql -v step=report -v late_events="$late" -v imports="$imports" -v imports_only="$imports_only" -f "$sql"
 }
