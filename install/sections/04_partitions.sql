@@ -114,6 +114,12 @@ BEGIN
         -- triggers come with ATTACH (none fires on the rows moved)
         EXECUTE format('CREATE TABLE ato.%I (LIKE ato.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)',
                        part, dflt);
+        -- the month's bounds, checked as the rows come in: ATTACH then takes
+        -- them as proven instead of reading every moved row again while it
+        -- holds the locks below (dropped once attached, the partition's own
+        -- constraint saying the same)
+        EXECUTE format('ALTER TABLE ato.%I ADD CONSTRAINT %I CHECK (occurred_at >= %L AND occurred_at < %L)',
+                       part, part || '_month', month, month + interval '1 month');
         EXECUTE move_sql USING month, month + interval '1 month';
         IF live THEN
             -- Live events keep the table locked, one short transaction
@@ -141,6 +147,7 @@ BEGIN
         EXECUTE move_sql USING month, month + interval '1 month';
         EXECUTE format('ALTER TABLE ato.%I ATTACH PARTITION ato.%I FOR VALUES FROM (%L) TO (%L)',
                        parent, part, month, month + interval '1 month');
+        EXECUTE format('ALTER TABLE ato.%I DROP CONSTRAINT %I', part, part || '_month');
         RETURN format('ato.%I', part)::regclass;
     EXCEPTION
         -- not free; another session creating it at the same time; a row
