@@ -10,14 +10,14 @@
  *   2. waiting for the extension, if it is not installed yet: it looks again
  *      every interval;
  *   3. a cycle: ato.maintain_event_partitions(), so that the rules'
- *      windows read only their own blocks and are planned for their size,
- *      then ato.add_event_partition() until it has nothing to add, one
- *      month per transaction (the months ahead, and those whose rows wait
- *      in a default partition);
+ *      windows read only their own blocks and are planned for their size;
  *      ato.refresh_summaries() up to the last cycle's start less a minute
  *      (where the next windows of the rules begin; skipped when a long
  *      transaction storing events keeps it waiting), a month of history
- *      per transaction until it is there; each enabled rule of
+ *      per transaction until it is there; then ato.add_event_partition()
+ *      until it has nothing to add, one month per transaction (the months
+ *      ahead, and those whose rows wait in a default partition); each
+ *      enabled rule of
  *      ato.detection_rules in its own transaction (ato.run_detection(),
  *      under ato_response.rule_timeout), so that a slow or failing rule is
  *      cut off, recorded on its row and the others still run (every run
@@ -238,8 +238,12 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 	Oid			refresh_argtypes[2] = {TIMESTAMPTZOID, INT4OID};
 	Datum		refresh_values[2];
 
+	/* the live partitions' new BRIN ranges and statistics, first: the refresh reads them */
+	run_step("partitions", "maintaining the event partitions that take live events",
+			 "SELECT ato.maintain_event_partitions()", 0, NULL, NULL);
+
 	/*
-	 * The summaries first, up to where the last cycle began less a minute.
+	 * Then the summaries, up to where the last cycle began less a minute.
 	 * Each rule's run counts as begun at the start of its cycle, and reads
 	 * from there less its lookback, so a rule with a lookback of a minute
 	 * (the built-in ones that read only what is new) starts exactly at the
@@ -248,26 +252,7 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 	 * unsummarised stretch lies between the two.  Rules with longer
 	 * lookbacks read what is before the watermark from the summaries or the
 	 * event store.
-	 */
-	run_step("partitions", "maintaining the event partitions that take live events",
-			 "SELECT ato.maintain_event_partitions()", 0, NULL, NULL);
-
-	/*
-	 * Then the months the event store still lacks (those ahead, those whose
-	 * rows wait in a default partition), one per transaction: each holds the
-	 * lock it takes on a default partition only from its attach to its
-	 * commit.  It stops at the first that cannot be created without waiting
-	 * (the next cycle tries again), and after two years of them.
-	 */
-	pgstat_report_activity(STATE_RUNNING, "creating the missing months of the event store");
-	for (int month = 0; month < 24; month++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (!query_bool("SELECT ato.add_event_partition() IS NOT NULL"))
-			break;
-	}
-
-	/*
+	 *
 	 * The refresh waits for the transactions storing events that began
 	 * before it (never the other way round): for a long import, at most a
 	 * quarter of the interval and 15 s (lock_timeout, set first by the FROM
@@ -288,6 +273,25 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 		/* stopped short: the stretch, or as many late days as a step takes */
 		if (!query_bool("SELECT summarised_until < refreshing_to OR late_days >= " SUMMARY_STEP_DAYS
 						"  FROM ato.summary_status"))
+			break;
+	}
+
+	/*
+	 * Then the months the event store still lacks (those ahead, those whose
+	 * rows wait in a default partition), one per transaction: each holds the
+	 * lock it takes on a default partition only from its attach to its
+	 * commit.  It stops at the first that cannot be created without waiting
+	 * (the next cycle tries again), and after two years of them.  After the
+	 * summaries: a history loaded into a default partition is what answers
+	 * need summarised first, and moving it (which fires no trigger, so
+	 * notes no late day) takes as long again; where its rows lie does not
+	 * change an answer.
+	 */
+	pgstat_report_activity(STATE_RUNNING, "creating the missing months of the event store");
+	for (int month = 0; month < 24; month++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!query_bool("SELECT ato.add_event_partition() IS NOT NULL"))
 			break;
 	}
 
