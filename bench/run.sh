@@ -251,25 +251,27 @@ bench_login_latency() {
     bench_psql -v step=report -v late_events="$late" -v imports="$imports" -v imports_only="$imports_only" -f "$sql"
 }
 
+# poll_until SQL: until the query answers t (every half second, at most ten minutes)
+poll_until() {
+    for _ in $(seq 1200); do
+        [[ $(bench_psql -c "$1") == t ]] && return 0
+        sleep 0.5
+    done
+}
+
 bench_bulk_load() {
     local how=${ATO_BENCH_LOAD:-copy} sql=$bench_dir/bulk_load/bulk_load.sql
     ato_say "bulk_load: ${ATO_BENCH_BULK_EVENTS:-5000000} login events over 90 days by $how into a fresh install, the worker running; nobody calls create_event_partitions or refresh_summaries"
     bench_psql -f "$bench_dir/lib/await_worker.sql" >/dev/null
     bench_psql -v step=load -v how="$how" -v events_file="$work/events.csv" -f "$sql"
     ato_say "bulk_load: waiting for the worker to fold the history into the summaries"
-    for _ in $(seq 1200); do
-        [[ $(bench_psql -c "SELECT late_days = 0 AND summarised_until >= (SELECT at FROM bench.marks WHERE name = 'loaded') - interval '2 minutes' FROM ato.summary_status") == t ]] && break
-        sleep 0.5
-    done
+    poll_until "SELECT late_days = 0 AND summarised_until >= (SELECT at FROM bench.marks WHERE name = 'loaded') - interval '2 minutes' FROM ato.summary_status"
     bench_psql -v step=caught_up -f "$sql"
     # the later calls are timed once the worker has also moved every month
     # out of both default partitions: a reader that comes while a month is
     # attached waits for it (src/event_layout.c)
     ato_say "bulk_load: waiting for the worker to move the months out of the default partitions"
-    for _ in $(seq 1200); do
-        [[ $(bench_psql -c "SELECT NOT EXISTS (SELECT FROM ONLY ato.login_events_default) AND NOT EXISTS (SELECT FROM ONLY ato.audit_events_default)") == t ]] && break
-        sleep 0.5
-    done
+    poll_until "SELECT NOT EXISTS (SELECT FROM ONLY ato.login_events_default) AND NOT EXISTS (SELECT FROM ONLY ato.audit_events_default)"
     bench_psql -v step=settled -f "$sql"
     ato_say "bulk_load: seed 004's tables with the same rows, then both contenders"
     bench_psql -v step=compare -v runs="$detect_runs" -f "$sql"
