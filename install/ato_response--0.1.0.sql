@@ -624,7 +624,8 @@ SELECT c.relname::text                      AS parent,
 COMMENT ON VIEW ato.event_partitions IS
     'The partitions of the event tables with their time bounds and size; rows in a default partition mean a month has no partition yet (see ato.create_event_partitions())';
 
-CREATE FUNCTION ato.maintain_event_partitions(OUT ranges_summarised integer, OUT partitions_analyzed integer,
+CREATE FUNCTION ato.maintain_event_partitions(add_month boolean DEFAULT true,
+                                               OUT ranges_summarised integer, OUT partitions_analyzed integer,
                                                OUT partition_added regclass)
 LANGUAGE plpgsql
 -- a histogram of ten buckets is enough to tell how many events a window
@@ -672,7 +673,11 @@ BEGIN
     END LOOP;
     -- last, so that the lock it may take on a default partition is held
     -- only to the commit; whatever goes wrong there must not undo the
-    -- summaries and statistics above
+    -- summaries and statistics above (the detection worker passes false:
+    -- it adds the months itself, after the refresh of the summaries)
+    IF NOT add_month THEN
+        RETURN;
+    END IF;
     BEGIN
         partition_added := ato.add_event_partition();
     EXCEPTION WHEN OTHERS THEN
@@ -682,9 +687,9 @@ BEGIN
     END;
 END
 $$;
-COMMENT ON FUNCTION ato.maintain_event_partitions() IS
-    'Keeps the event partitions that take live events fast to read: summarises their new BRIN block ranges (a range not yet summarised is read by every time window) and refreshes the planner''s statistics of occurred_at where about a thousand events or more came since the last ANALYZE (windows of the last minutes are then planned for their real size); skips a partition that VACUUM is busy with; then creates one missing month, as ato.add_event_partition() (partition_added). The detection worker calls it every cycle';
-REVOKE ALL ON FUNCTION ato.maintain_event_partitions() FROM PUBLIC;
+COMMENT ON FUNCTION ato.maintain_event_partitions(boolean) IS
+    'Keeps the event partitions that take live events fast to read: summarises their new BRIN block ranges (a range not yet summarised is read by every time window) and refreshes the planner''s statistics of occurred_at where about a thousand events or more came since the last ANALYZE (windows of the last minutes are then planned for their real size); skips a partition that VACUUM is busy with; then, unless add_month is false, creates one missing month, as ato.add_event_partition() (partition_added). The detection worker calls it every cycle, with add_month false';
+REVOKE ALL ON FUNCTION ato.maintain_event_partitions(boolean) FROM PUBLIC;
 -- install/sections/05_recording.sql: ato.record_login() and ato.record_event(), the application's way in, and their bulk forms ato.record_logins() and ato.record_events().
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 

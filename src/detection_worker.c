@@ -9,8 +9,9 @@
  *      an incident worker if an incident was left marking;
  *   2. waiting for the extension, if it is not installed yet: it looks again
  *      every interval;
- *   3. a cycle: ato.maintain_event_partitions(), so that the rules'
- *      windows read only their own blocks and are planned for their size;
+ *   3. a cycle: ato.maintain_event_partitions(add_month => false), so
+ *      that the rules' windows read only their own blocks and are planned
+ *      for their size;
  *      ato.refresh_summaries() up to the last cycle's start less a minute
  *      (where the next windows of the rules begin; skipped when a long
  *      transaction storing events keeps it waiting), a month of history
@@ -240,7 +241,7 @@ run_cycle(TimestampTz previous_cycle, TimestampTz cycle_start)
 
 	/* the live partitions' new BRIN ranges and statistics, first: the refresh reads them */
 	run_step("partitions", "maintaining the event partitions that take live events",
-			 "SELECT ato.maintain_event_partitions()", 0, NULL, NULL);
+			 "SELECT ato.maintain_event_partitions(add_month => false)", 0, NULL, NULL);
 
 	/*
 	 * Then the summaries, up to where the last cycle began less a minute.
