@@ -44,9 +44,15 @@
  * one.  Those from $4 on (the last minutes, or the whole window when the
  * summaries lag behind it) are checked against the summaries and the
  * unsummarised stretch, in one pass (a login without a country passes: it
- * is never familiar).  Logins without a country are always returned.  The actions are counted by joining the
- * window's audit events of the given types, read once (failed ones, such as
- * a denied change, are not actions taken).
+ * is never familiar).  Logins without a country are always returned.  The
+ * actions are counted per new login, from its account's audit events of
+ * the given types in its action window (failed ones, such as a denied
+ * change, are not actions taken): one probe of the (actor_id, occurred_at)
+ * index each.  Written as a subquery, not a join, so that it stays that
+ * whatever the statistics say: right after months are attached their
+ * partitions have none, and a join was then planned as a loop over the
+ * window's materialised audit events for every new login (1.8 s instead
+ * of 20 ms for 6,000 new logins after a bulk load).
  */
 static const char new_country_logins_sql[] =
 "WITH new_logins AS ("
@@ -66,15 +72,13 @@ static const char new_country_logins_sql[] =
 "    SELECT w.id, w.user_id, w.ip_address, w.country_code, w.occurred_at"
 "      FROM ato.login_events w"
 "     WHERE w.occurred_at >= greatest($1, $4) AND w.outcome = 'success'"
-"       AND " UNFAMILIAR_COUNTRY("w.user_id", "w.country_code", "$1", "$5") "),"
-" actions AS ("
-"    SELECT actor_id, occurred_at FROM ato.audit_events"
-"     WHERE occurred_at >= $1 AND event_type = ANY ($3) AND outcome IS DISTINCT FROM 'failure')"
-"SELECT n.user_id, n.ip_address, n.country_code, n.occurred_at, count(a.actor_id)"
+"       AND " UNFAMILIAR_COUNTRY("w.user_id", "w.country_code", "$1", "$5") ")"
+"SELECT n.user_id, n.ip_address, n.country_code, n.occurred_at,"
+"       (SELECT count(*) FROM ato.audit_events a"
+"         WHERE a.actor_id = n.user_id"
+"           AND a.occurred_at >= n.occurred_at AND a.occurred_at <= n.occurred_at + $2"
+"           AND a.event_type = ANY ($3) AND a.outcome IS DISTINCT FROM 'failure')"
 "  FROM new_logins n"
-"  LEFT JOIN actions a ON a.actor_id = n.user_id"
-"       AND a.occurred_at >= n.occurred_at AND a.occurred_at <= n.occurred_at + $2"
-" GROUP BY n.id, n.user_id, n.ip_address, n.country_code, n.occurred_at"
 " ORDER BY n.occurred_at, n.user_id, n.id";
 
 PG_FUNCTION_INFO_V1(ato_new_country_logins);
