@@ -4255,7 +4255,7 @@ RETURNS name
 AS 'MODULE_PATHNAME', 'ato_calling_role'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION ato.calling_role() IS
-    'The role the caller acts as (after SET ROLE), which current_user is not inside a SECURITY DEFINER function; the incident record writes it beside session_user';
+    'The role the caller acts as (after SET ROLE), which current_user is not inside a SECURITY DEFINER function; the incident record writes it beside session_user, and the registrations of hooks, downstream applications and secrets as who registered them';
 REVOKE ALL ON FUNCTION ato.calling_role() FROM PUBLIC;
 
 -- No foreign key to ato.incidents: a record exists before its containment
@@ -4972,14 +4972,6 @@ COMMENT ON FUNCTION ato.call_hook(regprocedure, regtype, text) IS
     'The hook''s value for the account, as text, called as the hook''s owner in a security-restricted operation with search_path pinned (at most 2000 bytes)';
 REVOKE ALL ON FUNCTION ato.call_hook(regprocedure, regtype, text) FROM PUBLIC;
 
-CREATE FUNCTION ato.outer_role()
-RETURNS name
-AS 'MODULE_PATHNAME', 'ato_outer_role'
-LANGUAGE C STABLE;
-COMMENT ON FUNCTION ato.outer_role() IS
-    'The role that calls, as SET ROLE made it, also inside a SECURITY DEFINER function: who registered a hook, a downstream application or a secret';
-REVOKE ALL ON FUNCTION ato.outer_role() FROM PUBLIC;
-
 CREATE TABLE ato.notification_hooks (
     name text PRIMARY KEY,
     kind text NOT NULL CHECK (kind IN ('account_detail', 'contact')),
@@ -5031,7 +5023,7 @@ AS $$
 BEGIN
     PERFORM ato.check_hook(hook, 'text'::regtype, 'register_account_detail');
     INSERT INTO ato.notification_hooks AS h (name, kind, hook, registered_by)
-    VALUES ('account_detail', 'account_detail', hook, ato.outer_role())
+    VALUES ('account_detail', 'account_detail', hook, ato.calling_role())
     ON CONFLICT ON CONSTRAINT notification_hooks_pkey DO UPDATE
        SET hook = excluded.hook, registered_at = now(), registered_by = excluded.registered_by;
 END;
@@ -5059,7 +5051,7 @@ BEGIN
     END IF;
     PERFORM ato.check_hook(hook, 'text'::regtype, 'register_contact_channel');
     INSERT INTO ato.notification_hooks AS h (name, kind, hook, priority, registered_by)
-    VALUES (channel, 'contact', hook, priority, ato.outer_role())
+    VALUES (channel, 'contact', hook, priority, ato.calling_role())
     ON CONFLICT ON CONSTRAINT notification_hooks_pkey DO UPDATE
        SET hook = excluded.hook, priority = excluded.priority, registered_at = now(),
            registered_by = excluded.registered_by;
@@ -5696,7 +5688,7 @@ BEGIN
         PERFORM ato.check_hook(uses_hook, 'boolean'::regtype, 'register_downstream_app');
     END IF;
     INSERT INTO ato.downstream_apps AS a (name, revocation, owner_contact, uses_hook, registered_by)
-    VALUES (name, revocation, owner_contact, uses_hook, ato.outer_role())
+    VALUES (name, revocation, owner_contact, uses_hook, ato.calling_role())
     ON CONFLICT ON CONSTRAINT downstream_apps_name_key DO UPDATE
        SET revocation = excluded.revocation, owner_contact = excluded.owner_contact, uses_hook = excluded.uses_hook,
            registered_at = now(), registered_by = excluded.registered_by
@@ -5725,7 +5717,7 @@ BEGIN
         PERFORM ato.check_hook(reachable_hook, 'boolean'::regtype, 'register_secret');
     END IF;
     INSERT INTO ato.downstream_secrets AS s (name, kind, rotation, owner_contact, reachable_hook, registered_by)
-    VALUES (name, kind, rotation, owner_contact, reachable_hook, ato.outer_role())
+    VALUES (name, kind, rotation, owner_contact, reachable_hook, ato.calling_role())
     ON CONFLICT ON CONSTRAINT downstream_secrets_name_key DO UPDATE
        SET kind = excluded.kind, rotation = excluded.rotation, owner_contact = excluded.owner_contact,
            reachable_hook = excluded.reachable_hook, registered_at = now(), registered_by = excluded.registered_by

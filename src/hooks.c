@@ -116,18 +116,6 @@ ato_check_hook(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/*
- * ato.outer_role() RETURNS name: the role that calls, as SET ROLE made it,
- * also inside a SECURITY DEFINER function (which current_user is not): who
- * registered a hook, an application or a secret.
- */
-PG_FUNCTION_INFO_V1(ato_outer_role);
-Datum
-ato_outer_role(PG_FUNCTION_ARGS)
-{
-	return DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false)));
-}
-
 typedef struct HookCall
 {
 	Oid			fn;

@@ -93,7 +93,8 @@ ato_pin_session_search_path(void)
 /*
  * ato.calling_role() RETURNS name: the role the caller acts as (its SET ROLE,
  * or its session's), which current_user no longer is inside a SECURITY
- * DEFINER function; what the incident record writes beside session_user.
+ * DEFINER function; what the incident record writes beside session_user,
+ * and who registered a hook, a downstream application or a secret.
  */
 PG_FUNCTION_INFO_V1(ato_calling_role);
 Datum

@@ -48,7 +48,7 @@ RETURNS name
 AS 'MODULE_PATHNAME', 'ato_calling_role'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION ato.calling_role() IS
-    'The role the caller acts as (after SET ROLE), which current_user is not inside a SECURITY DEFINER function; the incident record writes it beside session_user';
+    'The role the caller acts as (after SET ROLE), which current_user is not inside a SECURITY DEFINER function; the incident record writes it beside session_user, and the registrations of hooks, downstream applications and secrets as who registered them';
 REVOKE ALL ON FUNCTION ato.calling_role() FROM PUBLIC;
 
 -- No foreign key to ato.incidents: a record exists before its containment

@@ -34,14 +34,6 @@ COMMENT ON FUNCTION ato.call_hook(regprocedure, regtype, text) IS
     'The hook''s value for the account, as text, called as the hook''s owner in a security-restricted operation with search_path pinned (at most 2000 bytes)';
 REVOKE ALL ON FUNCTION ato.call_hook(regprocedure, regtype, text) FROM PUBLIC;
 
-CREATE FUNCTION ato.outer_role()
-RETURNS name
-AS 'MODULE_PATHNAME', 'ato_outer_role'
-LANGUAGE C STABLE;
-COMMENT ON FUNCTION ato.outer_role() IS
-    'The role that calls, as SET ROLE made it, also inside a SECURITY DEFINER function: who registered a hook, a downstream application or a secret';
-REVOKE ALL ON FUNCTION ato.outer_role() FROM PUBLIC;
-
 CREATE TABLE ato.notification_hooks (
     name text PRIMARY KEY,
     kind text NOT NULL CHECK (kind IN ('account_detail', 'contact')),
@@ -93,7 +85,7 @@ AS $$
 BEGIN
     PERFORM ato.check_hook(hook, 'text'::regtype, 'register_account_detail');
     INSERT INTO ato.notification_hooks AS h (name, kind, hook, registered_by)
-    VALUES ('account_detail', 'account_detail', hook, ato.outer_role())
+    VALUES ('account_detail', 'account_detail', hook, ato.calling_role())
     ON CONFLICT ON CONSTRAINT notification_hooks_pkey DO UPDATE
        SET hook = excluded.hook, registered_at = now(), registered_by = excluded.registered_by;
 END;
@@ -121,7 +113,7 @@ BEGIN
     END IF;
     PERFORM ato.check_hook(hook, 'text'::regtype, 'register_contact_channel');
     INSERT INTO ato.notification_hooks AS h (name, kind, hook, priority, registered_by)
-    VALUES (channel, 'contact', hook, priority, ato.outer_role())
+    VALUES (channel, 'contact', hook, priority, ato.calling_role())
     ON CONFLICT ON CONSTRAINT notification_hooks_pkey DO UPDATE
        SET hook = excluded.hook, priority = excluded.priority, registered_at = now(),
            registered_by = excluded.registered_by;

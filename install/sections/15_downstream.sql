@@ -102,7 +102,7 @@ BEGIN
         PERFORM ato.check_hook(uses_hook, 'boolean'::regtype, 'register_downstream_app');
     END IF;
     INSERT INTO ato.downstream_apps AS a (name, revocation, owner_contact, uses_hook, registered_by)
-    VALUES (name, revocation, owner_contact, uses_hook, ato.outer_role())
+    VALUES (name, revocation, owner_contact, uses_hook, ato.calling_role())
     ON CONFLICT ON CONSTRAINT downstream_apps_name_key DO UPDATE
        SET revocation = excluded.revocation, owner_contact = excluded.owner_contact, uses_hook = excluded.uses_hook,
            registered_at = now(), registered_by = excluded.registered_by
@@ -131,7 +131,7 @@ BEGIN
         PERFORM ato.check_hook(reachable_hook, 'boolean'::regtype, 'register_secret');
     END IF;
     INSERT INTO ato.downstream_secrets AS s (name, kind, rotation, owner_contact, reachable_hook, registered_by)
-    VALUES (name, kind, rotation, owner_contact, reachable_hook, ato.outer_role())
+    VALUES (name, kind, rotation, owner_contact, reachable_hook, ato.calling_role())
     ON CONFLICT ON CONSTRAINT downstream_secrets_name_key DO UPDATE
        SET kind = excluded.kind, rotation = excluded.rotation, owner_contact = excluded.owner_contact,
            reachable_hook = excluded.reachable_hook, registered_at = now(), registered_by = excluded.registered_by
