@@ -172,6 +172,13 @@ flag_arg(FunctionCallInfo fcinfo, int argno, const char *name)
  * ---------------------------------------------------------------------
  */
 
+/* The shard's name (ato_response.shard_name), NULL on a single server (as ato.shard_name()). */
+static const char *
+shard_name(void)
+{
+	return ato_shard_name != NULL && ato_shard_name[0] != '\0' ? ato_shard_name : NULL;
+}
+
 /*
  * Record the batch's accounts in ato.revocation_outbox at the next position
  * and return it.  The position comes from the one row of
@@ -203,9 +210,8 @@ record_outbox(const IncidentRun *run, int batch, Datum *ids, int nids)
 	values[2] = Int32GetDatum(run->batches);
 	values[3] = TimestampTzGetDatum(run->revoked_at);
 	values[4] = PointerGetDatum(text_array(ids, nids));
-	/* the shard's name (ato_response.shard_name), NULL on a single server */
-	if (ato_shard_name != NULL && ato_shard_name[0] != '\0')
-		values[5] = CStringGetTextDatum(ato_shard_name);
+	if (shard_name() != NULL)
+		values[5] = CStringGetTextDatum(shard_name());
 	else
 		nulls[5] = 'n';
 	spi_check(SPI_execute_with_args(sql, 6, argtypes, values, nulls, false, 1),
@@ -231,10 +237,10 @@ notify_batch(const IncidentRun *run, int batch, int64 position, int nids)
 	appendStringInfo(&payload, "{\"incident\":\"%s\",\"position\":" INT64_FORMAT
 					 ",\"batch\":%d,\"batches\":%d,\"accounts\":%d",
 					 incident, position, batch + 1, run->batches, nids);
-	if (ato_shard_name != NULL && ato_shard_name[0] != '\0')
+	if (shard_name() != NULL)
 	{
 		appendStringInfoString(&payload, ",\"shard\":");
-		escape_json(&payload, ato_shard_name);
+		escape_json(&payload, shard_name());
 	}
 	appendStringInfoChar(&payload, '}');
 	Assert(payload.len < NOTIFY_PAYLOAD_LIMIT);
