@@ -3683,6 +3683,24 @@ CREATE TRIGGER import_lines_end AFTER INSERT ON ato.auth0_import
 CREATE TRIGGER import_lines_end AFTER INSERT ON ato.entra_import
     FOR EACH STATEMENT EXECUTE FUNCTION ato.import_lines_end('entra');
 REVOKE ALL ON ato.okta_import, ato.auth0_import, ato.entra_import FROM PUBLIC;
+-- install/sections/12_append_only.sql: the one rule of the append-only tables (the evidence, an incident's history): a trigger that refuses every UPDATE, DELETE and TRUNCATE, whoever asks.
+-- A piece of the install script, which the Makefile assembles: not loadable alone.
+
+-- Its arguments: what the table holds, as the message says it ("evidence",
+-- "an incident's history"), and the hint: what to do instead.
+CREATE FUNCTION ato.refuse_change()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION '% of %.% refused: % is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[0]
+        USING ERRCODE = 'insufficient_privilege', HINT = TG_ARGV[1];
+END;
+$$;
+COMMENT ON FUNCTION ato.refuse_change() IS
+    'Trigger of the append-only tables (the evidence, an incident''s history), with what the table holds and a hint as arguments: refuses every UPDATE, DELETE and TRUNCATE, whoever asks';
+REVOKE ALL ON FUNCTION ato.refuse_change() FROM PUBLIC;
 -- install/sections/12_evidence.sql: an incident's evidence: its window and scope, an append-only copy of its events chained by SHA-256, verification, the export for chain of custody, the hold on retention, the events of its window.
 -- A piece of the install script, which the Makefile assembles: not loadable alone.
 
@@ -3780,29 +3798,14 @@ COMMENT ON COLUMN ato.evidence_rows.body IS
     'The event as JSON text, {"event": {...}, "table": "login_events"}, as copied; hash is sha256 of the previous row''s hash and its UTF-8 bytes';
 SELECT pg_catalog.pg_extension_config_dump('ato.evidence_rows', '');
 
-CREATE FUNCTION ato.refuse_evidence_change()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION '% of %.% refused: evidence is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.';
-END;
-$$;
-COMMENT ON FUNCTION ato.refuse_evidence_change() IS
-    'Trigger of the evidence tables: refuses every UPDATE, DELETE and TRUNCATE, whoever asks';
-REVOKE ALL ON FUNCTION ato.refuse_evidence_change() FROM PUBLIC;
-
 CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.evidence_manifests
-    FOR EACH ROW EXECUTE FUNCTION ato.refuse_evidence_change();
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_change('evidence', 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.');
 CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.evidence_manifests
-    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_evidence_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_change('evidence', 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.');
 CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.evidence_rows
-    FOR EACH ROW EXECUTE FUNCTION ato.refuse_evidence_change();
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_change('evidence', 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.');
 CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.evidence_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_evidence_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_change('evidence', 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.');
 -- (10_privileges.sql ran before these tables existed)
 REVOKE ALL ON ato.evidence_manifests, ato.evidence_rows FROM PUBLIC;
 
@@ -4342,29 +4345,14 @@ COMMENT ON COLUMN ato.incident_changes.changed_as IS 'The role the caller acted 
 SELECT pg_catalog.pg_extension_config_dump('ato.incident_changes', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.incident_changes_id_seq', '');
 
-CREATE FUNCTION ato.refuse_record_change()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION '% of %.% refused: an incident''s history is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).';
-END;
-$$;
-COMMENT ON FUNCTION ato.refuse_record_change() IS
-    'Trigger of ato.incident_changes and ato.incident_scope_changes: refuses every UPDATE, DELETE and TRUNCATE, whoever asks';
-REVOKE ALL ON FUNCTION ato.refuse_record_change() FROM PUBLIC;
-
 CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.incident_changes
-    FOR EACH ROW EXECUTE FUNCTION ato.refuse_record_change();
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_change('an incident''s history', 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).');
 CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.incident_changes
-    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_record_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_change('an incident''s history', 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).');
 CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.incident_scope_changes
-    FOR EACH ROW EXECUTE FUNCTION ato.refuse_record_change();
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_change('an incident''s history', 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).');
 CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.incident_scope_changes
-    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_record_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_change('an incident''s history', 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).');
 
 -- Per incident and account: in its first scope or added later, released or not.
 CREATE VIEW ato.incident_accounts AS

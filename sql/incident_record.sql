@@ -301,7 +301,7 @@ SELECT p.oid::regprocedure AS function_public
                      'incident_history', 'add_incident_accounts', 'release_incident_accounts', 'contain_incident_accounts',
                      'preview_revocation', 'preview_revocation_targets', 'incident_retrospective', 'on_incident_confirmed',
                      'record_containment', 'calling_role', 'incident_record', 'check_scope_change', 'check_record_text',
-                     'refuse_record_change');
+                     'refuse_change');
 SELECT c.relname AS table_public FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'ato' AND c.relname LIKE 'incident_%'
    AND (has_table_privilege('public', c.oid, 'SELECT') OR has_table_privilege('public', c.oid, 'INSERT'));

@@ -95,29 +95,14 @@ COMMENT ON COLUMN ato.evidence_rows.body IS
     'The event as JSON text, {"event": {...}, "table": "login_events"}, as copied; hash is sha256 of the previous row''s hash and its UTF-8 bytes';
 SELECT pg_catalog.pg_extension_config_dump('ato.evidence_rows', '');
 
-CREATE FUNCTION ato.refuse_evidence_change()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION '% of %.% refused: evidence is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.';
-END;
-$$;
-COMMENT ON FUNCTION ato.refuse_evidence_change() IS
-    'Trigger of the evidence tables: refuses every UPDATE, DELETE and TRUNCATE, whoever asks';
-REVOKE ALL ON FUNCTION ato.refuse_evidence_change() FROM PUBLIC;
-
 CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.evidence_manifests
-    FOR EACH ROW EXECUTE FUNCTION ato.refuse_evidence_change();
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_change('evidence', 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.');
 CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.evidence_manifests
-    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_evidence_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_change('evidence', 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.');
 CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.evidence_rows
-    FOR EACH ROW EXECUTE FUNCTION ato.refuse_evidence_change();
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_change('evidence', 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.');
 CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.evidence_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_evidence_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_change('evidence', 'Preserved evidence is never changed or removed; ato.preserve_evidence() adds to it, ato.verify_evidence() proves it intact.');
 -- (10_privileges.sql ran before these tables existed)
 REVOKE ALL ON ato.evidence_manifests, ato.evidence_rows FROM PUBLIC;
 

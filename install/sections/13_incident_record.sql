@@ -135,29 +135,14 @@ COMMENT ON COLUMN ato.incident_changes.changed_as IS 'The role the caller acted 
 SELECT pg_catalog.pg_extension_config_dump('ato.incident_changes', '');
 SELECT pg_catalog.pg_extension_config_dump('ato.incident_changes_id_seq', '');
 
-CREATE FUNCTION ato.refuse_record_change()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION '% of %.% refused: an incident''s history is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).';
-END;
-$$;
-COMMENT ON FUNCTION ato.refuse_record_change() IS
-    'Trigger of ato.incident_changes and ato.incident_scope_changes: refuses every UPDATE, DELETE and TRUNCATE, whoever asks';
-REVOKE ALL ON FUNCTION ato.refuse_record_change() FROM PUBLIC;
-
 CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.incident_changes
-    FOR EACH ROW EXECUTE FUNCTION ato.refuse_record_change();
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_change('an incident''s history', 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).');
 CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.incident_changes
-    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_record_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_change('an incident''s history', 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).');
 CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON ato.incident_scope_changes
-    FOR EACH ROW EXECUTE FUNCTION ato.refuse_record_change();
+    FOR EACH ROW EXECUTE FUNCTION ato.refuse_change('an incident''s history', 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).');
 CREATE TRIGGER refuse_truncate BEFORE TRUNCATE ON ato.incident_scope_changes
-    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_record_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION ato.refuse_change('an incident''s history', 'A change to an incident is recorded as a new row by the function that makes it (ato.advance_incident(), ato.set_root_cause(), ...).');
 
 -- Per incident and account: in its first scope or added later, released or not.
 CREATE VIEW ato.incident_accounts AS
