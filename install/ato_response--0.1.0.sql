@@ -636,6 +636,11 @@ AS $$
 DECLARE
     part record;
 BEGIN
+    IF add_month IS NULL THEN
+        RAISE EXCEPTION 'maintain_event_partitions: add_month must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Leave it out (true: one missing month is created), or pass false.';
+    END IF;
     ranges_summarised := 0;
     partitions_analyzed := 0;
     -- the partitions that take live events: the default ones, and the

@@ -74,6 +74,9 @@ SELECT histogram_bounds::text::timestamptz[] IS NOT NULL AS occurred_at_histogra
   FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename
  WHERE s.schemaname = 'ato' AND c.oid = :'live_partition'::regclass AND s.attname = 'occurred_at';
 SELECT ranges_summarised, partitions_analyzed FROM ato.maintain_event_partitions() AS nothing_new;
+-- add_month (false: the months are left to the caller, as the detection
+-- worker does) must not be NULL
+SELECT * FROM ato.maintain_event_partitions(NULL);
 DELETE FROM ato.login_events WHERE user_id = 'range-user';
 
 -- Nobody has to call create_event_partitions(): ato.add_event_partition(),
