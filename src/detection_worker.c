@@ -29,8 +29,9 @@
  *      ato.worker_steps: one that fails is recorded and skipped, and the
  *      cycle goes on;
  *   The worker runs at a lower CPU priority than the backends (nice
- *   DETECTION_WORKER_NICE), so a refresh beside the application's logins
- *   takes the CPU they leave.
+ *   DETECTION_WORKER_NICE), and without parallel helpers (which would run
+ *   at the backends' priority), so a refresh beside the application's
+ *   logins takes the CPU they leave.
  *   4. sleeping until ato_response.detection_interval after the last cycle
  *      began, woken early by SIGHUP (new settings, a new interval counting
  *      from the last cycle; the GeoIP file is reopened by the next lookup
@@ -353,6 +354,15 @@ ato_detection_worker_main(Datum arg)
 	/* the rules sort a window's logins per account: let them do it in memory */
 	if (work_mem < DETECTION_WORK_MEM_KB)
 		SetConfigOption("work_mem", CppAsString2(DETECTION_WORK_MEM_KB), PGC_USERSET, PGC_S_SESSION);
+
+	/*
+	 * No parallel helpers: the postmaster starts them at its own priority,
+	 * not this worker's, so a refresh that fanned out would take the cores
+	 * from the logins at full priority (bench/login_latency saw two helpers
+	 * every cycle).  The same for the indexes a new month is given.
+	 */
+	SetConfigOption("max_parallel_workers_per_gather", "0", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("max_parallel_maintenance_workers", "0", PGC_USERSET, PGC_S_SESSION);
 
 	cycle_context = AllocSetContextCreate(TopMemoryContext, "ato_response detection cycle",
 										  ALLOCSET_DEFAULT_SIZES);
