@@ -225,10 +225,11 @@ imports_beside() {
 }
 
 bench_login_latency() {
-    local rate=200 seconds=${ATO_BENCH_LATENCY_SECONDS:-40} late=${ATO_BENCH_LATE_EVENTS:-150000} imports imports_only pgbench
+    local rate=200 seconds=${ATO_BENCH_LATENCY_SECONDS:-40} late=${ATO_BENCH_LATE_EVENTS:-150000}
+    local imports imports_only imports_burner pgbench burner
     local sql=$bench_dir/login_latency/login_latency.sql
     local logins=(-n -c 4 -j 2 -R "$rate" -T "$seconds" --log -f "$bench_dir/login_latency/record_login.pgbench" "$db")
-    ato_say "login_latency: ato.record_login() at $rate a second for $seconds s alone, $seconds s beside late imports of $late events (no worker yet), then $seconds s beside the worker and the same imports"
+    ato_say "login_latency: ato.record_login() at $rate a second for $seconds s alone, $seconds s beside late imports of $late events (no worker yet), $seconds s beside the imports and a nice 19 busy loop, then $seconds s beside the worker and the same imports"
     bench_psql -v step=setup -f "$sql" >/dev/null
     "$(ato_bindir)/pgbench" --log-prefix="$work/alone" "${logins[@]}" >"$work/pgbench_alone.out" 2>&1
     load_latencies alone
@@ -241,14 +242,28 @@ bench_login_latency() {
     wait "$pgbench"
     load_latencies imports
 
-    # then the worker folds them in (and those of the phase before) as they come
+    # the machine's floor: not the extension, any process that keeps a core
+    # busy at the lowest priority (nice 19) beside the same imports; what a
+    # background process costs the logins here whatever it does
+    "$(ato_bindir)/pgbench" --log-prefix="$work/burner" "${logins[@]}" >"$work/pgbench_burner.out" 2>&1 &
+    pgbench=$!
+    # (ends by itself, should this run stop early)
+    timeout "$((seconds + 5))" nice -n 19 sh -c 'while :; do :; done' &
+    burner=$!
+    imports_burner=$(imports_beside $pgbench)
+    wait "$pgbench"
+    kill "$burner" 2>/dev/null || true
+    load_latencies burner
+
+    # then the worker folds them in (and those of the phases before) as they come
     bench_psql -v step=worker -f "$sql" >/dev/null
     "$(ato_bindir)/pgbench" --log-prefix="$work/beside" "${logins[@]}" >"$work/pgbench_beside.out" 2>&1 &
     pgbench=$!
     imports=$(imports_beside $pgbench)
     wait "$pgbench"
     load_latencies beside
-    bench_psql -v step=report -v late_events="$late" -v imports="$imports" -v imports_only="$imports_only" -f "$sql"
+    bench_psql -v step=report -v late_events="$late" -v imports="$imports" -v imports_only="$imports_only" \
+        -v imports_burner="$imports_burner" -f "$sql"
 }
 
 # poll_until SQL: until the query answers t (every half second, at most ten

@@ -2,12 +2,15 @@
 -- ato.record_login() (record_login.pgbench, pgbench -R 200 --log) for a
 -- period alone, then for the same period beside late imports (one every
 -- 6 s) with no worker (what the imports cost by themselves), then beside
--- the detection worker's cycles and the same imports.  bench/run.sh runs the
+-- the same imports and a busy loop at nice 19 (the machine's floor: what
+-- any process keeping a core busy costs the logins here, at the lowest
+-- priority), then beside the detection worker's cycles and the same
+-- imports.  bench/run.sh runs the
 -- steps around pgbench:
 --
 --   psql -v step=setup    a week of history for 50,000 accounts (350,000
 --                         logins), summarised, and the table of latencies
---   psql -v step=load -v phase=alone|imports|beside < pgbench's --log lines
+--   psql -v step=load -v phase=alone|imports|burner|beside < pgbench's --log lines
 --                         the latencies of one phase into bench.login_latency
 --   psql -v step=worker   the detection worker started for this database
 --                         (ALTER SYSTEM, as for the third phase)
@@ -18,8 +21,9 @@
 --                         day, as it would in production
 --   psql -v step=report   p50, p99 and the slowest login of each phase
 --                         from bench.login_latency, and their ratios
---                         (-v imports=N, imports_only=M: how many imports
---                         ran beside the worker, and without it)
+--                         (-v imports=N, imports_only=M, imports_burner=K:
+--                         how many imports ran beside the worker, alone,
+--                         and beside the busy loop)
 
 \ir ../lib/prelude.sql
 SELECT bench.fail('login_latency.sql: give -v step=setup, load, worker, import or report')
@@ -77,6 +81,9 @@ SELECT format('p99 beside / alone: %s (target <= 2); slowest beside / alone: %s;
 SELECT format('the imports alone (%s, no worker): p99 imports / alone %s; what the worker adds: p99 beside / imports %s',
               :imports_only, round((i.p99 / a.p99)::numeric, 2), round((b.p99 / i.p99)::numeric, 2))
   FROM p a, p i, p b WHERE a.phase = 'alone' AND i.phase = 'imports' AND b.phase = 'beside';
+SELECT format('the machine''s floor, a nice 19 busy loop beside the same imports (%s) instead of the worker: p99 burner / alone %s; the worker against it: p99 beside / burner %s',
+              :imports_burner, round((f.p99 / a.p99)::numeric, 2), round((b.p99 / f.p99)::numeric, 2))
+  FROM p a, p f, p b WHERE a.phase = 'alone' AND f.phase = 'burner' AND b.phase = 'beside';
 SELECT format('beside the logins: %s late imports of %s events, folded in by the worker''s refreshes; the summaries at the end: watermark %s, late days pending %s',
               :imports, :late_events,
               (SELECT summarised_until FROM ato.summary_status), (SELECT count(*) FROM ato.summary_late_days))
