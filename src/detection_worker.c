@@ -44,7 +44,9 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -108,6 +110,44 @@ typedef struct WorkerStatement
 	void	   *read_arg;
 	MemoryContext reader_context;
 } WorkerStatement;
+
+/*
+ * Lower this process's CPU priority to DETECTION_WORKER_NICE.  On Linux with
+ * autogroup scheduling (kernel.sched_autogroup_enabled, the default of most
+ * distributions) a nice value ranks a process only against the others of
+ * its session, and every child of the postmaster begins a session of its
+ * own: the worker's nice value alone would leave it an equal share against
+ * each backend.  So the nice value of its session's group is lowered too
+ * (the worker is the group's one process).  Failing either only costs the
+ * application CPU, so it is logged, not fatal.
+ */
+static void
+lower_cpu_priority(void)
+{
+	errno = 0;
+	if (setpriority(PRIO_PROCESS, 0, DETECTION_WORKER_NICE) != 0)
+		ereport(LOG,
+				(errmsg("ato_response detection worker: could not lower its CPU priority: %m")));
+#ifdef __linux__
+	{
+		const char *nice_value = CppAsString2(DETECTION_WORKER_NICE);
+		int			fd = open("/proc/self/autogroup", O_WRONLY);
+
+		/* absent: a kernel without autogroup, whose nice value is enough */
+		if (fd < 0)
+		{
+			if (errno != ENOENT)
+				ereport(LOG,
+						(errmsg("ato_response detection worker: could not open /proc/self/autogroup: %m")));
+			return;
+		}
+		if (write(fd, nice_value, strlen(nice_value)) != (ssize_t) strlen(nice_value))
+			ereport(LOG,
+					(errmsg("ato_response detection worker: could not lower the CPU priority of its autogroup: %m")));
+		close(fd);
+	}
+#endif
+}
 
 static void
 run_statement(void *arg)
@@ -342,10 +382,7 @@ ato_detection_worker_main(Datum arg)
 	 * that writers need, partition upkeep takes its strong locks NOWAIT),
 	 * so running it slower cannot hold a login up.
 	 */
-	errno = 0;
-	if (setpriority(PRIO_PROCESS, 0, DETECTION_WORKER_NICE) != 0)
-		ereport(LOG,
-				(errmsg("ato_response detection worker: could not lower its CPU priority: %m")));
+	lower_cpu_priority();
 
 	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
 	/* no SET clause protects a worker's own statements */
