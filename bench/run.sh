@@ -77,7 +77,7 @@ ato_say "starting a throwaway cluster in $work"
 worker_conf=()
 [[ $what == worker ]] && worker_conf=("shared_preload_libraries = 'ato_response'"
     "ato_response.databases = '$db'")
-# login_latency starts the worker only for its third phase
+# login_latency starts the worker only for its last phase
 [[ $what == login_latency ]] && worker_conf=("shared_preload_libraries = 'ato_response'"
     "ato_response.detection_interval = 5")
 # bulk_load runs as in production: the worker every 10 s, and autovacuum
@@ -208,8 +208,8 @@ load_latencies() {
 
 # imports_beside PID: a late import every ATO_BENCH_IMPORT_EVERY seconds (6;
 # the next one at once if one takes longer) while process PID runs; prints
-# how many ran.  The same cadence with and without the worker, so that the
-# two phases carry the same imports and differ by the worker alone.
+# how many ran.  The same cadence in the three phases that have imports, so
+# that they carry the same imports and differ by what runs beside them.
 imports_beside() {
     local pid=$1 every=${ATO_BENCH_IMPORT_EVERY:-6} count=0 started
     while kill -0 "$pid" 2>/dev/null; do
@@ -247,16 +247,21 @@ bench_login_latency() {
     # background process costs the logins here whatever it does
     "$(ato_bindir)/pgbench" --log-prefix="$work/burner" "${logins[@]}" >"$work/pgbench_burner.out" 2>&1 &
     pgbench=$!
-    # (ends by itself, should this run stop early)
-    timeout "$((seconds + 5))" nice -n 19 sh -c 'while :; do :; done' &
+    # (ends by itself, should this run stop early; in a session of its own
+    # whose autogroup is at nice 19 too, as the worker's is at its nice
+    # value: under autogroup scheduling a nice value ranks a process only
+    # within its session, see src/detection_worker.c)
+    timeout "$((seconds + 5))" setsid sh -c 'echo 19 >/proc/self/autogroup 2>/dev/null; exec nice -n 19 sh -c "while :; do :; done"' &
     burner=$!
     imports_burner=$(imports_beside $pgbench)
     wait "$pgbench"
     kill "$burner" 2>/dev/null || true
     load_latencies burner
 
-    # then the worker folds them in (and those of the phases before) as they come
+    # then the worker, once it has folded in the imports of the phases
+    # before, folds them in as they come
     bench_psql -v step=worker -f "$sql" >/dev/null
+    poll_until "SELECT late_days = 0 FROM ato.summary_status"
     "$(ato_bindir)/pgbench" --log-prefix="$work/beside" "${logins[@]}" >"$work/pgbench_beside.out" 2>&1 &
     pgbench=$!
     imports=$(imports_beside $pgbench)
@@ -294,7 +299,7 @@ bench_bulk_load() {
     poll_until "SELECT NOT EXISTS (SELECT FROM generate_series(date_trunc('month', (SELECT at FROM bench.marks WHERE name = 'first_event'), 'UTC'), now(), interval '1 month') m, unnest(ARRAY['login_events', 'audit_events']) t WHERE to_regclass(format('ato.%s_p%s', t, to_char(m AT TIME ZONE 'UTC', 'YYYY_MM'))) IS NULL)"
     bench_psql -v step=settled -f "$sql"
     ato_say "bulk_load: seed 004's tables with the same rows, then both contenders"
-    bench_psql -v step=compare -v runs="$detect_runs" -f "$sql"
+    bench_psql -v step=compare -v how="$how" -v runs="$detect_runs" -f "$sql"
 }
 
 # pgbench_latency DATABASE SCRIPT CALLS: the average latency in ms of CALLS calls, one client

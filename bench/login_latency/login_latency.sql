@@ -13,7 +13,7 @@
 --   psql -v step=load -v phase=alone|imports|burner|beside < pgbench's --log lines
 --                         the latencies of one phase into bench.login_latency
 --   psql -v step=worker   the detection worker started for this database
---                         (ALTER SYSTEM, as for the third phase)
+--                         (ALTER SYSTEM, as for the last phase)
 --   psql -v step=import   a late import: :late_events successful logins
 --                         spread over the last three days, stored in one
 --                         transaction; the worker's next cycle (every 5 s
