@@ -29,9 +29,9 @@
  *      ato.worker_steps: one that fails is recorded and skipped, and the
  *      cycle goes on;
  *   The worker runs at a lower CPU priority than the backends (nice
- *   DETECTION_WORKER_NICE), and without parallel helpers (which would run
- *   at the backends' priority), so a refresh beside the application's
- *   logins takes the CPU they leave.
+ *   DETECTION_WORKER_NICE, its process and its autogroup), and without
+ *   parallel helpers (which would run at the backends' priority), so a
+ *   refresh beside the application's logins takes the CPU they leave.
  *   4. sleeping until ato_response.detection_interval after the last cycle
  *      began, woken early by SIGHUP (new settings, a new interval counting
  *      from the last cycle; the GeoIP file is reopened by the next lookup
