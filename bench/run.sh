@@ -229,7 +229,7 @@ bench_login_latency() {
     local imports imports_only imports_burner pgbench burner
     local sql=$bench_dir/login_latency/login_latency.sql
     local logins=(-n -c 4 -j 2 -R "$rate" -T "$seconds" --log -f "$bench_dir/login_latency/record_login.pgbench" "$db")
-    ato_say "login_latency: ato.record_login() at $rate a second for $seconds s alone, $seconds s beside late imports of $late events (no worker yet), $seconds s beside the imports and a nice 19 busy loop, then $seconds s beside the worker and the same imports"
+    ato_say "login_latency: ato.record_login() at $rate a second for $seconds s alone, $seconds s beside late imports of $late events (no worker yet), $seconds s beside the imports and a busy loop at the worker's priority, then $seconds s beside the worker and the same imports"
     bench_psql -v step=setup -f "$sql" >/dev/null
     "$(ato_bindir)/pgbench" --log-prefix="$work/alone" "${logins[@]}" >"$work/pgbench_alone.out" 2>&1
     load_latencies alone
@@ -243,15 +243,16 @@ bench_login_latency() {
     load_latencies imports
 
     # the machine's floor: not the extension, any process that keeps a core
-    # busy at the lowest priority (nice 19) beside the same imports; what a
-    # background process costs the logins here whatever it does
+    # busy at the worker's priority (nice 10) beside the same imports; what
+    # a background process at that priority costs the logins here whatever
+    # it does
     "$(ato_bindir)/pgbench" --log-prefix="$work/burner" "${logins[@]}" >"$work/pgbench_burner.out" 2>&1 &
     pgbench=$!
     # (ends by itself, should this run stop early; in a session of its own
-    # whose autogroup is at nice 19 too, as the worker's is at its nice
-    # value: under autogroup scheduling a nice value ranks a process only
-    # within its session, see src/detection_worker.c)
-    timeout "$((seconds + 5))" setsid sh -c 'echo 19 >/proc/self/autogroup 2>/dev/null; exec nice -n 19 sh -c "while :; do :; done"' &
+    # whose autogroup is at nice 10, as the worker's: under autogroup
+    # scheduling a nice value ranks a process only within its session, see
+    # src/detection_worker.c)
+    timeout "$((seconds + 5))" setsid sh -c 'echo 10 >/proc/self/autogroup 2>/dev/null; exec nice -n 10 sh -c "while :; do :; done"' &
     burner=$!
     imports_burner=$(imports_beside $pgbench)
     wait "$pgbench"

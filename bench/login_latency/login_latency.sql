@@ -2,9 +2,9 @@
 -- ato.record_login() (record_login.pgbench, pgbench -R 200 --log) for a
 -- period alone, then for the same period beside late imports (one every
 -- 6 s) with no worker (what the imports cost by themselves), then beside
--- the same imports and a busy loop at nice 19 (the machine's floor: what
--- any process keeping a core busy costs the logins here, at the lowest
--- priority), then beside the detection worker's cycles and the same
+-- the same imports and a busy loop at the worker's priority (nice 10; the
+-- machine's floor: what any process keeping a core busy at that priority
+-- costs the logins here), then beside the detection worker's cycles and the same
 -- imports.  bench/run.sh runs the
 -- steps around pgbench:
 --
@@ -81,7 +81,7 @@ SELECT format('p99 beside / alone: %s (target <= 2); slowest beside / alone: %s;
 SELECT format('the imports alone (%s, no worker): p99 imports / alone %s; what the worker adds: p99 beside / imports %s',
               :imports_only, round((i.p99 / a.p99)::numeric, 2), round((b.p99 / i.p99)::numeric, 2))
   FROM p a, p i, p b WHERE a.phase = 'alone' AND i.phase = 'imports' AND b.phase = 'beside';
-SELECT format('the machine''s floor, a nice 19 busy loop beside the same imports (%s) instead of the worker: p99 burner / alone %s; the worker against it: p99 beside / burner %s',
+SELECT format('the machine''s floor, a busy loop at the worker''s priority (nice 10) beside the same imports (%s) instead of the worker: p99 burner / alone %s; the worker against it: p99 beside / burner %s',
               :imports_burner, round((f.p99 / a.p99)::numeric, 2), round((b.p99 / f.p99)::numeric, 2))
   FROM p a, p f, p b WHERE a.phase = 'alone' AND f.phase = 'burner' AND b.phase = 'beside';
 SELECT format('beside the logins: %s late imports of %s events, folded in by the worker''s refreshes; the summaries at the end: watermark %s, late days pending %s',
