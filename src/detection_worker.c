@@ -81,6 +81,8 @@ PGDLLEXPORT void ato_detection_worker_main(Datum arg);
 /* work_mem of the detection worker, at least (kB) */
 /* The worker's nice value: a tenth of the CPU share of a backend, under contention. */
 #define DETECTION_WORKER_NICE 10
+/* tries at setting its autogroup's nice value, a tenth of a second apart */
+#define AUTOGROUP_NICE_ATTEMPTS 50
 
 /*
  * A history loaded at once (a first refresh, an import of months) is folded
@@ -131,20 +133,47 @@ lower_cpu_priority(void)
 #ifdef __linux__
 	{
 		const char *nice_value = CppAsString2(DETECTION_WORKER_NICE);
-		int			fd = open("/proc/self/autogroup", O_WRONLY);
+		int			attempt;
 
-		/* absent: a kernel without autogroup, whose nice value is enough */
-		if (fd < 0)
+		/*
+		 * The kernel takes one change of an autogroup's nice value in a
+		 * tenth of a second, machine-wide, and refuses others with EAGAIN:
+		 * workers started together take turns.
+		 */
+		for (attempt = 1;; attempt++)
 		{
-			if (errno != ENOENT)
+			int			fd = open("/proc/self/autogroup", O_WRONLY);
+			ssize_t		written;
+
+			/* absent: a kernel without autogroup, whose nice value is enough */
+			if (fd < 0)
+			{
+				if (errno != ENOENT)
+					ereport(LOG,
+							(errmsg("ato_response detection worker: could not open /proc/self/autogroup: %m")));
+				break;
+			}
+			errno = 0;
+			written = write(fd, nice_value, strlen(nice_value));
+			if (written >= 0 && written < (ssize_t) strlen(nice_value))
+				errno = ENOSPC; /* a short write sets none */
+			{
+				int			write_errno = errno;
+
+				close(fd);
+				errno = write_errno;
+			}
+			if (written == (ssize_t) strlen(nice_value))
+				break;
+			if (errno != EAGAIN || attempt >= AUTOGROUP_NICE_ATTEMPTS)
+			{
 				ereport(LOG,
-						(errmsg("ato_response detection worker: could not open /proc/self/autogroup: %m")));
-			return;
+						(errmsg("ato_response detection worker: could not lower the CPU priority of its autogroup: %m")));
+				break;
+			}
+			CHECK_FOR_INTERRUPTS();
+			pg_usleep(100 * 1000L);
 		}
-		if (write(fd, nice_value, strlen(nice_value)) != (ssize_t) strlen(nice_value))
-			ereport(LOG,
-					(errmsg("ato_response detection worker: could not lower the CPU priority of its autogroup: %m")));
-		close(fd);
 	}
 #endif
 }

@@ -15,6 +15,7 @@ use strict;
 use warnings;
 
 use IPC::Run;
+use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -307,6 +308,26 @@ unlike(
 	qr/database $old_churn does not exist/,
 	'nothing tries to connect to the dropped database any more');
 is($node->safe_psql('postgres', "$in_churn"), '1', 'and one worker serves the new one');
+
+# Workers started together each lower their autogroup's priority: the
+# kernel takes one such change in a tenth of a second and refuses the next.
+$node->restart;
+ok($node->poll_query_until('postgres', "SELECT count(*) = 2 FROM ($worker_pid_sql) w"),
+	'after a restart both workers run');
+SKIP:
+{
+	my @pids = split(/\n/, $node->safe_psql('postgres', $worker_pid_sql));
+	skip 'no autogroup scheduling in this kernel', 1 unless -e "/proc/$pids[0]/autogroup";
+	# (a worker may still be taking its turn)
+	my $lowered = 0;
+	foreach my $try (1 .. 50)
+	{
+		$lowered = grep { slurp_file("/proc/$_/autogroup") =~ / nice 10$/ } @pids;
+		last if $lowered == 2;
+		usleep(100_000);
+	}
+	is($lowered, 2, 'and both of their autogroups are at nice 10');
+}
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET ato_response.databases; SELECT pg_reload_conf()});
 
 $node->stop;
