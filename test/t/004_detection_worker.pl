@@ -171,26 +171,16 @@ ok( $node->poll_query_until(
 
 # --- CPU priority: below the backends', also across sessions ---------------
 my $pid = $node->safe_psql('postgres', $worker_pid_sql);
-# (field 19 of /proc/PID/stat is the nice value; the command name, field 2,
-# is in parentheses and holds spaces)
-sub nice_of
-{
-	my ($of) = @_;
-	open(my $stat, '<', "/proc/$of/stat") or return undef;
-	my $line = <$stat>;
-	close($stat);
-	$line =~ s/^.*\) //;
-	return (split(/ /, $line))[16];
-}
 SKIP:
 {
 	skip 'no /proc (not Linux)', 2 unless -e "/proc/$pid/stat";
-	is(nice_of($pid), '10', 'the worker runs at nice 10');
+	# field 19 of /proc/PID/stat is the nice value (the command name, field
+	# 2, is in parentheses and may hold spaces)
+	my $stat = slurp_file("/proc/$pid/stat");
+	$stat =~ s/^.*\) //;
+	is((split(/ /, $stat))[16], '10', 'the worker runs at nice 10');
 	skip 'no autogroup scheduling in this kernel', 1 unless -e "/proc/$pid/autogroup";
-	open(my $group, '<', "/proc/$pid/autogroup") or die "reading /proc/$pid/autogroup: $!";
-	my $autogroup = <$group>;
-	close($group);
-	like($autogroup, qr/ nice 10$/,
+	like(slurp_file("/proc/$pid/autogroup"), qr/ nice 10$/,
 		"and so does its session's autogroup, where a nice value counts only within the session");
 }
 
