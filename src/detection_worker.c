@@ -133,6 +133,7 @@ lower_cpu_priority(void)
 #ifdef __linux__
 	{
 		const char *nice_value = CppAsString2(DETECTION_WORKER_NICE);
+		ssize_t		length = strlen(nice_value);
 		int			attempt;
 
 		/*
@@ -144,6 +145,7 @@ lower_cpu_priority(void)
 		{
 			int			fd = open("/proc/self/autogroup", O_WRONLY);
 			ssize_t		written;
+			int			write_errno;
 
 			/* absent: a kernel without autogroup, whose nice value is enough */
 			if (fd < 0)
@@ -153,18 +155,13 @@ lower_cpu_priority(void)
 							(errmsg("ato_response detection worker: could not open /proc/self/autogroup: %m")));
 				break;
 			}
-			errno = 0;
-			written = write(fd, nice_value, strlen(nice_value));
-			if (written >= 0 && written < (ssize_t) strlen(nice_value))
-				errno = ENOSPC; /* a short write sets none */
-			{
-				int			write_errno = errno;
-
-				close(fd);
-				errno = write_errno;
-			}
-			if (written == (ssize_t) strlen(nice_value))
+			written = write(fd, nice_value, length);
+			/* (a short write sets no errno; the close must not clobber it) */
+			write_errno = written >= 0 ? ENOSPC : errno;
+			close(fd);
+			if (written == length)
 				break;
+			errno = write_errno;
 			if (errno != EAGAIN || attempt >= AUTOGROUP_NICE_ATTEMPTS)
 			{
 				ereport(LOG,
